@@ -1,0 +1,123 @@
+"""Coordinate and area arithmetic of LIIF, as small pure functions.
+
+Conventions (LIIF's): an image of n pixels along an axis spans [-1, 1]; pixel i has its
+centre at -1 + (2i + 1) / n. Coordinates are (y, x) pairs, the last dimension of a
+coordinate tensor. A query's cell is the size of its output pixel in the same units.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def pixel_centers(n: int, device: torch.device | str | None = None) -> Tensor:
+    """Centres of n pixels spanning [-1, 1], computed exactly as LIIF's `make_coord`.
+
+    The float32 rounding matters: LIIF subtracts these values from the query
+    coordinate, so we reproduce its arithmetic order bit for bit.
+    """
+    r = (1 - -1) / (2 * n)
+    return -1 + r + (2 * r) * torch.arange(n, device=device).float()
+
+
+def make_coord(shape: tuple[int, int], device: torch.device | str | None = None) -> Tensor:
+    """(H*W, 2) pixel-centre coordinates of an H x W image, row-major, LIIF's layout."""
+    ys = pixel_centers(shape[0], device)
+    xs = pixel_centers(shape[1], device)
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).view(-1, 2)
+
+
+def make_cell(shape: tuple[int, int], n: int, device: torch.device | str | None = None) -> Tensor:
+    """(n, 2) cell sizes (2/H, 2/W) of queries on an H x W output grid."""
+    cell = torch.tensor([2 / shape[0], 2 / shape[1]], dtype=torch.float32, device=device)
+    return cell.expand(n, 2)
+
+
+def nearest_index(coord: Tensor, n: int) -> Tensor:
+    """Index of the pixel (of n along this axis) whose cell contains `coord`.
+
+    Equals `grid_sample(..., mode='nearest', align_corners=False)`, ties included: the
+    source position ((coord + 1) * n - 1) / 2 in the same float arithmetic, rounded
+    half to even, then kept in range.
+    """
+    position = ((coord + 1) * n - 1) / 2
+    return torch.round(position).long().clamp_(0, n - 1)
+
+
+def ensemble_offsets(local_ensemble: bool) -> list[tuple[int, int]]:
+    """Shifts (vy, vx) of the latent codes that vote for a query: 4 corners or 1."""
+    if local_ensemble:
+        return [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+    return [(0, 0)]
+
+
+def shifted_query(coord: Tensor, vy: int, vx: int, feat_hw: tuple[int, int], eps: float) -> Tensor:
+    """The query moved by (vy, vx) half-cells of the feature grid, as LIIF does before lookup.
+
+    The small `eps` breaks ties at cell borders the same way LIIF does, and the clamp
+    keeps the lookup inside the grid.
+    """
+    ry = 1 / feat_hw[0]
+    rx = 1 / feat_hw[1]
+    shifted = coord.clone()
+    shifted[..., 0] += vy * ry + eps
+    shifted[..., 1] += vx * rx + eps
+    return shifted.clamp_(-1 + 1e-6, 1 - 1e-6)
+
+
+def relative_coord(coord: Tensor, latent_coord: Tensor, feat_hw: tuple[int, int]) -> Tensor:
+    """Query minus latent-code position, in units of the feature grid (LIIF's rel_coord)."""
+    rel = coord - latent_coord
+    rel[..., 0] *= feat_hw[0]
+    rel[..., 1] *= feat_hw[1]
+    return rel
+
+
+def relative_cell(cell: Tensor, feat_hw: tuple[int, int]) -> Tensor:
+    """Cell size in units of the feature grid (LIIF's rel_cell)."""
+    rel = cell.clone()
+    rel[..., 0] *= feat_hw[0]
+    rel[..., 1] *= feat_hw[1]
+    return rel
+
+
+def ensemble_weights(rel_coords: list[Tensor]) -> list[Tensor]:
+    """Local-ensemble weights: each member is weighted by the area of the rectangle
+    between the query and the *diagonally opposite* latent code, normalised to sum 1.
+
+    `rel_coords` come in `ensemble_offsets` order; with one member the weight is 1.
+    """
+    areas = [torch.abs(rel[..., 0] * rel[..., 1]) + 1e-9 for rel in rel_coords]
+    total = torch.stack(areas).sum(dim=0)
+    if len(areas) == 4:
+        areas = [areas[3], areas[2], areas[1], areas[0]]
+    return [area / total for area in areas]
+
+
+def bilinear_sample(
+    image: Tensor, coord: Tensor, grid_hw: tuple[int, int], window: tuple[int, int] = (0, 0)
+) -> Tensor:
+    """Bilinear interpolation of `image` (B, C, h, w) at `coord` (B, Q, 2) -> (B, Q, C).
+
+    Equals grid_sample(bilinear, border padding, align_corners=False) on the full
+    (H, W) = `grid_hw` image, of which `image` is the window starting at `window`.
+    """
+    batch, channels, win_h, win_w = image.shape
+    corners = []
+    for axis, n in enumerate(grid_hw):
+        position = (coord[..., axis] * (n / 2) + (n - 1) / 2).clamp(0, n - 1)
+        low = position.floor().long()
+        corners.append((low, (low + 1).clamp(max=n - 1), position - low))
+    (y0, y1, ty), (x0, x1, tx) = corners
+    pixels = image.permute(0, 2, 3, 1).reshape(-1, channels)
+    batch_offset = torch.arange(batch, device=image.device).view(batch, 1) * (win_h * win_w)
+
+    def at(y: Tensor, x: Tensor) -> Tensor:
+        index = (y - window[0]) * win_w + (x - window[1]) + batch_offset
+        return pixels.index_select(0, index.view(-1)).view(batch, -1, channels)
+
+    ty, tx = ty.unsqueeze(-1), tx.unsqueeze(-1)
+    top = at(y0, x0) * (1 - tx) + at(y0, x1) * tx
+    bottom = at(y1, x0) * (1 - tx) + at(y1, x1) * tx
+    return top * (1 - ty) + bottom * ty

@@ -1,0 +1,65 @@
+"""The literal LIIF formulation (Chen et al. 2021, Sec. 3), kept as the reference.
+
+It follows the paper and the official code step by step: unfold the feature map into
+576-d codes, look up the nearest codes with grid_sample over a coordinate map, build
+the full MLP input for every ensemble member and run the whole MLP four times. The fast
+decoder in `liifsr.liif` must agree with it; the benchmarks time both.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from liifsr.coords import make_coord
+from liifsr.liif import LIIF
+
+
+def literal_query(model: LIIF, inp: Tensor, coord: Tensor, cell: Tensor | None) -> Tensor:
+    config = model.config
+    feat = model.encode(inp)
+    if config.feature_unfold:
+        feat = F.unfold(feat, 3, padding=1).view(feat.shape[0], feat.shape[1] * 9, *feat.shape[-2:])
+    if config.local_ensemble:
+        shifts, eps = [-1, 1], 1e-6
+    else:
+        shifts, eps = [0], 0.0
+    h, w = feat.shape[-2:]
+    ry, rx = 2 / h / 2, 2 / w / 2
+    feat_coord = make_coord((h, w), inp.device).view(h, w, 2).permute(2, 0, 1).unsqueeze(0)
+    feat_coord = feat_coord.expand(feat.shape[0], 2, h, w)
+
+    preds, areas = [], []
+    for vy in shifts:
+        for vx in shifts:
+            query = coord.clone()
+            query[:, :, 0] += vy * ry + eps
+            query[:, :, 1] += vx * rx + eps
+            query.clamp_(-1 + 1e-6, 1 - 1e-6)
+            grid = query.flip(-1).unsqueeze(1)
+            q_feat = F.grid_sample(feat, grid, mode="nearest", align_corners=False)[:, :, 0, :].permute(0, 2, 1)
+            q_coord = F.grid_sample(feat_coord, grid, mode="nearest", align_corners=False)[:, :, 0, :].permute(0, 2, 1)
+            rel_coord = coord - q_coord
+            rel_coord[:, :, 0] *= h
+            rel_coord[:, :, 1] *= w
+            mlp_in = torch.cat([q_feat, rel_coord], dim=-1)
+            if config.cell_decode:
+                rel_cell = cell.clone()
+                rel_cell[:, :, 0] *= h
+                rel_cell[:, :, 1] *= w
+                mlp_in = torch.cat([mlp_in, rel_cell], dim=-1)
+            batch, queries = coord.shape[:2]
+            preds.append(model.imnet(mlp_in.view(batch * queries, -1)).view(batch, queries, -1))
+            areas.append(torch.abs(rel_coord[:, :, 0] * rel_coord[:, :, 1]) + 1e-9)
+
+    total = torch.stack(areas).sum(dim=0)
+    if config.local_ensemble:
+        areas = [areas[3], areas[2], areas[1], areas[0]]
+    out = 0
+    for pred, area in zip(preds, areas):
+        out = out + pred * (area / total).unsqueeze(-1)
+    if config.global_skip:
+        skip = F.grid_sample(inp, coord.flip(-1).unsqueeze(1), mode="bilinear", padding_mode="border", align_corners=False)
+        out = out + skip[:, :, 0, :].permute(0, 2, 1)
+    return out

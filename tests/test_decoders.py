@@ -1,0 +1,44 @@
+import math
+
+import torch
+
+from liifsr.config import DecoderConfig, model_preset
+from liifsr.decoders import MLP, Sine
+from liifsr.liif import LIIF
+
+
+def linears(mlp):
+    return [m for m in mlp.layers if isinstance(m, torch.nn.Linear)]
+
+
+def test_relu_mlp_layout_matches_liif():
+    mlp = MLP(580, DecoderConfig("relu"))
+    assert [(l.in_features, l.out_features) for l in linears(mlp)] == [(580, 256), (256, 256), (256, 256), (256, 256), (256, 3)]
+    assert all(isinstance(mlp.layers[i], torch.nn.ReLU) for i in (1, 3, 5, 7))
+
+
+def test_siren_initial_weight_ranges():
+    torch.manual_seed(0)
+    for name, w0 in (("edsr-liif-siren30", 30.0), ("edsr-liif-siren15", 15.0)):
+        mlp = LIIF(model_preset(name)).imnet
+        layers = linears(mlp)
+        first_bound = 1 / layers[0].in_features
+        w = layers[0].weight
+        assert w.abs().max() <= first_bound and w.abs().max() > 0.99 * first_bound
+        for layer in layers[1:]:
+            bound = math.sqrt(6 / layer.in_features) / w0
+            assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.98 * bound
+            # uniform on [-b, b] has standard deviation b / sqrt(3)
+            assert abs(layer.weight.std().item() - bound / math.sqrt(3)) < 0.05 * bound
+
+
+def test_sine_activation_is_sin_of_w0_times_affine_on_every_hidden_layer():
+    torch.manual_seed(0)
+    mlp = MLP(6, DecoderConfig("sine", hidden=[5, 4], w0_first=7.0, w0_hidden=3.0))
+    x = torch.rand(10, 6)
+    l0, l1, l2 = linears(mlp)
+    h = torch.sin(7.0 * (x @ l0.weight.t() + l0.bias))
+    h = torch.sin(3.0 * (h @ l1.weight.t() + l1.bias))
+    expected = h @ l2.weight.t() + l2.bias  # last layer linear
+    assert torch.allclose(mlp(x), expected, atol=1e-6)
+    assert [m.w0 for m in mlp.layers if isinstance(m, Sine)] == [7.0, 3.0]

@@ -1,0 +1,54 @@
+import torch
+
+from liifsr.config import EncoderConfig, model_preset
+from liifsr.encoders import EDSR, RDN, make_encoder
+from liifsr.liif import LIIF
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def test_paper_parameter_counts_without_mean_shift():
+    # The paper's 1,567,323 and 579,259 include LIIF's 24 unused mean-shift parameters.
+    for name in ("edsr-liif-relu", "edsr-liif-siren30", "edsr-liif-siren15"):
+        assert LIIF(model_preset(name)).num_parameters() == 1_567_323 - 24
+    for name in ("edsrless-liif-relu", "edsrless-liif-siren30"):
+        assert LIIF(model_preset(name)).num_parameters() == 579_259 - 24
+
+
+def test_edsr_layout_and_literal_parameter_count():
+    encoder = make_encoder(EncoderConfig(name="edsr", n_resblocks=16, n_feats=64))
+    conv = lambda cin, cout: cin * cout * 9 + cout  # noqa: E731
+    assert count(encoder) == conv(3, 64) + 16 * 2 * conv(64, 64) + conv(64, 64)
+    assert len(encoder.body) == 17 and encoder.out_dim == 64
+
+
+def test_edsr_long_skip_and_res_scale():
+    torch.manual_seed(0)
+    encoder = EDSR(n_resblocks=2, n_feats=8, res_scale=0.5)
+    x = torch.rand(1, 3, 6, 7)
+    head = encoder.head(x)
+    h = head
+    for block in encoder.body[:2]:
+        h = h + 0.5 * block.body(h)
+    expected = encoder.body[2](h) + head
+    assert torch.allclose(encoder(x), expected, atol=1e-6)
+
+
+def test_rdn_configuration_b():
+    encoder = RDN()
+    assert len(encoder.RDBs) == 16 and len(encoder.RDBs[0].convs) == 8 and encoder.out_dim == 64
+    assert encoder.RDBs[0].convs[7].conv[0].in_channels == 64 + 7 * 64
+    assert encoder(torch.rand(1, 3, 5, 6)).shape == (1, 64, 5, 6)
+
+
+def test_receptive_radius_bounds_the_influence_of_a_pixel():
+    torch.manual_seed(0)
+    for encoder in (EDSR(n_resblocks=3, n_feats=8), RDN(G0=8, D=2, C=2, G=4)):
+        x = torch.rand(1, 3, 41, 41)
+        y = x.clone()
+        y[:, :, 20, 20] += 1
+        changed = (encoder(x) - encoder(y)).abs().amax(dim=(0, 1)) > 0
+        rows = changed.any(dim=1).nonzero().view(-1)
+        assert rows.min() == 20 - encoder.receptive_radius and rows.max() == 20 + encoder.receptive_radius
