@@ -72,12 +72,13 @@ class LIIF(nn.Module):
         grid_hw: tuple[int, int] | None = None,
         window: tuple[int, int] = (0, 0),
         skip_image: Tensor | None = None,
+        skip_window: tuple[int, int] = (0, 0),
     ) -> Tensor:
         """Query RGB (B, Q, 3) at `coord` (B, Q, 2) from projected latents (B, h, w, hidden).
 
         `grid_hw` is the size of the full latent grid (default: the window itself) and
-        `window` the (row, col) of `proj`'s top-left code in it. `skip_image` is the LR
-        input over the same window, needed only by models with a global skip.
+        `window` the (row, col) of `proj`'s top-left code in it. `skip_image` is a window
+        of the LR input starting at `skip_window`, needed only by models with a global skip.
         """
         batch, win_h, win_w, hidden = proj.shape
         grid_hw = grid_hw or (win_h, win_w)
@@ -114,7 +115,7 @@ class LIIF(nn.Module):
         for pred, weight in zip(preds, weights):
             out = out + pred * weight.unsqueeze(-1)
         if self.config.global_skip:
-            out = out + C.bilinear_sample(skip_image, coord, grid_hw, window)
+            out = out + C.bilinear_sample(skip_image, coord, grid_hw, skip_window)
         return out
 
     def forward(self, inp: Tensor, coord: Tensor, cell: Tensor | None) -> Tensor:

@@ -1,0 +1,7 @@
+"""`python -m liifsr ...`, which is also how torchrun starts distributed training."""
+
+import sys
+
+from liifsr.cli import main
+
+sys.exit(main())

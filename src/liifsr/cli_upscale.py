@@ -1,0 +1,124 @@
+"""`liifsr upscale`, `liifsr convert` and `liifsr models`: the inference commands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+
+from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, convert_liif, load_model
+from liifsr.config import MODEL_PRESETS
+from liifsr.imageio import check_writable, read_image, write_image
+from liifsr.inference import DEFAULT_CHUNK, UpscaleError, check_output_size, output_size, resolve_device, upscale_array
+
+# Jobs with at least this many output pixels show a progress bar.
+PROGRESS_PIXELS = 2**22
+
+
+def parse_scale(text: str) -> tuple[float, float]:
+    """'3.5' or 'SY,SX' -> (sy, sx); positive and finite."""
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scale {text!r} is not a number or SY,SX pair") from None
+    if len(values) not in (1, 2) or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"scale {text!r} must be one or two positive finite numbers (e.g. 3.5 or 2,3)")
+    return (values[0], values[-1])
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' -> (H, W)."""
+    height, sep, width = text.lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit() or int(height) == 0 or int(width) == 0:
+        raise argparse.ArgumentTypeError(f"size {text!r} must look like HEIGHTxWIDTH with positive integers, e.g. 1080x1920")
+    return int(height), int(width)
+
+
+def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="input image(s)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--scale", type=parse_scale, help="scale factor S, or SY,SX per axis")
+    target.add_argument("--size", type=parse_size, help="output size HEIGHTxWIDTH")
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", type=Path, help="output file (one input)")
+    out.add_argument("--out-dir", type=Path, help="output folder (any number of inputs; names kept)")
+    parser.add_argument("--model", default=None, help=f"bundled model name or model file (default: {DEFAULT_MODEL})")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--tile", type=int, default=None, help="LR tile size for the encoder (default: automatic)")
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="queries decoded at once")
+    parser.add_argument("--allow-huge", action="store_true", help="allow outputs beyond 400 megapixels")
+
+
+def output_path(source: Path, args: argparse.Namespace, bit_depth: int) -> Path:
+    if args.output is not None:
+        return args.output
+    name = source.name if bit_depth == 8 else source.with_suffix(".png").name  # 16-bit needs PNG
+    return args.out_dir / name
+
+
+def run_upscale(args: argparse.Namespace) -> int:
+    if args.output is not None and len(args.inputs) > 1:
+        raise UpscaleError(f"-o takes one input but {len(args.inputs)} were given (use --out-dir DIR)")
+    if args.out_dir is not None and not args.out_dir.is_dir():
+        raise UpscaleError(f"output folder '{args.out_dir}' does not exist (create it first)")
+    if args.tile is not None and args.tile < 1 or args.chunk < 1:
+        raise UpscaleError("--tile and --chunk must be positive")
+    # Read and validate everything before the model runs, so errors come first and cheap.
+    jobs = []
+    for source in args.inputs:
+        image = read_image(source)
+        target = output_path(source, args, image.bit_depth)
+        check_writable(target, bit_depth=image.bit_depth, alpha=image.alpha is not None)
+        out_hw = output_size(image.rgb.shape[:2], args.scale, args.size)
+        check_output_size(out_hw, args.allow_huge)
+        jobs.append((source, image, target, out_hw))
+    model = load_model(args.model, device=resolve_device(args.device))
+    for source, image, target, out_hw in jobs:
+        rgb, alpha = upscale_array(
+            model,
+            image.rgb,
+            image.alpha,
+            size=out_hw,
+            allow_huge=args.allow_huge,
+            tile_size=args.tile,
+            chunk_size=args.chunk,
+            precision=args.precision,
+            progress=out_hw[0] * out_hw[1] >= PROGRESS_PIXELS,
+        )
+        write_image(target, rgb, alpha, grayscale=image.grayscale, bit_depth=image.bit_depth)
+        print(f"{source} -> {target} ({out_hw[1]}x{out_hw[0]})")
+    return 0
+
+
+def configure_convert_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="official LIIF checkpoint (.pth)")
+    parser.add_argument("target", type=Path, help="output .safetensors file")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    if args.target.suffix != ".safetensors":
+        raise UpscaleError(f"target '{args.target}' must end in .safetensors")
+    if not args.target.parent.is_dir():
+        raise UpscaleError(f"folder '{args.target.parent}' does not exist (create it first)")
+    config = convert_liif(args.source, args.target)
+    print(f"{args.source} -> {args.target} ({config.encoder.name}, {config.decoder.activation} MLP {config.decoder.hidden})")
+    return 0
+
+
+def configure_models_parser(parser: argparse.ArgumentParser) -> None:
+    del parser  # no options
+
+
+def run_models(args: argparse.Namespace) -> int:
+    del args
+    print("bundled models (trained weights):")
+    for name in sorted(bundled_models()):
+        print(f"  {name}{'  (default)' if name == DEFAULT_MODEL else ''}")
+    print("presets (architectures for `liifsr train`):")
+    for name in MODEL_PRESETS:
+        print(f"  {name}")
+    return 0

@@ -1,0 +1,526 @@
+"""Reading and writing images for the ``liifsr upscale`` CLI.
+
+Everything a user can get wrong about an input or output file (missing,
+truncated, unsupported, unwritable...) surfaces as :class:`ImageError` with a
+single-line message naming the file, the problem and the fix, so the CLI can
+print it as is instead of a traceback.
+
+Pixels cross this boundary as float32 arrays in [0, 1]: the model always sees
+RGB, and the metadata it needs to write a faithful output (alpha, grayscale,
+bit depth) travels alongside in :class:`LoadedImage`.
+
+Outputs are written atomically (temporary file in the destination directory,
+then ``os.replace``) so an interrupted or failed run never leaves a partial
+file, nor clobbers a previous good one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import png
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageError",
+    "LoadedImage",
+    "atomic_write",
+    "check_writable",
+    "read_image",
+    "write_image",
+]
+
+#: Extensions (lower case, with the dot) treated as images when scanning folders
+#: and accepted as output destinations.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+_PIL_FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+# BMP is accepted by Pillow in RGBA but read back without alpha: refuse it.
+_ALPHA_EXTENSIONS = frozenset({".png", ".webp", ".tif", ".tiff"})
+# Encoder options chosen for super-resolution outputs, where fidelity matters
+# more than size: no chroma subsampling for JPEG, lossless WebP.
+_SAVE_OPTIONS: dict[str, dict[str, object]] = {
+    "JPEG": {"quality": 95, "subsampling": 0},
+    "WEBP": {"lossless": True},
+}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_EXIF_ORIENTATION = 0x0112
+_FIX_CORRUPT = "re-export or re-download it"
+
+
+class ImageError(ValueError):
+    """A problem with an image file the user gave us, with a one-line message.
+
+    Subclasses ValueError so callers that only care about "bad input" can
+    catch it generically; the CLI catches it to print the message alone.
+    """
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image, normalised for the model plus what is needed to save it back.
+
+    ``rgb`` is always (H, W, 3) so the model never has to special-case
+    grayscale; ``grayscale`` records that the source had one channel so the
+    output can be written the same way.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    grayscale: bool
+    bit_depth: int
+    source_mode: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width), the order used everywhere else in liifsr."""
+        return self.rgb.shape[0], self.rgb.shape[1]
+
+
+# --------------------------------------------------------------------------
+# messages
+
+
+def _one_line(text: object) -> str:
+    """Collapse whitespace so third-party error texts cannot break the one-line rule."""
+    return " ".join(str(text).split())
+
+
+def _quote(path: str | os.PathLike[str]) -> str:
+    """Quote a path for a message; repr escapes newlines and control characters."""
+    return repr(os.fspath(path))
+
+
+def _read_error(path: str | os.PathLike[str], problem: str, fix: str) -> ImageError:
+    return ImageError(f"cannot read {_quote(path)}: {_one_line(problem)} ({fix})")
+
+
+def _write_error(path: str | os.PathLike[str], problem: str, fix: str) -> ImageError:
+    return ImageError(f"cannot write {_quote(path)}: {_one_line(problem)} ({fix})")
+
+
+def _os_error_problem(error: OSError) -> str:
+    """The useful part of an OSError (strerror without the repeated filename)."""
+    return error.strerror or str(error) or type(error).__name__
+
+
+# --------------------------------------------------------------------------
+# reading
+
+
+def read_image(path: str | os.PathLike[str]) -> LoadedImage:
+    """Decode an image file fully into a :class:`LoadedImage`, EXIF orientation applied.
+
+    The whole file is decoded here (not lazily) so a truncated or corrupt
+    file fails before any expensive model work starts.
+    """
+    if os.path.isdir(path):
+        raise _read_error(path, "it is a directory, not an image file", "pass an image file")
+    try:
+        with Image.open(path) as img:
+            _load_fully(path, img)
+            _check_single_frame(path, img)
+            if img.width == 0 or img.height == 0:
+                raise _read_error(path, f"image has zero size ({img.width}x{img.height})", _FIX_CORRUPT)
+            orientation = _exif_orientation(img)
+            if img.format == "PNG" and _png_needs_pypng(path):
+                loaded = _read_png_16bit_color(path, source_mode=f"{img.mode};16")
+            else:
+                loaded = _from_pil(path, img)
+    except FileNotFoundError:
+        raise _read_error(path, "file does not exist", "check the path") from None
+    except PermissionError:
+        raise _read_error(path, "permission denied", "check the file permissions") from None
+    except UnidentifiedImageError:
+        supported = ", ".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
+        raise _read_error(path, "not a recognised image file", f"use one of: {supported}") from None
+    except Image.DecompressionBombError as error:
+        raise _read_error(path, f"image is too large ({error})", "downscale or crop it first") from None
+    except OSError as error:
+        raise _read_error(path, _os_error_problem(error), "check the file") from None
+    return _apply_orientation(loaded, orientation)
+
+
+def _check_single_frame(path: str | os.PathLike[str], img: Image.Image) -> None:
+    """Refuse animations and multi-page files rather than silently upscaling frame 0.
+
+    MPO (what many phone cameras write as .jpg) is exempt: its extra frames
+    are previews or stereo views, and frame 0 is the photo.
+    """
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1 and img.format != "MPO":
+        raise _read_error(
+            path,
+            f"{img.format} file has {frames} frames/pages, only single images are supported",
+            "extract the frame you want into its own file",
+        )
+
+
+def _load_fully(path: str | os.PathLike[str], img: Image.Image) -> None:
+    """Force the full decode, turning decoder failures into one-line ImageErrors."""
+    try:
+        img.load()
+    except Image.DecompressionBombError:
+        raise
+    except OSError as error:
+        if "truncated" in str(error):
+            raise _read_error(path, "file is truncated", _FIX_CORRUPT) from None
+        raise _read_error(path, f"file is corrupt ({_one_line(error)})", _FIX_CORRUPT) from None
+    except (SyntaxError, ValueError, EOFError) as error:
+        # Pillow reports some structural PNG/JPEG errors as SyntaxError/ValueError.
+        raise _read_error(path, f"file is corrupt ({_one_line(error)})", _FIX_CORRUPT) from None
+
+
+def _exif_orientation(img: Image.Image) -> int:
+    """EXIF Orientation tag (1..8), 1 when absent or unreadable.
+
+    Orientation is optional metadata: a malformed EXIF block must not make an
+    otherwise fine image unreadable, hence the broad except.
+    """
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - see docstring
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _apply_orientation(loaded: LoadedImage, orientation: int) -> LoadedImage:
+    """Rotate/flip the arrays like ``ImageOps.exif_transpose`` would.
+
+    Done on the arrays rather than the Pillow image so the same code handles
+    16-bit colour PNGs, which never exist as a Pillow image.
+    """
+    transforms = {
+        2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+        3: lambda a: a[::-1, ::-1],  # ROTATE_180
+        4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+        5: lambda a: a.swapaxes(0, 1),  # TRANSPOSE
+        6: lambda a: np.rot90(a, -1),  # ROTATE_270 (clockwise)
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],  # TRANSVERSE
+        8: lambda a: np.rot90(a, 1),  # ROTATE_90 (counter-clockwise)
+    }
+    if orientation == 1:
+        return loaded
+    fix = transforms[orientation]
+    return LoadedImage(
+        rgb=np.ascontiguousarray(fix(loaded.rgb)),
+        alpha=None if loaded.alpha is None else np.ascontiguousarray(fix(loaded.alpha)),
+        grayscale=loaded.grayscale,
+        bit_depth=loaded.bit_depth,
+        source_mode=loaded.source_mode,
+    )
+
+
+def _png_needs_pypng(path: str | os.PathLike[str]) -> bool:
+    """True for 16-bit PNGs with colour (or gray+alpha), which Pillow truncates to 8 bits.
+
+    Reads the IHDR chunk directly: bit depth at byte 24, colour type at 25.
+    16-bit plain gray (colour type 0) is left to Pillow, which keeps it as I;16.
+    """
+    with open(path, "rb") as handle:
+        header = handle.read(26)
+    if len(header) < 26 or not header.startswith(_PNG_SIGNATURE) or header[12:16] != b"IHDR":
+        return False
+    bit_depth, colour_type = header[24], header[25]
+    return bit_depth == 16 and colour_type in (2, 4, 6)
+
+
+def _read_png_16bit_color(path: str | os.PathLike[str], source_mode: str) -> LoadedImage:
+    """Decode a 16-bit RGB/RGBA/gray+alpha PNG with full precision using pypng."""
+    try:
+        width, height, rows, info = png.Reader(filename=os.fspath(path)).asDirect()
+        data = np.vstack([np.frombuffer(row, dtype=np.uint16) for row in rows])
+    except (png.Error, EOFError, ValueError) as error:
+        raise _read_error(path, f"file is corrupt ({_one_line(error)})", _FIX_CORRUPT) from None
+    planes = info["planes"]
+    # asDirect rescales to the sBIT depth when that chunk is present.
+    scale = float(2 ** info["bitdepth"] - 1)
+    pixels = data.reshape(height, width, planes).astype(np.float32) / scale
+    grayscale = bool(info["greyscale"])
+    color_planes = 1 if grayscale else 3
+    alpha = pixels[..., color_planes] if info["alpha"] else None
+    rgb = pixels[..., :color_planes]
+    return LoadedImage(
+        rgb=_to_rgb3(rgb),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha),
+        grayscale=grayscale,
+        bit_depth=16,
+        source_mode=source_mode,
+    )
+
+
+def _from_pil(path: str | os.PathLike[str], img: Image.Image) -> LoadedImage:
+    """Normalise any supported Pillow mode to float RGB (+ alpha)."""
+    mode = img.mode
+    has_transparency = "transparency" in img.info
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        return _from_pil_16bit_gray(path, img)
+    if mode == "1" or (mode == "L" and not has_transparency):
+        return _make_8bit(np.asarray(img.convert("L")), None, grayscale=True, mode=mode)
+    if mode in ("L", "LA", "La"):
+        pixels = np.asarray(img.convert("LA"))
+        return _make_8bit(pixels[..., 0], pixels[..., 1], grayscale=True, mode=mode)
+    if mode in ("P", "PA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr"):
+        wants_alpha = mode in ("PA", "RGBA", "RGBa") or (has_transparency and mode in ("P", "RGB"))
+        if wants_alpha:
+            pixels = np.asarray(img.convert("RGBA"))
+            return _make_8bit(pixels[..., :3], pixels[..., 3], grayscale=False, mode=mode)
+        return _make_8bit(np.asarray(img.convert("RGB")), None, grayscale=False, mode=mode)
+    raise _read_error(path, f"unsupported image mode {mode!r}", "convert it to 8- or 16-bit RGB/RGBA/gray PNG")
+
+
+def _from_pil_16bit_gray(path: str | os.PathLike[str], img: Image.Image) -> LoadedImage:
+    """16-bit gray (PNG/TIFF), with optional tRNS transparency.
+
+    Mode "I" is 32-bit signed in Pillow; it is accepted only when its values
+    fit in 16 bits, which is what 16-bit gray files decode to.
+    """
+    values = np.asarray(img).astype(np.int64)
+    if values.min() < 0 or values.max() > 65535:
+        raise _read_error(
+            path,
+            f"unsupported {img.mode!r} image with values outside 0..65535",
+            "convert it to 8- or 16-bit gray PNG",
+        )
+    alpha = None
+    transparent = img.info.get("transparency")
+    if isinstance(transparent, int):
+        alpha = (values != transparent).astype(np.float32)
+    gray = values.astype(np.float32) / 65535.0
+    return LoadedImage(rgb=_to_rgb3(gray[..., None]), alpha=alpha, grayscale=True, bit_depth=16, source_mode=img.mode)
+
+
+def _make_8bit(color: np.ndarray, alpha: np.ndarray | None, grayscale: bool, mode: str) -> LoadedImage:
+    color_f = color.astype(np.float32) / 255.0
+    if color_f.ndim == 2:
+        color_f = color_f[..., None]
+    return LoadedImage(
+        rgb=_to_rgb3(color_f),
+        alpha=None if alpha is None else alpha.astype(np.float32) / 255.0,
+        grayscale=grayscale,
+        bit_depth=8,
+        source_mode=mode,
+    )
+
+
+def _to_rgb3(color: np.ndarray) -> np.ndarray:
+    """(H, W, 1) or (H, W, 3) float -> contiguous float32 (H, W, 3)."""
+    if color.shape[-1] == 1:
+        color = np.repeat(color, 3, axis=-1)
+    return np.ascontiguousarray(color, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------
+# writing
+
+
+def check_writable(path: str | os.PathLike[str], *, bit_depth: int = 8, alpha: bool = False) -> Path:
+    """Validate an output destination before any expensive work, so the CLI fails fast.
+
+    Checks the extension is supported (and can hold the requested alpha /
+    bit depth), that the path is not a directory, and that its directory
+    exists and is writable. Returns the destination as a Path.
+    """
+    dest = Path(path)
+    ext = dest.suffix.lower()
+    supported = ", ".join(IMAGE_EXTENSIONS)
+    if not ext:
+        raise _write_error(path, "output file name has no extension", f"add one of {supported}")
+    if ext not in _PIL_FORMATS:
+        raise _write_error(path, f"unsupported output format {ext!r}", f"use one of {supported}")
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    if bit_depth == 16 and ext != ".png":
+        raise _write_error(path, f"{ext} cannot store 16-bit images", "use .png, or write 8-bit")
+    if alpha and ext not in _ALPHA_EXTENSIONS:
+        raise _write_error(path, f"{ext} cannot store an alpha channel", "use .png (or .webp/.tiff)")
+    _check_destination(path, dest)
+    return dest
+
+
+def _check_destination(path: str | os.PathLike[str], dest: Path) -> None:
+    """Directory-level checks shared by check_writable and atomic_write."""
+    if dest.is_dir():
+        raise _write_error(path, "it is a directory", "give a file name, e.g. out/image.png")
+    parent = dest.parent
+    if not parent.exists():
+        raise _write_error(path, f"directory {_quote(parent)} does not exist", "create it first")
+    if not parent.is_dir():
+        raise _write_error(path, f"{_quote(parent)} is not a directory", "choose another output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _write_error(
+            path,
+            f"permission denied for directory {_quote(parent)}",
+            "choose another location or fix its permissions",
+        )
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place only if the block succeeds.
+
+    The temporary file lives in the destination directory (so ``os.replace``
+    is an atomic rename on the same filesystem) and keeps the extension, so
+    writers that infer the format from the name still work. On any failure,
+    including KeyboardInterrupt, it is removed and ``path`` is untouched.
+
+    Unlike ``NamedTemporaryFile`` (always mode 0600) the file is created with
+    the usual umask-derived permissions, or those of the file it replaces.
+    Destination problems raise :class:`ImageError` (whatever the file is).
+    """
+    dest = Path(path)
+    _check_destination(path, dest)
+    tmp = _create_temp_file(path, dest)
+    try:
+        yield tmp
+        _copy_existing_mode(dest, tmp)
+        _fsync(tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _create_temp_file(path: str | os.PathLike[str], dest: Path) -> Path:
+    """Create an empty, hidden, uniquely named file beside ``dest``.
+
+    ``os.open`` with mode 0o666 lets the kernel apply the umask, so the final
+    file gets normal permissions without touching the process-wide umask.
+    """
+    for _ in range(100):
+        tmp = dest.with_name(f".{dest.stem}.{secrets.token_hex(4)}.tmp{dest.suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise _write_error(path, _os_error_problem(error), "choose another location") from None
+        os.close(fd)
+        return tmp
+    raise _write_error(path, "could not create a temporary file", "clean up stray .tmp files")
+
+
+def _copy_existing_mode(dest: Path, tmp: Path) -> None:
+    """Keep the permissions of a file we overwrite, as a plain open('w') would."""
+    try:
+        mode = stat.S_IMODE(dest.stat().st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(tmp, mode)
+
+
+def _fsync(path: Path) -> None:
+    """Flush to disk before the rename so a crash cannot leave an empty file in place."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    grayscale: bool = False,
+    bit_depth: int = 8,
+) -> None:
+    """Write float RGB in [0, 1] (plus optional alpha) atomically; format from the extension.
+
+    Values are clipped then rounded to the nearest level. ``grayscale`` writes
+    one channel (mean of the three), matching how :func:`read_image` expands
+    gray sources. 16-bit is PNG only; colour or alpha 16-bit PNGs go through
+    pypng because Pillow has no 16-bit RGB/LA/RGBA modes.
+    """
+    color, alpha_levels = _quantize_inputs(rgb, alpha, grayscale, bit_depth)
+    dest = check_writable(path, bit_depth=bit_depth, alpha=alpha is not None)
+    pixels = color if alpha_levels is None else np.concatenate([color, alpha_levels[..., None]], axis=-1)
+    try:
+        with atomic_write(dest) as tmp:
+            if bit_depth == 16 and pixels.shape[-1] > 1:
+                _write_png_16bit(tmp, pixels, grayscale=grayscale)
+            else:
+                _write_pil(tmp, pixels, _PIL_FORMATS[dest.suffix.lower()])
+    except OSError as error:
+        raise _write_error(path, _os_error_problem(error), "check free disk space and permissions") from None
+
+
+def _quantize_inputs(
+    rgb: np.ndarray, alpha: np.ndarray | None, grayscale: bool, bit_depth: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate arrays and turn them into integer levels; programming errors raise ValueError."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"rgb must have shape (H, W, 3) with H, W > 0, got {rgb.shape}")
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        if alpha.shape != rgb.shape[:2]:
+            raise ValueError(f"alpha must have shape {rgb.shape[:2]}, got {alpha.shape}")
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    if np.isnan(rgb).any() or (alpha is not None and np.isnan(alpha).any()):
+        raise ValueError("image data contains NaN values")
+    color = rgb.mean(axis=-1, keepdims=True) if grayscale else rgb
+    return _quantize(color, bit_depth), None if alpha is None else _quantize(alpha, bit_depth)
+
+
+def _quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
+    levels = 255 if bit_depth == 8 else 65535
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * levels).astype(dtype)
+
+
+def _write_pil(tmp: Path, pixels: np.ndarray, pil_format: str) -> None:
+    """8-bit anything, or 16-bit single-channel gray (Pillow mode I;16)."""
+    if pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    image.save(tmp, format=pil_format, **_SAVE_OPTIONS.get(pil_format, {}))
+
+
+def _write_png_16bit(tmp: Path, pixels: np.ndarray, grayscale: bool) -> None:
+    """16-bit LA/RGB/RGBA PNG via pypng, feeding pre-packed big-endian rows for speed."""
+    height, width, planes = pixels.shape
+    writer = png.Writer(
+        width,
+        height,
+        greyscale=grayscale,
+        alpha=planes in (2, 4),
+        bitdepth=16,
+    )
+    rows = pixels.astype(">u2").reshape(height, width * planes)
+    with open(tmp, "wb") as handle:
+        writer.write_packed(handle, (row.tobytes() for row in rows))
+
+
+# --------------------------------------------------------------------------
+# in-memory PIL images (the Python API's `model.upscale(pil_image)`)
+
+
+def from_pil(img: Image.Image) -> LoadedImage:
+    """A PIL image already in memory, normalised like `read_image` (no EXIF rotation)."""
+    img.load()
+    return _from_pil("<PIL image>", img)
+
+
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None, grayscale: bool = False) -> Image.Image:
+    """Float RGB in [0, 1] (+ alpha) -> 8-bit PIL image: L, LA, RGB or RGBA."""
+    color, alpha_levels = _quantize_inputs(rgb, alpha, grayscale, 8)
+    pixels = color if alpha_levels is None else np.concatenate([color, alpha_levels[..., None]], axis=-1)
+    return Image.fromarray(np.ascontiguousarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels))

@@ -1,0 +1,295 @@
+"""Upscaling whole images with bounded memory, exactly as LIIF's forward would.
+
+The LR grid is cut into tiles. For each tile we run the encoder on the tile plus a
+margin of `encoder.receptive_radius` pixels (so the features inside are those of the
+whole image), project the latent codes once, and decode the output pixels whose
+centres fall in the tile, in chunks of at most `chunk_size` queries. A query reads
+latent codes at most one cell away from its own (local ensemble), and each code's
+projection reads one more ring (feature unfolding), so a tile's decoding needs codes
+within 2 cells of it, plus the encoder's margin.
+
+Peak memory beyond the input and output buffers is therefore bounded by the tile
+(encoder activations over (tile + 2 * (margin + 2))^2 pixels) and the chunk
+(about chunk_size * 4 * hidden floats for the MLP), whatever the image size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from liifsr import coords as C
+from liifsr.liif import LIIF
+
+DEFAULT_CHUNK = 65536
+DEFAULT_TILE = 256
+# Inputs up to this many pixels are encoded in one piece (no margin overhead).
+UNTILED_MAX_PIXELS = 512 * 512
+# Outputs beyond this need allow_huge=True: a typo like --scale 300 should not eat the disk.
+MAX_OUTPUT_PIXELS = 20000 * 20000
+
+
+class UpscaleError(ValueError):
+    """A request that cannot be served; the message names the problem and the fix."""
+
+
+def output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | None, size: tuple[int, int] | None) -> tuple[int, int]:
+    """Output (H, W) from a scale (one or per axis) or an explicit size; validated."""
+    if (scale is None) == (size is None):
+        raise UpscaleError("give exactly one of scale or size")
+    if size is not None:
+        if len(size) != 2 or any(not isinstance(n, (int, np.integer)) or n <= 0 for n in size):
+            raise UpscaleError(f"size must be two positive integers (height, width), got {size!r}")
+        return int(size[0]), int(size[1])
+    scales = scale if isinstance(scale, (tuple, list)) else (scale, scale)
+    if len(scales) != 2:
+        raise UpscaleError(f"scale must be one number or (sy, sx), got {scale!r}")
+    for s in scales:
+        if not isinstance(s, (int, float, np.floating, np.integer)) or not math.isfinite(s) or s <= 0:
+            raise UpscaleError(f"scale must be a positive finite number, got {s!r}")
+    out = tuple(max(1, round(n * s)) for n, s in zip(in_hw, scales))
+    return out[0], out[1]
+
+
+def check_output_size(out_hw: tuple[int, int], allow_huge: bool) -> None:
+    pixels = out_hw[0] * out_hw[1]
+    if pixels > MAX_OUTPUT_PIXELS and not allow_huge:
+        raise UpscaleError(
+            f"output of {out_hw[1]}x{out_hw[0]} pixels exceeds the limit of {MAX_OUTPUT_PIXELS:,} pixels "
+            "(use --allow-huge / allow_huge=True if you mean it)"
+        )
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open range [start, stop) along one axis."""
+
+    start: int
+    stop: int
+
+
+def tile_spans(n: int, tile: int) -> list[Span]:
+    return [Span(start, min(start + tile, n)) for start in range(0, n, tile)]
+
+
+def owned_outputs(centers: Tensor, n_latent: int, span: Span) -> Span:
+    """Output pixels (along one axis) whose centre lies in latent cells `span`.
+
+    The nearest latent cell is monotone in the coordinate, so this is a contiguous range.
+    """
+    cells = C.nearest_index(centers, n_latent)
+    start = int(torch.searchsorted(cells, torch.tensor(span.start)))
+    stop = int(torch.searchsorted(cells, torch.tensor(span.stop)))
+    return Span(start, stop)
+
+
+def needed_latents(centers: Tensor, n_latent: int, local_ensemble: bool) -> Span:
+    """Latent cells (along one axis) that queries at `centers` read, all ensemble shifts included."""
+    shifts = (-1, 1) if local_ensemble else (0,)
+    eps = 1e-6 if local_ensemble else 0.0
+    indices = [C.nearest_index((centers + v / n_latent + eps).clamp(-1 + 1e-6, 1 - 1e-6), n_latent) for v in shifts]
+    return Span(min(int(i.min()) for i in indices), max(int(i.max()) for i in indices) + 1)
+
+
+def grow(span: Span, by: int, n: int) -> Span:
+    return Span(max(0, span.start - by), min(n, span.stop + by))
+
+
+def decode_blocks(
+    model: LIIF,
+    inp: Tensor,
+    out_hw: tuple[int, int],
+    chunk_size: int = DEFAULT_CHUNK,
+    tile_size: int | None = None,
+) -> Iterator[tuple[Span, Span, Tensor]]:
+    """Yield (rows, cols, rgb (1, h, w, 3) in normalised space) covering the output.
+
+    `inp` is the normalised LR image (1, 3, H, W) on the model's device.
+    """
+    in_h, in_w = inp.shape[-2:]
+    if tile_size is None:
+        tile_size = max(in_h, in_w) if in_h * in_w <= UNTILED_MAX_PIXELS else DEFAULT_TILE
+    device = inp.device
+    ys = C.pixel_centers(out_hw[0], device)
+    xs = C.pixel_centers(out_hw[1], device)
+    cell = torch.tensor([2 / out_hw[0], 2 / out_hw[1]], device=device)
+    margin = model.encoder.receptive_radius
+    ensemble = model.config.local_ensemble
+
+    for tile_rows in tile_spans(in_h, tile_size):
+        out_rows = owned_outputs(ys, in_h, tile_rows)
+        if out_rows.start == out_rows.stop:
+            continue
+        for tile_cols in tile_spans(in_w, tile_size):
+            out_cols = owned_outputs(xs, in_w, tile_cols)
+            if out_cols.start == out_cols.stop:
+                continue
+            # latents read by the queries -> features for their 3x3 projection -> encoder input
+            lat_r = needed_latents(ys[out_rows.start : out_rows.stop], in_h, ensemble)
+            lat_c = needed_latents(xs[out_cols.start : out_cols.stop], in_w, ensemble)
+            feat_r, feat_c = grow(lat_r, 1, in_h), grow(lat_c, 1, in_w)
+            enc_r, enc_c = grow(feat_r, margin, in_h), grow(feat_c, margin, in_w)
+            window = inp[:, :, enc_r.start : enc_r.stop, enc_c.start : enc_c.stop]
+            feat = model.encode(window)
+            feat = feat[:, :, feat_r.start - enc_r.start : feat_r.stop - enc_r.start, feat_c.start - enc_c.start : feat_c.stop - enc_c.start]
+            proj = model.latent_projection(feat)
+            proj = proj[:, lat_r.start - feat_r.start : lat_r.stop - feat_r.start, lat_c.start - feat_c.start : lat_c.stop - feat_c.start]
+            # The bilinear skip reads pixels within one cell of the queries: the latent span.
+            skip = inp[:, :, lat_r.start : lat_r.stop, lat_c.start : lat_c.stop] if model.config.global_skip else None
+            width = out_cols.stop - out_cols.start
+            rows_per_chunk = max(1, chunk_size // width)
+            for r0 in range(out_rows.start, out_rows.stop, rows_per_chunk):
+                r1 = min(r0 + rows_per_chunk, out_rows.stop)
+                grid = torch.stack(torch.meshgrid(ys[r0:r1], xs[out_cols.start : out_cols.stop], indexing="ij"), dim=-1)
+                coord = grid.view(1, -1, 2)
+                rgb = model.decode(
+                    proj,
+                    coord,
+                    cell.expand(1, coord.shape[1], 2),
+                    grid_hw=(in_h, in_w),
+                    window=(lat_r.start, lat_c.start),
+                    skip_image=skip,
+                    skip_window=(lat_r.start, lat_c.start),
+                )
+                yield Span(r0, r1), out_cols, rgb.view(1, r1 - r0, width, -1)
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without one is a clear error."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise UpscaleError("device 'cuda' requested but no CUDA GPU is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise UpscaleError(f"unknown precision {precision!r} (choose fp32 or bf16)")
+
+
+@torch.no_grad()
+def upscale_tensor(
+    model: LIIF,
+    lr: Tensor,
+    size: tuple[int, int],
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    tile_size: int | None = None,
+    precision: str = "fp32",
+    progress: bool = False,
+    out: Tensor | None = None,
+) -> Tensor:
+    """Upscale `lr` (1, 3, h, w) in [0, 1] to `size`; returns (1, 3, H, W) clamped to [0, 1].
+
+    Runs on the model's device. `out` may be a preallocated (H, W, 3) CPU tensor of any
+    dtype (uint8 or uint16 to save memory: values are then rounded to that range) which
+    is filled and returned instead.
+    """
+    if lr.dim() != 4 or lr.shape[:2] != (1, 3):
+        raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {tuple(lr.shape)}")
+    device = next(model.parameters()).device
+    inp = (lr.to(device, torch.float32) - 0.5) / 0.5
+    result = out if out is not None else torch.empty(size[0], size[1], 3)
+    levels = {torch.uint8: 255, torch.uint16: 65535}.get(result.dtype)
+    bar = tqdm(total=size[0] * size[1], unit="px", unit_scale=True, disable=not progress, leave=False)
+    with _autocast(device, precision):
+        for rows, cols, rgb in decode_blocks(model, inp, size, chunk_size, tile_size):
+            block = (rgb[0].float() * 0.5 + 0.5).clamp_(0, 1).cpu()
+            if levels is not None:
+                block = (block * levels).round_()
+            result[rows.start : rows.stop, cols.start : cols.stop] = block.to(result.dtype)
+            bar.update((rows.stop - rows.start) * (cols.stop - cols.start))
+    bar.close()
+    return result if out is not None else result.permute(2, 0, 1).unsqueeze(0)
+
+
+def upscale(
+    model: LIIF,
+    image,
+    scale: float | tuple[float, float] | None = None,
+    size: tuple[int, int] | None = None,
+    *,
+    allow_huge: bool = False,
+    **options,
+):
+    """Upscale a PIL image, a uint8/uint16 array (H, W[, C]) or a float tensor in [0, 1].
+
+    Returns the same kind of object. Grayscale stays grayscale (the model sees it as
+    RGB); an alpha channel is resized with bicubic interpolation. Options are those
+    of `upscale_tensor` (chunk_size, tile_size, precision, progress).
+    """
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        from liifsr.imageio import from_pil, to_pil
+
+        loaded = from_pil(image)
+        rgb, alpha = upscale_array(model, loaded.rgb, loaded.alpha, scale, size, allow_huge=allow_huge, **options)
+        return to_pil(rgb, alpha, grayscale=loaded.grayscale)
+    if isinstance(image, np.ndarray):
+        if image.dtype not in (np.uint8, np.uint16):
+            raise UpscaleError(f"arrays must be uint8 or uint16, got {image.dtype} (pass floats as a torch tensor)")
+        levels = np.iinfo(image.dtype).max
+        array = image.astype(np.float32) / levels
+        gray = array.ndim == 2
+        if gray:
+            array = array[..., None]
+        if array.shape[-1] not in (1, 2, 3, 4):
+            raise UpscaleError(f"arrays must be (H, W) or (H, W, 1-4 channels), got shape {image.shape}")
+        color = array[..., :3] if array.shape[-1] >= 3 else np.repeat(array[..., :1], 3, axis=-1)
+        alpha = array[..., -1] if array.shape[-1] in (2, 4) else None
+        rgb, alpha = upscale_array(model, color, alpha, scale, size, allow_huge=allow_huge, **options)
+        channels = [rgb.mean(-1, keepdims=True) if array.shape[-1] <= 2 else rgb]
+        if alpha is not None:
+            channels.append(alpha[..., None])
+        result = np.concatenate(channels, axis=-1)
+        result = np.round(np.clip(result, 0, 1) * levels).astype(image.dtype)
+        return result[..., 0] if gray else result
+    if isinstance(image, Tensor):
+        if not image.is_floating_point():
+            raise UpscaleError("tensors must be float in [0, 1], shaped (3, H, W) or (N, 3, H, W)")
+        batch = image if image.dim() == 4 else image.unsqueeze(0)
+        if batch.dim() != 4 or batch.shape[1] != 3:
+            raise UpscaleError(f"tensors must be shaped (3, H, W) or (N, 3, H, W), got {tuple(image.shape)}")
+        out_hw = output_size(tuple(batch.shape[-2:]), scale, size)
+        check_output_size(out_hw, allow_huge)
+        outs = [upscale_tensor(model, b.unsqueeze(0), out_hw, **options) for b in batch]
+        result = torch.cat(outs).to(image.device)
+        return result if image.dim() == 4 else result[0]
+    raise UpscaleError(f"cannot upscale a {type(image).__name__}: pass a PIL image, a numpy array or a torch tensor")
+
+
+def upscale_array(
+    model: LIIF,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    scale: float | tuple[float, float] | None = None,
+    size: tuple[int, int] | None = None,
+    *,
+    allow_huge: bool = False,
+    **options,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float (H, W, 3) in [0, 1] (and an optional (H, W) alpha) -> upscaled float arrays."""
+    out_hw = output_size(rgb.shape[:2], scale, size)
+    check_output_size(out_hw, allow_huge)
+    lr = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+    out = upscale_tensor(model, lr, out_hw, **options)[0].permute(1, 2, 0).numpy()
+    return out, (resize_alpha(alpha, out_hw) if alpha is not None else None)
+
+
+def resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize of an alpha plane in [0, 1], clamped: transparency is not super-resolved."""
+    plane = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None, None]
+    resized = F.interpolate(plane, size=size, mode="bicubic", align_corners=False)
+    return resized[0, 0].clamp_(0, 1).numpy()

@@ -1,0 +1,153 @@
+"""Tests for liifsr.metrics: LIIF's calc_psnr, the psnr wrapper, Y conversion, SSIM."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from liifsr.metrics import calc_psnr, gaussian_window, psnr, rgb_to_y, ssim
+
+FIXTURE = Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz"
+
+# MATLAB rgb2ycbcr / LIIF coefficients (published constants).
+Y_COEFFS = np.array([65.738, 129.057, 25.064]) / 256
+C1 = (0.01 * 255) ** 2
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return np.load(FIXTURE)
+
+
+@pytest.mark.parametrize("dataset", ["benchmark", "div2k"])
+@pytest.mark.parametrize("scale", [2, 3, 4, 6])
+def test_calc_psnr_matches_liif(cases, dataset, scale):
+    pred = torch.from_numpy(cases["psnr/pred"])
+    gt = torch.from_numpy(cases["psnr/gt"])
+    expected = float(cases[f"psnr/{dataset}-{scale}"])
+    assert abs(calc_psnr(pred, gt, dataset=dataset, scale=scale).item() - expected) <= 1e-4
+    assert abs(psnr(pred, gt, protocol=dataset, scale=scale) - expected) <= 1e-4
+
+
+def test_calc_psnr_plain_matches_liif(cases):
+    pred = torch.from_numpy(cases["psnr/pred"])
+    gt = torch.from_numpy(cases["psnr/gt"])
+    expected = float(cases["psnr/plain"])
+    assert abs(calc_psnr(pred, gt).item() - expected) <= 1e-4
+    assert abs(psnr(pred, gt, protocol="plain") - expected) <= 1e-4
+
+
+def test_psnr_by_hand():
+    hr = torch.full((1, 3, 20, 20), 0.5, dtype=torch.float64)
+    sr = hr.clone()
+    sr[:, 1] += 0.1  # error only in G
+    assert math.isclose(psnr(sr, hr, "plain"), -10 * math.log10(0.01 / 3), rel_tol=1e-12)
+    y_err = 0.1 * Y_COEFFS[1]
+    assert math.isclose(psnr(sr, hr, "benchmark", 2), -10 * math.log10(y_err**2), rel_tol=1e-12)
+    # rgb_range divides the difference.
+    assert math.isclose(
+        calc_psnr(sr * 255, hr * 255, rgb_range=255).item(), psnr(sr, hr, "plain"), rel_tol=1e-12
+    )
+
+
+@pytest.mark.parametrize("protocol,scale,shave", [("benchmark", 3, 3), ("div2k", 2, 8)])
+def test_psnr_shaves_border(protocol, scale, shave):
+    hr = torch.zeros(1, 3, 30, 30, dtype=torch.float64)
+    sr = hr + 0.01
+    sr[..., :shave, :] = 1.0  # a huge error confined to the shaved band
+    sr[..., -shave:] = 1.0
+    expected = -10 * math.log10((0.01 * Y_COEFFS.sum()) ** 2) if protocol == "benchmark" else 40.0
+    assert math.isclose(psnr(sr, hr, protocol, scale), expected, rel_tol=1e-9)
+    assert psnr(sr, hr, "plain") < 20
+
+
+def test_rejects_unknown_protocol_and_fractional_shave():
+    x = torch.zeros(1, 3, 16, 16)
+    with pytest.raises(ValueError):
+        psnr(x, x, "set5", 2)
+    with pytest.raises(ValueError):
+        calc_psnr(x, x, dataset="benchmark", scale=2.5)
+
+
+def test_rgb_to_y():
+    white, black = torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    assert torch.allclose(rgb_to_y(white), torch.full((1, 1, 2, 2), 235 / 255), atol=1e-5)
+    assert torch.allclose(rgb_to_y(black), torch.full((1, 1, 2, 2), 16 / 255), atol=1e-7)
+    assert torch.equal(rgb_to_y(black, offset=False), torch.zeros(1, 1, 2, 2))
+    rgb = torch.tensor([0.2, 0.7, 0.4], dtype=torch.float64).view(1, 3, 1, 1)
+    assert math.isclose(rgb_to_y(rgb, offset=False).item(), float(Y_COEFFS @ [0.2, 0.7, 0.4]), rel_tol=1e-12)
+
+
+def test_gaussian_window():
+    w = gaussian_window()
+    assert w.shape == (11, 11)
+    assert math.isclose(w.sum().item(), 1.0, rel_tol=1e-12)
+    assert math.isclose((w[5, 6] / w[5, 5]).item(), math.exp(-1 / (2 * 1.5**2)), rel_tol=1e-12)
+
+
+def test_ssim_identity_is_one():
+    x = torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(0))
+    assert math.isclose(ssim(x, x, 4, "benchmark"), 1.0, rel_tol=1e-12)
+    assert math.isclose(ssim(x, x), 1.0, rel_tol=1e-12)
+
+
+def test_ssim_decreases_with_noise():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 48, 48, generator=gen, dtype=torch.float64)
+    noise = torch.randn(1, 3, 48, 48, generator=gen, dtype=torch.float64)
+    values = [ssim((x + sigma * noise).clamp(0, 1), x, 2, "benchmark") for sigma in (0.01, 0.05, 0.1, 0.3)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert values[0] < 1
+
+
+@pytest.mark.parametrize("a,b", [(0.2, 0.3), (0.5, 0.9), (0.0, 1.0)])
+def test_ssim_constant_images_is_luminance_term(a, b):
+    """Zero variance: the contrast-structure term is C2 / C2, SSIM = luminance term."""
+    mu1 = 255 * (16 / 255 + a * Y_COEFFS.sum())
+    mu2 = 255 * (16 / 255 + b * Y_COEFFS.sum())
+    expected = (2 * mu1 * mu2 + C1) / (mu1**2 + mu2**2 + C1)
+    x = torch.full((1, 3, 20, 20), a, dtype=torch.float64)
+    y = torch.full((1, 3, 20, 20), b, dtype=torch.float64)
+    assert math.isclose(ssim(x, y), expected, rel_tol=1e-9)
+
+
+def test_ssim_single_channel_has_no_offset():
+    x = torch.full((1, 1, 16, 16), 0.2, dtype=torch.float64)
+    y = torch.full((1, 1, 16, 16), 0.4, dtype=torch.float64)
+    expected = (2 * 51 * 102 + C1) / (51**2 + 102**2 + C1)
+    assert math.isclose(ssim(x, y), expected, rel_tol=1e-9)
+
+
+def test_ssim_shaves_border():
+    gen = torch.Generator().manual_seed(1)
+    hr = torch.rand(1, 3, 30, 30, generator=gen)
+    sr = hr.clone()
+    sr[..., :4, :] = 0  # damage only the band that x4 benchmark shaves
+    assert math.isclose(ssim(sr, hr, 4, "benchmark"), 1.0, rel_tol=1e-12)
+    assert ssim(sr, hr, 4, "plain") < 0.99
+
+
+def test_ssim_too_small_after_shave():
+    x = torch.rand(1, 3, 20, 20)
+    with pytest.raises(ValueError):
+        ssim(x, x, 4, "div2k")
+
+
+def test_ssim_single_window_by_hand():
+    """An 11x11 image has exactly one 'valid' window: compute Wang et al.'s formula directly."""
+    rng = np.random.default_rng(3)
+    a, b = rng.random((11, 11)), rng.random((11, 11))
+    g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    x, y = 255 * a, 255 * b
+    mx, my = (w * x).sum(), (w * y).sum()
+    vx, vy = (w * (x - mx) ** 2).sum(), (w * (y - my) ** 2).sum()
+    cov = (w * (x - mx) * (y - my)).sum()
+    c2 = (0.03 * 255) ** 2
+    expected = (2 * mx * my + C1) * (2 * cov + c2) / ((mx**2 + my**2 + C1) * (vx + vy + c2))
+    got = ssim(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None])
+    assert math.isclose(got, expected, rel_tol=1e-9)
