@@ -85,8 +85,8 @@ def owned_outputs(centers: Tensor, n_latent: int, span: Span) -> Span:
     The nearest latent cell is monotone in the coordinate, so this is a contiguous range.
     """
     cells = C.nearest_index(centers, n_latent)
-    start = int(torch.searchsorted(cells, torch.tensor(span.start)))
-    stop = int(torch.searchsorted(cells, torch.tensor(span.stop)))
+    bounds = torch.tensor([span.start, span.stop], device=cells.device)
+    start, stop = torch.searchsorted(cells, bounds).tolist()
     return Span(start, stop)
 
 

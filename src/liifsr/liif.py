@@ -103,11 +103,11 @@ class LIIF(nn.Module):
 
         first = self.imnet.first_linear
         w_coord = first.weight[:, self.latent_dim : self.latent_dim + 2]
-        pre = pre + torch.cat(rel_coords, dim=1) @ w_coord.t()
+        pre = pre + torch.cat(rel_coords, dim=1) @ w_coord.t()  # a fresh tensor: in-place below is safe
         if self.config.cell_decode:
             w_cell = first.weight[:, self.latent_dim + 2 : self.latent_dim + 4]
             rel_cell = C.relative_cell(cell, grid_hw)
-            pre = pre + (rel_cell @ w_cell.t()).repeat(1, len(offsets), 1)
+            pre = pre.view(batch, len(offsets), -1, hidden).add_((rel_cell @ w_cell.t()).unsqueeze(1)).view(batch, -1, hidden)
         preds = self.imnet.tail(self.imnet.first_activation(pre)).chunk(len(offsets), dim=1)
 
         weights = C.ensemble_weights(rel_coords)

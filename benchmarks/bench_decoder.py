@@ -1,0 +1,94 @@
+"""Fast decoder against the literal LIIF formulation: output kilopixels per second.
+
+Both paths run the same EDSR-LIIF weights on the same real LR crops, in one process,
+interleaved, so machine noise hits both alike; each figure is the best of --repeats.
+The literal path decodes in chunks of 30,000 queries as LIIF's `batched_predict`
+does; ours goes through `upscale_tensor` with its default chunking. Output sizes are
+about 256x256 at every scale (LR size 256 / scale) so that each row measures a
+comparable amount of decoding.
+
+    python benchmarks/bench_decoder.py [--scales 2,4,12,30] [--repeats 3] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from literal_liif import literal_query  # noqa: E402
+
+from liifsr.config import model_preset  # noqa: E402
+from liifsr.coords import make_coord  # noqa: E402
+from liifsr.inference import upscale_tensor  # noqa: E402
+from liifsr.liif import LIIF  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "src" / "liifsr" / "data" / "astronaut.png"
+OUTPUT_SIDE = 256
+
+
+def literal_upscale(model: LIIF, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000) -> torch.Tensor:
+    inp = (lr - 0.5) / 0.5
+    coord = make_coord(size, lr.device).unsqueeze(0)
+    cell = torch.tensor([2 / size[0], 2 / size[1]], device=lr.device).expand_as(coord)
+    with torch.no_grad():
+        preds = [literal_query(model, inp, coord[:, i : i + chunk], cell[:, i : i + chunk]) for i in range(0, coord.shape[1], chunk)]
+    return (torch.cat(preds, dim=1) * 0.5 + 0.5).clamp(0, 1)
+
+
+def best_time(fn, repeats: int, device: torch.device) -> float:
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="2,4,12,30")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = LIIF(model_preset("edsr-liif-relu")).to(device).eval()
+    image = np.asarray(Image.open(SAMPLE).convert("RGB"), dtype=np.float32) / 255
+
+    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
+    print("| scale | LR | output | precision | literal kpx/s | fast kpx/s | fast / literal fp32 | fast / literal same precision |")
+    print("|---|---|---|---|---|---|---|---|")
+    for scale in [float(s) for s in args.scales.split(",")]:
+        side = max(4, round(OUTPUT_SIDE / scale))
+        lr = torch.from_numpy(image[200 : 200 + side, 200 : 200 + side]).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
+        size = (round(side * scale), round(side * scale))
+        kpx = size[0] * size[1] / 1000
+        literal_fp32 = None
+        for precision in ("fp32", "bf16"):
+            autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+            with autocast:
+                literal_upscale(model, lr, size)  # warm-up
+                literal = best_time(lambda: literal_upscale(model, lr, size), args.repeats, device)
+            fast_fn = lambda: upscale_tensor(model, lr, size, precision=precision)  # noqa: E731
+            fast_fn()
+            fast = best_time(fast_fn, args.repeats, device)
+            literal_fp32 = literal_fp32 or literal
+            print(
+                f"| x{scale:g} | {side}x{side} | {size[1]}x{size[0]} | {precision} | {kpx / literal:.0f} | {kpx / fast:.0f} "
+                f"| {literal_fp32 / fast:.2f}x | {literal / fast:.2f}x |"
+            )
+
+
+if __name__ == "__main__":
+    main()

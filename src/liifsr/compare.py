@@ -1,0 +1,292 @@
+"""`liifsr compare`: side-by-side crops of several models, like the paper's Figures 5 and 6.
+
+Two modes:
+
+* default (Figure 6): the image is the HR; it is downsampled with LIIF's protocol
+  (`liif_downsample`) and every method upscales it back. The box is in HR pixels; the
+  panels are the LR input (whole, with the box marked), bicubic, each model and the HR
+  crop, each captioned with its PSNR on the box (RGB, no border shaved).
+* `--lr-crop` (Figure 5): the box region of the image itself is the LR input, as in the
+  paper's Figure 5; there is no ground truth, so no PSNR. The first panel shows the
+  whole image with the box marked, the second the LR crop, the others the crop
+  upscaled by `scale`.
+
+Models decode only the output pixels inside the box (the encoder runs on the LR
+window those pixels read, plus its receptive margin), so a x30 figure of a large image
+costs no more than its crop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from liifsr import coords as C
+from liifsr.evaluate import BICUBIC, bicubic_method, check_output_path, resolve_device
+from liifsr.imageio import atomic_write, read_image
+from liifsr.metrics import calc_psnr
+from liifsr.resize import liif_downsample
+
+if TYPE_CHECKING:
+    from liifsr.liif import LIIF
+
+FIGURE_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+DEFAULT_SCALE = 30.0  # the paper's figures
+# Display geometry, in pixels at DPI: panels share one height, clamped to this range.
+DPI = 100
+MIN_PANEL_HEIGHT, MAX_PANEL_HEIGHT = 240, 480
+MIN_SLOT_WIDTH = 170  # room for a caption under narrow panels
+PAD, CAPTION_HEIGHT, FOOTNOTE_HEIGHT = 10, 46, 26
+BOX_COLOR = "red"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def crop(self, image: Tensor) -> Tensor:
+        return image[..., self.y : self.y + self.h, self.x : self.x + self.w]
+
+
+@dataclass
+class Panel:
+    image: np.ndarray  # (H, W, 3) float in [0, 1]
+    caption: str
+    # Rectangle to draw, in this image's pixel units (x, y, w, h); None for none.
+    mark: tuple[float, float, float, float] | None = None
+
+
+# --- inputs -----------------------------------------------------------------------
+
+
+def parse_box(text: str) -> Box:
+    try:
+        x, y, w, h = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"bad --box {text!r}: give four whole numbers x,y,w,h (left, top, width, height)") from None
+    if x < 0 or y < 0 or w < 1 or h < 1:
+        raise ValueError(f"bad --box {text!r}: x and y must be >= 0, width and height >= 1")
+    return Box(x, y, w, h)
+
+
+def check_box(box: Box, height: int, width: int, what: str) -> None:
+    if box.x + box.w > width or box.y + box.h > height:
+        raise ValueError(
+            f"box {box.x},{box.y},{box.w},{box.h} does not fit in the {width}x{height} {what} (x + w <= {width}, y + h <= {height})"
+        )
+
+
+def parse_models(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError("give at least one model with --models A,B,...")
+    return names
+
+
+def display_name(name: str) -> str:
+    """Model files are captioned by file stem; bundled names as they are."""
+    return Path(name).stem if Path(name).suffix in (".safetensors", ".pth", ".pt") else name
+
+
+# --- decoding ---------------------------------------------------------------------
+
+
+@torch.no_grad()
+def decode_box(model: LIIF, lr: Tensor, out_hw: tuple[int, int], box: Box, chunk_size: int = 65536) -> Tensor:
+    """The pixels inside `box` of `model`'s (H, W) = `out_hw` output for `lr` (1, 3, h, w) in [0, 1].
+
+    Equal to cropping `upscale_tensor(model, lr, out_hw)`, without decoding the rest:
+    the encoder runs on the LR window the box's queries read (latent codes within one
+    cell, their 3x3 unfolding, the encoder's receptive radius), as inference's tiles do.
+    """
+    from liifsr.inference import grow, needed_latents
+
+    device = next(model.parameters()).device
+    inp = (lr.to(device, torch.float32) - 0.5) / 0.5
+    in_h, in_w = inp.shape[-2:]
+    ys = C.pixel_centers(out_hw[0], device)[box.y : box.y + box.h]
+    xs = C.pixel_centers(out_hw[1], device)[box.x : box.x + box.w]
+
+    lat_r = needed_latents(ys, in_h, model.config.local_ensemble)
+    lat_c = needed_latents(xs, in_w, model.config.local_ensemble)
+    feat_r, feat_c = grow(lat_r, 1, in_h), grow(lat_c, 1, in_w)
+    margin = model.encoder.receptive_radius
+    enc_r, enc_c = grow(feat_r, margin, in_h), grow(feat_c, margin, in_w)
+    feat = model.encode(inp[:, :, enc_r.start : enc_r.stop, enc_c.start : enc_c.stop])
+    feat = feat[:, :, feat_r.start - enc_r.start : feat_r.stop - enc_r.start, feat_c.start - enc_c.start : feat_c.stop - enc_c.start]
+    proj = model.latent_projection(feat)
+    proj = proj[:, lat_r.start - feat_r.start : lat_r.stop - feat_r.start, lat_c.start - feat_c.start : lat_c.stop - feat_c.start]
+    skip = inp[:, :, lat_r.start : lat_r.stop, lat_c.start : lat_c.stop] if model.config.global_skip else None
+    corner = (lat_r.start, lat_c.start)
+
+    cell = torch.tensor([2 / out_hw[0], 2 / out_hw[1]], device=device)
+    rows_per_chunk = max(1, chunk_size // box.w)
+    out = torch.empty(box.h, box.w, 3)
+    for r0 in range(0, box.h, rows_per_chunk):
+        r1 = min(r0 + rows_per_chunk, box.h)
+        coord = torch.stack(torch.meshgrid(ys[r0:r1], xs, indexing="ij"), dim=-1).view(1, -1, 2)
+        rgb = model.decode(
+            proj, coord, cell.expand(1, coord.shape[1], 2), grid_hw=(in_h, in_w), window=corner, skip_image=skip, skip_window=corner
+        )
+        out[r0:r1] = (rgb.view(r1 - r0, box.w, 3) * 0.5 + 0.5).clamp(0, 1).cpu()
+    return out.permute(2, 0, 1).unsqueeze(0)
+
+
+def load_models(names: list[str], device: torch.device) -> dict[str, LIIF]:
+    """Load every model up front so a bad name fails before any work."""
+    from liifsr.checkpoint import load_model
+
+    return {name: load_model(name, device=device) for name in names if name != BICUBIC}
+
+
+# --- the two modes ----------------------------------------------------------------
+
+
+def to_array(image: Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) tensor -> (H, W, 3) float array for display."""
+    return image.reshape(-1, *image.shape[-2:]).permute(1, 2, 0).cpu().numpy()
+
+
+def downsampled_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box) -> list[Panel]:
+    """Figure 6: LR by LIIF's protocol, every method upscales it back, PSNR on the box."""
+    hr, lr = liif_downsample(image, scale)
+    check_box(box, hr.shape[-2], hr.shape[-1], f"HR image (cropped to a multiple of x{scale:g})")
+    out_hw = (hr.shape[-2], hr.shape[-1])
+    lr = lr.unsqueeze(0)
+    target = box.crop(hr).unsqueeze(0)
+    sy, sx = out_hw[0] / lr.shape[-2], out_hw[1] / lr.shape[-1]
+    panels = [
+        Panel(
+            to_array(lr),
+            f"LR input ({lr.shape[-1]}x{lr.shape[-2]})",
+            (box.x / sx, box.y / sy, box.w / sx, box.h / sy),
+        )
+    ]
+    for name in [BICUBIC] + [n for n in names if n != BICUBIC]:
+        if name == BICUBIC:
+            # MATLAB bicubic of the whole image (cheap), rounded to uint8 as in `evaluate`.
+            pred = box.crop(bicubic_method(lr, out_hw))
+        else:
+            pred = decode_box(models[name], lr, out_hw, box)
+        psnr = float(calc_psnr(pred, target))
+        panels.append(Panel(to_array(pred), f"{display_name(name)}\n{psnr:.2f} dB"))
+    panels.append(Panel(to_array(target), "HR\n(ground truth)"))
+    return panels
+
+
+def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box) -> list[Panel]:
+    """Figure 5: the box of the image itself is the LR input; no ground truth, no PSNR."""
+    from liifsr.inference import upscale_tensor
+
+    check_box(box, image.shape[-2], image.shape[-1], "image")
+    lr = box.crop(image).unsqueeze(0)
+    out_hw = (max(1, round(box.h * scale)), max(1, round(box.w * scale)))
+    panels = [
+        Panel(
+            to_array(image),
+            f"image ({image.shape[-1]}x{image.shape[-2]}),\nboxed {box.w}x{box.h} = LR input",
+            (box.x, box.y, box.w, box.h),
+        ),
+        Panel(to_array(lr), f"LR input ({box.w}x{box.h})"),
+    ]
+    for name in [BICUBIC] + [n for n in names if n != BICUBIC]:
+        if name == BICUBIC:
+            pred = bicubic_method(lr, out_hw)
+        else:
+            pred = upscale_tensor(models[name], lr, out_hw)
+        panels.append(Panel(to_array(pred), f"{display_name(name)}\n({out_hw[1]}x{out_hw[0]})"))
+    return panels
+
+
+# --- layout -----------------------------------------------------------------------
+
+
+def render(panels: list[Panel], footnote: str, path: Path) -> None:
+    """Panels side by side at one height, captions below, written atomically to `path`."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    crop_height = panels[-1].image.shape[0]
+    height = min(max(crop_height, MIN_PANEL_HEIGHT), MAX_PANEL_HEIGHT)
+    widths = [height * p.image.shape[1] / p.image.shape[0] for p in panels]
+    slots = [max(w, MIN_SLOT_WIDTH) for w in widths]
+    fig_w = sum(slots) + PAD * (len(panels) + 1)
+    fig_h = PAD + height + CAPTION_HEIGHT + FOOTNOTE_HEIGHT
+    # A bare Figure (no pyplot) keeps no global state and needs no display.
+    fig = Figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI, facecolor="white")
+    bottom = FOOTNOTE_HEIGHT + CAPTION_HEIGHT
+    left = PAD
+    for panel, width, slot in zip(panels, widths, slots):
+        x0 = left + (slot - width) / 2
+        ax = fig.add_axes((x0 / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
+        # Show pixels as pixels when enlarged; smooth only when shrinking a large image.
+        interpolation = "nearest" if height >= panel.image.shape[0] else "antialiased"
+        ax.imshow(np.clip(panel.image, 0, 1), interpolation=interpolation)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if panel.mark is not None:
+            x, y, w, h = panel.mark
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=BOX_COLOR, linewidth=2))
+        fig.text((left + slot / 2) / fig_w, (bottom - 6) / fig_h, panel.caption, ha="center", va="top", fontsize=11)
+        left += slot + PAD
+    fig.text(PAD / fig_w, 6 / fig_h, footnote, ha="left", va="bottom", fontsize=9, color="dimgray")
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lower().lstrip(".").replace("jpg", "jpeg"), dpi=DPI)
+
+
+def compare(
+    image_path: str | Path,
+    models: list[str],
+    scale: float,
+    box: Box,
+    out: str | Path,
+    lr_crop: bool = False,
+    device: str = "cpu",
+) -> Path:
+    """Build and write the comparison figure; returns its path."""
+    if not math.isfinite(scale) or scale < 1:
+        raise ValueError(f"bad --scale {scale:g}: give a number >= 1")
+    dest = check_output_path(out, FIGURE_FORMATS, "figure")
+    loaded = torch.from_numpy(read_image(image_path).rgb).permute(2, 0, 1).contiguous()
+    loaded_models = load_models(models, resolve_device(device))
+    if lr_crop:
+        panels = lr_crop_panels(loaded, models, loaded_models, scale, box)
+        footnote = f"x{scale:g}: the boxed region of the image is the LR input (no downsampling, no ground truth)."
+    else:
+        panels = downsampled_panels(loaded, models, loaded_models, scale, box)
+        footnote = (
+            f"x{scale:g}: LR made by LIIF's bicubic downsampling; PSNR on the boxed region, RGB, no border shaved."
+        )
+    render(panels, footnote, dest)
+    return dest
+
+
+# --- command line -----------------------------------------------------------------
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", type=Path, help="the image (the HR, or with --lr-crop the source of the LR crop)")
+    parser.add_argument("--models", required=True, help="comma-separated bundled names or model files (bicubic is always shown)")
+    parser.add_argument("--scale", type=float, default=DEFAULT_SCALE, help=f"upscaling factor (default {DEFAULT_SCALE:g})")
+    parser.add_argument("--box", required=True, help="region x,y,w,h in image pixels (the HR image's, by default)")
+    parser.add_argument("-o", "--out", type=Path, required=True, help=f"figure file ({', '.join(FIGURE_FORMATS)})")
+    parser.add_argument("--lr-crop", action="store_true", help="use the box of the image itself as the LR input (Figure 5)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+
+
+def run(args: argparse.Namespace) -> int:
+    dest = compare(args.image, parse_models(args.models), args.scale, parse_box(args.box), args.out, args.lr_crop, args.device)
+    print(dest)
+    return 0

@@ -1,0 +1,113 @@
+"""Tests for `liifsr compare`: region decoding, panel contents and the written figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from liifsr import LIIF, ModelConfig, save_model
+from liifsr.cli import main
+from liifsr.compare import (
+    CAPTION_HEIGHT,
+    FOOTNOTE_HEIGHT,
+    MIN_PANEL_HEIGHT,
+    PAD,
+    Box,
+    decode_box,
+    downsampled_panels,
+    lr_crop_panels,
+    parse_box,
+)
+from liifsr.config import DecoderConfig, EncoderConfig
+from liifsr.inference import upscale_tensor
+
+
+def tiny_model(global_skip: bool = False) -> LIIF:
+    torch.manual_seed(0)
+    config = ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", [16, 16]), global_skip=global_skip)
+    return LIIF(config).eval()
+
+
+def synthetic_image(path: Path, height: int = 80, width: int = 96) -> Path:
+    y, x = np.mgrid[0:height, 0:width] / 6.0
+    rgb = np.stack([np.sin(x + y), np.cos(x - y), np.sin(0.5 * x)], axis=-1) * 0.4 + 0.5
+    Image.fromarray(np.rint(rgb * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("global_skip", [False, True])
+def test_decode_box_equals_the_crop_of_the_full_output(global_skip: bool) -> None:
+    model = tiny_model(global_skip)
+    lr = torch.rand(1, 3, 23, 19)
+    out_hw = (92, 71)
+    box = Box(x=30, y=7, w=25, h=40)
+    full = upscale_tensor(model, lr, out_hw)
+    assert torch.equal(decode_box(model, lr, out_hw, box, chunk_size=64), box.crop(full))
+
+
+def test_downsampled_panels_show_lr_methods_and_hr_with_psnr() -> None:
+    image = torch.rand(3, 64, 48)
+    box = Box(8, 16, 24, 20)
+    panels = downsampled_panels(image, ["tiny"], {"tiny": tiny_model()}, 4, box)
+    assert [p.caption.split("\n")[0] for p in panels] == ["LR input (12x16)", "bicubic", "tiny", "HR"]
+    assert panels[0].mark == (2.0, 4.0, 6.0, 5.0)  # the box in LR pixels
+    assert all(p.image.shape == (20, 24, 3) for p in panels[1:])
+    assert all(p.caption.endswith(" dB") for p in panels[1:3])
+
+
+def test_lr_crop_panels_upscale_the_box_and_show_no_psnr() -> None:
+    image = torch.rand(3, 64, 48)
+    panels = lr_crop_panels(image, ["tiny"], {"tiny": tiny_model()}, 2.5, Box(4, 6, 10, 8))
+    assert panels[0].image.shape == (64, 48, 3) and panels[0].mark == (4, 6, 10, 8)
+    assert panels[1].image.shape == (8, 10, 3)
+    assert [p.image.shape for p in panels[2:]] == [(20, 25, 3), (20, 25, 3)]
+    assert not any("dB" in p.caption for p in panels)
+
+
+def test_cli_writes_a_figure_of_the_expected_layout(tmp_path: Path) -> None:
+    model_path = tmp_path / "tiny.safetensors"
+    save_model(tiny_model(), model_path)
+    image = synthetic_image(tmp_path / "img.png")
+    out = tmp_path / "fig.png"
+    argv = ["compare", str(image), "--models", str(model_path), "--scale", "4", "--box", "8,8,40,32", "-o", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    with Image.open(out) as fig:
+        width, height = fig.size
+    # One row of 4 panels (LR, bicubic, model, HR), each MIN_PANEL_HEIGHT tall, captions below.
+    assert height == PAD + MIN_PANEL_HEIGHT + CAPTION_HEIGHT + FOOTNOTE_HEIGHT
+    assert 4 * MIN_PANEL_HEIGHT < width < 6 * MIN_PANEL_HEIGHT
+    assert not list(tmp_path.glob(".*tmp*"))
+
+    crop_out = tmp_path / "crop.png"
+    argv = ["compare", str(image), "--models", str(model_path), "--scale", "8", "--box", "8,8,20,10", "--lr-crop", "-o", str(crop_out)]
+    assert main(argv) == 0
+    assert crop_out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [("1,2,3", "bad --box"), ("0,0,0,5", "bad --box"), ("80,0,20,20", "does not fit")],
+)
+def test_cli_bad_boxes(tmp_path: Path, capsys: pytest.CaptureFixture[str], box: str, message: str) -> None:
+    image = synthetic_image(tmp_path / "img.png")
+    out = tmp_path / "fig.png"
+    assert main(["compare", str(image), "--models", "bicubic", "--scale", "4", "--box", box, "-o", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_unknown_model_and_bad_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = synthetic_image(tmp_path / "img.png")
+    assert main(["compare", str(image), "--models", "nope", "--box", "0,0,8,8", "-o", str(tmp_path / "f.png")]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["compare", str(image), "--models", "bicubic", "--box", "0,0,8,8", "-o", str(tmp_path / "f.gif")]) == 2
+    assert "cannot write figure" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [image]
+
+
+def test_parse_box() -> None:
+    assert parse_box("1, 2,3,4") == Box(1, 2, 3, 4)

@@ -1,0 +1,308 @@
+"""Tests for `liifsr evaluate`: record format, report layouts, LIIF's test protocol, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from liifsr import LIIF, ModelConfig, save_model
+from liifsr.cli import main
+from liifsr.config import DecoderConfig, EncoderConfig
+from liifsr.evaluate import (
+    RECORD_KEYS,
+    bicubic_method,
+    evaluate,
+    format_csv,
+    format_markdown,
+    hr_images,
+    make_pair,
+    parse_scales,
+    read_uint8,
+    resolve_protocol,
+    to_float,
+    write_report,
+)
+from liifsr.metrics import calc_psnr
+from liifsr.resize import imresize_uint8
+
+BENCHMARK = Path(__file__).parents[2] / "shared" / "data" / "benchmark"
+
+
+def synthetic_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth colour pattern plus mild noise, uint8 (H, W, 3): textured enough for PSNR to move."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / 7.0
+    base = np.stack([np.sin(x + y), np.cos(x - 0.5 * y), np.sin(0.7 * x) * np.cos(0.3 * y)], axis=-1)
+    noisy = 0.5 + 0.4 * base + 0.05 * rng.standard_normal((height, width, 3))
+    return np.clip(np.rint(noisy * 255), 0, 255).astype(np.uint8)
+
+
+def make_dataset(root: Path, name: str = "Tiny", images: dict[str, np.ndarray] | None = None) -> Path:
+    dataset = root / name
+    (dataset / "HR").mkdir(parents=True)
+    for stem, pixels in (images or {"a": synthetic_rgb(48, 40)}).items():
+        Image.fromarray(pixels).save(dataset / "HR" / f"{stem}.png")
+    return dataset
+
+
+def tiny_model_file(path: Path) -> Path:
+    torch.manual_seed(0)
+    model = LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", [16, 16])))
+    save_model(model, path)
+    return path
+
+
+def fake_records(datasets: list[str], models: list[str], scales: list[float]) -> list[dict]:
+    return [
+        {"model": m, "dataset": d, "scale": float(s), "psnr": 30.0 + i + s / 100, "ssim": 0.9, "images": 5, "seconds": 1.5}
+        for d in datasets
+        for i, m in enumerate(models)
+        for s in scales
+    ]
+
+
+# --- record format ----------------------------------------------------------------
+
+
+def test_json_record_format_is_stable(tmp_path: Path) -> None:
+    """Other tools read these files: exactly these keys, with these types."""
+    dataset = make_dataset(tmp_path)
+    records = evaluate(["bicubic"], [dataset], [2, 6], progress=False)
+    assert list(RECORD_KEYS) == ["model", "dataset", "scale", "psnr", "ssim", "images", "seconds"]
+    out = tmp_path / "report.json"
+    write_report(records, out)
+    loaded = json.loads(out.read_text())
+    assert isinstance(loaded, list) and len(loaded) == 2
+    for record in loaded:
+        assert set(record) == set(RECORD_KEYS)
+        for key, kind in RECORD_KEYS.items():
+            assert type(record[key]) is kind, (key, record[key])
+    assert [(r["model"], r["dataset"], r["scale"], r["images"]) for r in loaded] == [
+        ("bicubic", "Tiny", 2.0, 1),
+        ("bicubic", "Tiny", 6.0, 1),
+    ]
+    assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in loaded)
+
+
+def test_csv_has_the_record_columns() -> None:
+    text = format_csv(fake_records(["Set5"], ["bicubic"], [2]))
+    header, row = text.splitlines()
+    assert header == "model,dataset,scale,psnr,ssim,images,seconds"
+    assert row.startswith("bicubic,Set5,2.0,")
+
+
+# --- Markdown layouts -------------------------------------------------------------
+
+
+def test_markdown_benchmark_layout_is_table_3() -> None:
+    """Dataset and model rows; in-domain x2-x4 and out-of-domain columns; dataset named once."""
+    records = fake_records(["Set5", "Set14"], ["relu", "siren"], [2, 3, 4, 6, 8])
+    lines = format_markdown(records).splitlines()
+    start = lines.index("| Dataset | Method | In-domain |  |  | Out-of-domain |  |")
+    assert lines[start + 1] == "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    assert lines[start + 2] == "|  |  | x2 | x3 | x4 | x6 | x8 |"
+    assert lines[start + 3] == "| Set5 | relu | 30.02 | 30.03 | 30.04 | 30.06 | 30.08 |"
+    assert lines[start + 4] == "|  | siren | 31.02 | 31.03 | 31.04 | 31.06 | 31.08 |"
+    assert lines[start + 5] == "| Set14 | relu | 30.02 | 30.03 | 30.04 | 30.06 | 30.08 |"
+    assert lines[start + 6] == "|  | siren | 31.02 | 31.03 | 31.04 | 31.06 | 31.08 |"
+    assert any(line.startswith("SSIM") for line in lines)
+
+
+def test_markdown_div2k_layout_is_table_4() -> None:
+    """Model rows and scale columns, one table per DIV2K dataset; missing values left blank."""
+    records = fake_records(["DIV2K_valid"], ["relu", "siren"], [2, 3, 4, 6, 12])
+    records = [r for r in records if not (r["model"] == "siren" and r["scale"] == 12)]
+    lines = format_markdown(records).splitlines()
+    start = lines.index("| Method | In-domain |  |  | Out-of-domain |  |")
+    assert "DIV2K_valid" in lines[start - 2]
+    assert lines[start + 2] == "|  | x2 | x3 | x4 | x6 | x12 |"
+    assert lines[start + 3] == "| relu | 30.02 | 30.03 | 30.04 | 30.06 | 30.12 |"
+    assert lines[start + 4] == "| siren | 31.02 | 31.03 | 31.04 | 31.06 |  |"
+
+
+def test_markdown_protocol_can_be_forced() -> None:
+    records = fake_records(["MyPhotos"], ["relu"], [2])
+    assert "| Method | In-domain |" in format_markdown(records, protocol="div2k")
+    assert "| Dataset | Method | In-domain |" in format_markdown(records)
+
+
+# --- protocol details -------------------------------------------------------------
+
+
+def test_protocol_auto_follows_the_folder_name() -> None:
+    assert resolve_protocol("auto", Path("data/DIV2K_valid")) == "div2k"
+    assert resolve_protocol("auto", Path("data/Set5")) == "benchmark"
+    assert resolve_protocol("div2k", Path("data/Set5")) == "div2k"
+
+
+@pytest.mark.parametrize("text", ["", "2,,3", "2,x", "0", "-2", "2.5", "nan"])
+def test_bad_scale_lists_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="scale"):
+        parse_scales(text)
+
+
+def test_scale_list_parses() -> None:
+    assert parse_scales("2, 3,4,2,6") == [2.0, 3.0, 4.0, 6.0]
+
+
+def test_generated_lr_is_matlab_imresize_of_the_modcropped_hr(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path, images={"odd": synthetic_rgb(50, 43)})
+    hr, lr = make_pair(dataset, dataset / "HR" / "odd.png", 3)
+    assert hr.shape == (3, 48, 42) and lr.shape == (3, 16, 14) and lr.dtype == torch.uint8
+    assert torch.equal(lr, imresize_uint8(hr, 1 / 3))
+    hr8, lr8 = make_pair(dataset, dataset / "HR" / "odd.png", 8)  # LIIF's on-the-fly protocol above x4
+    assert hr8.shape == (3, 48, 40) and lr8.shape == (3, 6, 5)
+
+
+def test_lr_bicubic_files_are_used_when_present(tmp_path: Path) -> None:
+    hr_pixels = synthetic_rgb(48, 40)
+    dataset = make_dataset(tmp_path, images={"0801": hr_pixels})
+    generated = evaluate(["bicubic"], [dataset], [2], progress=False)[0]["psnr"]
+
+    # A deliberately different LR (mirrored) in EDSR's naming: 0801.png -> X2/0801x2.png.
+    _, lr = make_pair(dataset, dataset / "HR" / "0801.png", 2)
+    mirrored = lr.flip(-1).permute(1, 2, 0).numpy()
+    (dataset / "LR_bicubic" / "X2").mkdir(parents=True)
+    Image.fromarray(np.ascontiguousarray(mirrored)).save(dataset / "LR_bicubic" / "X2" / "0801x2.png")
+    from_file = evaluate(["bicubic"], [dataset], [2], progress=False)[0]["psnr"]
+
+    hr = to_float(read_uint8(dataset / "HR" / "0801.png"))
+    expected = calc_psnr(bicubic_method(to_float(torch.from_numpy(mirrored).permute(2, 0, 1)), (48, 40)), hr, "benchmark", 2)
+    assert from_file == pytest.approx(float(expected), abs=1e-6)
+    assert from_file < generated - 3
+
+
+def test_missing_lr_file_in_an_existing_lr_folder_is_an_error(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    (dataset / "LR_bicubic" / "X2").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no LR image for a.png"):
+        evaluate(["bicubic"], [dataset], [2], progress=False)
+
+
+def test_grayscale_hr_is_evaluated_as_rgb(tmp_path: Path) -> None:
+    """LIIF converts gray images to RGB (replicated) before taking Y: same result as an RGB copy."""
+    gray = synthetic_rgb(48, 40)[..., 0]
+    gray_set = tmp_path / "gray"
+    (gray_set / "HR").mkdir(parents=True)
+    Image.fromarray(gray, mode="L").save(gray_set / "HR" / "bridge.png")
+    rgb_set = make_dataset(tmp_path, "rgb", {"bridge": np.repeat(gray[..., None], 3, axis=-1)})
+    gray_record, rgb_record = evaluate(["bicubic"], [gray_set, rgb_set], [2], progress=False)
+    assert gray_record["images"] == 1
+    assert gray_record["psnr"] == pytest.approx(rgb_record["psnr"], abs=1e-9)
+
+
+def test_models_are_scored_on_the_hr_size(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path, images={"a": synthetic_rgb(50, 43)})
+    model = tiny_model_file(tmp_path / "tiny.safetensors")
+    records = evaluate([str(model), "bicubic"], [dataset], [3, 6], progress=False)
+    assert [(r["model"], r["scale"]) for r in records] == [(str(model), 3.0), (str(model), 6.0), ("bicubic", 3.0), ("bicubic", 6.0)]
+    assert all(math.isfinite(r["psnr"]) for r in records)
+
+
+# --- the published bicubic numbers -------------------------------------------------
+
+
+def _benchmark(name: str) -> Path:
+    path = BENCHMARK / name
+    if not (path / "HR").is_dir():
+        pytest.skip(f"{path}/HR is absent: the benchmark sets live in ../shared/data/benchmark (see `liifsr data`)")
+    return path
+
+
+def test_bicubic_reproduces_the_published_set5_table() -> None:
+    records = evaluate(["bicubic"], [_benchmark("Set5")], [2, 3, 4], progress=False)
+    assert tuple(r["psnr"] for r in records) == pytest.approx((33.66, 30.39, 28.42), abs=0.03)
+
+
+def test_bicubic_reproduces_the_published_b100_table() -> None:
+    """Through evaluate's own pair-making, bicubic and PSNR; SSIM (the slow part) is left out."""
+    dataset = _benchmark("B100")
+    measured = []
+    for scale in (2, 3, 4):
+        values = []
+        for path in hr_images(dataset):
+            hr, lr = make_pair(dataset, path, scale)
+            pred = bicubic_method(to_float(lr), (hr.shape[-2], hr.shape[-1]))
+            values.append(float(calc_psnr(pred, to_float(hr), "benchmark", scale)))
+        measured.append(sum(values) / len(values))
+    assert len(values) == 100
+    assert tuple(measured) == pytest.approx((29.56, 27.21, 25.96), abs=0.03)
+
+
+# --- command line -----------------------------------------------------------------
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("liifsr: error: "), err
+    return err
+
+
+def test_cli_writes_each_report_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = make_dataset(tmp_path)
+    for suffix in (".md", ".csv", ".json"):
+        out = tmp_path / f"report{suffix}"
+        assert main(["evaluate", "--model", "bicubic", "--dataset", str(dataset), "--scales", "2", "--out", str(out), "--quiet"]) == 0
+        assert out.exists()
+    assert "| Tiny | bicubic |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "report.json").read_text())[0]["dataset"] == "Tiny"
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_cli_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--model", "bicubic", "--dataset", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in _error_line(capsys)
+
+
+def test_cli_dataset_without_hr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--model", "bicubic", "--dataset", str(tmp_path)]) == 2
+    assert "no HR/" in _error_line(capsys)
+
+
+def test_cli_unknown_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = make_dataset(tmp_path)
+    assert main(["evaluate", "--model", "no-such-model", "--dataset", str(dataset)]) == 2
+    assert "unknown model" in _error_line(capsys)
+
+
+def test_cli_bad_scale_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = make_dataset(tmp_path)
+    assert main(["evaluate", "--model", "bicubic", "--dataset", str(dataset), "--scales", "2,x"]) == 2
+    assert "scale" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("out", ["missing-dir/report.json", "report.txt", "."])
+def test_cli_unwritable_out_fails_before_evaluating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    dataset = make_dataset(tmp_path)
+    monkeypatch.setattr("liifsr.evaluate.evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
+    before = set(tmp_path.rglob("*"))
+    assert main(["evaluate", "--model", "bicubic", "--dataset", str(dataset), "--out", str(tmp_path / out)]) == 2
+    assert "cannot write report" in _error_line(capsys)
+    assert set(tmp_path.rglob("*")) == before  # no file left behind
+
+
+def test_evaluate_needs_models_and_scales(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path)
+    with pytest.raises(ValueError, match="model"):
+        evaluate([], [dataset], [2], progress=False)
+    with pytest.raises(ValueError, match="scale"):
+        evaluate(["bicubic"], [dataset], [], progress=False)
+    shutil.rmtree(dataset / "HR")
+    with pytest.raises(ValueError, match="no HR/"):
+        evaluate(["bicubic"], [dataset], [2], progress=False)
+
+
+def test_datasets_need_distinct_names(tmp_path: Path) -> None:
+    first = make_dataset(tmp_path / "a", "Set5")
+    second = make_dataset(tmp_path / "b", "Set5")
+    with pytest.raises(ValueError, match="distinct folder names"):
+        evaluate(["bicubic"], [first, second], [2], progress=False)
