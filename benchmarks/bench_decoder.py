@@ -27,9 +27,10 @@ from literal_liif import literal_query  # noqa: E402
 from liifsr.config import model_preset  # noqa: E402
 from liifsr.coords import make_coord  # noqa: E402
 from liifsr.inference import upscale_tensor  # noqa: E402
+from liifsr.imageio import sample_image  # noqa: E402
 from liifsr.liif import LIIF  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parents[1] / "src" / "liifsr" / "data" / "astronaut.png"
+SAMPLE = sample_image()
 OUTPUT_SIDE = 256
 
 

@@ -9,9 +9,10 @@ from conftest import FIXTURES
 from liifsr.checkpoint import save_model
 from liifsr.cli import main
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
+from liifsr.imageio import sample_image
 from liifsr.liif import LIIF
 
-SAMPLE = FIXTURES.parents[2] / "src" / "liifsr" / "data" / "astronaut.png"
+SAMPLE = sample_image()
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,6 @@ code. LIIF's `.pth` files are read with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from liifsr.config import ConfigError, DecoderConfig, EncoderConfig, ModelConfig, from_dict, to_dict
+from liifsr.imageio import atomic_write
 from liifsr.liif import LIIF
 
 FORMAT = "liifsr/1"
@@ -43,25 +40,12 @@ def bundled_models() -> dict[str, Path]:
     return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".safetensors")}
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_model(model: LIIF, path: str | Path, dtype: torch.dtype = torch.float32, metadata: dict[str, str] | None = None) -> None:
     """Write `model` as safetensors (weights cast to `dtype`) with its config, atomically."""
     path = Path(path)
     tensors = {key: value.detach().to("cpu", dtype).contiguous() for key, value in model.state_dict().items()}
     meta = {"format": FORMAT, "liifsr_config": json.dumps(to_dict(model.config)), **(metadata or {})}
-    with atomic_path(path) as tmp:
+    with atomic_write(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 

@@ -11,7 +11,7 @@ import torch
 from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, convert_liif, load_model
 from liifsr.config import MODEL_PRESETS
 from liifsr.imageio import check_writable, read_image, write_image
-from liifsr.inference import DEFAULT_CHUNK, UpscaleError, check_output_size, output_size, resolve_device, upscale_array
+from liifsr.inference import UpscaleError, check_output_size, output_size, resolve_device, upscale_array
 
 # Jobs with at least this many output pixels show a progress bar.
 PROGRESS_PIXELS = 2**22
@@ -49,7 +49,7 @@ def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--tile", type=int, default=None, help="LR tile size for the encoder (default: automatic)")
-    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="queries decoded at once")
+    parser.add_argument("--chunk", type=int, default=None, help="queries decoded at once (default: 1024 on CPU, 65536 on GPU)")
     parser.add_argument("--allow-huge", action="store_true", help="allow outputs beyond 400 megapixels")
 
 
@@ -65,7 +65,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         raise UpscaleError(f"-o takes one input but {len(args.inputs)} were given (use --out-dir DIR)")
     if args.out_dir is not None and not args.out_dir.is_dir():
         raise UpscaleError(f"output folder '{args.out_dir}' does not exist (create it first)")
-    if args.tile is not None and args.tile < 1 or args.chunk < 1:
+    if (args.tile is not None and args.tile < 1) or (args.chunk is not None and args.chunk < 1):
         raise UpscaleError("--tile and --chunk must be positive")
     # Read and validate everything before the model runs, so errors come first and cheap.
     jobs = []

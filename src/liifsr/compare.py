@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from liifsr import coords as C
-from liifsr.evaluate import BICUBIC, bicubic_method, check_output_path, resolve_device
+from liifsr.evaluate import BICUBIC, bicubic_method, check_output_path
+from liifsr.inference import resolve_device
 from liifsr.imageio import atomic_write, read_image
 from liifsr.metrics import calc_psnr
 from liifsr.resize import liif_downsample
@@ -104,44 +104,15 @@ def display_name(name: str) -> str:
 
 
 @torch.no_grad()
-def decode_box(model: LIIF, lr: Tensor, out_hw: tuple[int, int], box: Box, chunk_size: int = 65536) -> Tensor:
+def decode_box(model: LIIF, lr: Tensor, out_hw: tuple[int, int], box: Box, chunk_size: int | None = None) -> Tensor:
     """The pixels inside `box` of `model`'s (H, W) = `out_hw` output for `lr` (1, 3, h, w) in [0, 1].
 
-    Equal to cropping `upscale_tensor(model, lr, out_hw)`, without decoding the rest:
-    the encoder runs on the LR window the box's queries read (latent codes within one
-    cell, their 3x3 unfolding, the encoder's receptive radius), as inference's tiles do.
+    Equal to cropping `upscale_tensor(model, lr, out_hw)`, without decoding the rest.
     """
-    from liifsr.inference import grow, needed_latents
+    from liifsr.inference import Span, upscale_tensor
 
-    device = next(model.parameters()).device
-    inp = (lr.to(device, torch.float32) - 0.5) / 0.5
-    in_h, in_w = inp.shape[-2:]
-    ys = C.pixel_centers(out_hw[0], device)[box.y : box.y + box.h]
-    xs = C.pixel_centers(out_hw[1], device)[box.x : box.x + box.w]
-
-    lat_r = needed_latents(ys, in_h, model.config.local_ensemble)
-    lat_c = needed_latents(xs, in_w, model.config.local_ensemble)
-    feat_r, feat_c = grow(lat_r, 1, in_h), grow(lat_c, 1, in_w)
-    margin = model.encoder.receptive_radius
-    enc_r, enc_c = grow(feat_r, margin, in_h), grow(feat_c, margin, in_w)
-    feat = model.encode(inp[:, :, enc_r.start : enc_r.stop, enc_c.start : enc_c.stop])
-    feat = feat[:, :, feat_r.start - enc_r.start : feat_r.stop - enc_r.start, feat_c.start - enc_c.start : feat_c.stop - enc_c.start]
-    proj = model.latent_projection(feat)
-    proj = proj[:, lat_r.start - feat_r.start : lat_r.stop - feat_r.start, lat_c.start - feat_c.start : lat_c.stop - feat_c.start]
-    skip = inp[:, :, lat_r.start : lat_r.stop, lat_c.start : lat_c.stop] if model.config.global_skip else None
-    corner = (lat_r.start, lat_c.start)
-
-    cell = torch.tensor([2 / out_hw[0], 2 / out_hw[1]], device=device)
-    rows_per_chunk = max(1, chunk_size // box.w)
-    out = torch.empty(box.h, box.w, 3)
-    for r0 in range(0, box.h, rows_per_chunk):
-        r1 = min(r0 + rows_per_chunk, box.h)
-        coord = torch.stack(torch.meshgrid(ys[r0:r1], xs, indexing="ij"), dim=-1).view(1, -1, 2)
-        rgb = model.decode(
-            proj, coord, cell.expand(1, coord.shape[1], 2), grid_hw=(in_h, in_w), window=corner, skip_image=skip, skip_window=corner
-        )
-        out[r0:r1] = (rgb.view(r1 - r0, box.w, 3) * 0.5 + 0.5).clamp(0, 1).cpu()
-    return out.permute(2, 0, 1).unsqueeze(0)
+    region = (Span(box.y, box.y + box.h), Span(box.x, box.x + box.w))
+    return upscale_tensor(model, lr, out_hw, chunk_size=chunk_size, region=region)
 
 
 def load_models(names: list[str], device: torch.device) -> dict[str, LIIF]:

@@ -178,3 +178,71 @@ def apply_override(data: dict[str, Any], override: str) -> None:
 
 def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+# --- training ---------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    """Where training images come from and how LIIF's sampler turns them into batches.
+
+    `train_dirs` are searched recursively for png/jpg/jpeg/bmp/webp images. Validation
+    uses `val_dirs` when given (their first `val_count` images, 0 = all of them);
+    otherwise `val_count` images of the training folders, picked evenly over the sorted
+    list, are held out of training (0 = no validation). Paths are relative to the
+    working directory.
+    """
+
+    train_dirs: list[str] = field(default_factory=list)
+    val_dirs: list[str] = field(default_factory=list)
+    val_count: int = 0
+    # Validation HR images are centre-cropped to at most this many pixels per side
+    # (0 = whole images); full-size validation on a CPU can take minutes.
+    val_max_size: int = 0
+    patch_size: int = 48  # LR patch side (LIIF's inp_size)
+    scale_min: float = 1.0
+    scale_max: float = 4.0
+    sample_q: int = 2304  # HR pixels queried per patch, drawn without replacement
+    repeat: int = 1  # an epoch visits every training image `repeat` times
+    cache: bool = True  # keep decoded images in memory as uint8
+    lr_resize: str = "pil"  # 'pil' (LIIF's resize_fn) or 'matlab' (antialiased imresize)
+    augment: bool = True  # random flips and transpose, as LIIF's `augment: true`
+
+
+@dataclass
+class OptimConfig:
+    """Adam with a per-epoch schedule: 'step' (MultiStepLR) or 'cosine' (to `min_lr`)."""
+
+    lr: float = 1e-4
+    schedule: str = "step"
+    milestones: list[int] = field(default_factory=lambda: [200, 400, 600, 800])
+    gamma: float = 0.5
+    min_lr: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """A training run. `model` is a preset name (see MODEL_PRESETS) or a full ModelConfig.
+
+    `batch_size` is the global batch: with N processes each takes batch_size / N.
+    """
+
+    model: str | ModelConfig = "edsr-liif-relu"
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 1000
+    batch_size: int = 16
+    val_every: int = 1  # validate every N epochs (and after the last one)
+    val_scales: list[int] = field(default_factory=lambda: [2, 4])
+    val_chunk: int = 30000  # queries per decoder call during validation
+    save_every: int = 1  # write last.* every N epochs (and after the last one)
+    seed: int = 0
+    num_workers: int = 1
+    precision: str = "fp32"  # 'fp32' or 'bf16' (autocast)
+    compile: bool = False
+    device: str = "auto"  # 'auto', 'cpu', 'cuda' or 'cuda:N'
+    # CPU threads of each training process (0 = PyTorch's default, one per core). On a
+    # shared machine, set it to the number of idle cores: oversubscribed threads make
+    # training many times slower.
+    threads: int = 0

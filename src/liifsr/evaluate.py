@@ -43,6 +43,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from liifsr.imageio import IMAGE_EXTENSIONS, atomic_write, read_image
+from liifsr.inference import resolve_device
 from liifsr.metrics import calc_psnr, ssim
 from liifsr.resize import imresize, liif_downsample, modcrop
 
@@ -186,16 +187,6 @@ def bicubic_method(lr: Tensor, size: tuple[int, int]) -> Tensor:
     """MATLAB bicubic upsampling rounded to uint8 levels, like the standard bicubic tables."""
     levels = torch.round(lr[0].to(torch.float64) * 255)
     return to_float(matlab_bicubic_uint8(levels, size=size))
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but no CUDA GPU is available (use --device cpu)")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r} (choose auto, cpu or cuda)")
-    return torch.device(device)
 
 
 def load_method(name: str, device: torch.device, progress: bool = False) -> Method:

@@ -524,3 +524,11 @@ def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None, grayscale: bool = F
     color, alpha_levels = _quantize_inputs(rgb, alpha, grayscale, 8)
     pixels = color if alpha_levels is None else np.concatenate([color, alpha_levels[..., None]], axis=-1)
     return Image.fromarray(np.ascontiguousarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels))
+
+
+def sample_image() -> Path:
+    """The bundled sample photograph: NASA's astronaut portrait (public domain), 512x512,
+    as shipped in scikit-image's `skimage/data/astronaut.png`."""
+    from importlib import resources
+
+    return Path(str(resources.files("liifsr") / "assets" / "astronaut.png"))

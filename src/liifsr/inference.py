@@ -28,7 +28,11 @@ from tqdm.auto import tqdm
 from liifsr import coords as C
 from liifsr.liif import LIIF
 
-DEFAULT_CHUNK = 65536
+# Queries decoded at once. On a CPU small chunks keep the MLP's activations in cache
+# (1024 was fastest on this project's 2-core machine, see benchmarks/bench_decoder.py);
+# a GPU wants large ones.
+CPU_CHUNK = 1024
+GPU_CHUNK = 65536
 DEFAULT_TILE = 256
 # Inputs up to this many pixels are encoded in one piece (no margin overhead).
 UNTILED_MAX_PIXELS = 512 * 512
@@ -102,63 +106,69 @@ def grow(span: Span, by: int, n: int) -> Span:
     return Span(max(0, span.start - by), min(n, span.stop + by))
 
 
+def decode_region(
+    model: LIIF, inp: Tensor, out_hw: tuple[int, int], rows: Span, cols: Span, chunk_size: int | None = None
+) -> Iterator[tuple[Span, Span, Tensor]]:
+    """Decode the output pixels rows x cols, encoding only the LR window they read.
+
+    Yields (rows, cols, rgb (1, h, w, 3) in normalised space) in chunks of at most
+    `chunk_size` queries. `inp` is the normalised LR image (1, 3, H, W) on the model's
+    device; the result equals that region of one LIIF forward over the whole output.
+    """
+    in_h, in_w = inp.shape[-2:]
+    device = inp.device
+    ys = C.pixel_centers(out_hw[0], device)[rows.start : rows.stop]
+    xs = C.pixel_centers(out_hw[1], device)[cols.start : cols.stop]
+    cell = torch.tensor([2 / out_hw[0], 2 / out_hw[1]], device=device)
+    # latents read by the queries -> features for their 3x3 projection -> encoder input
+    lat_r = needed_latents(ys, in_h, model.config.local_ensemble)
+    lat_c = needed_latents(xs, in_w, model.config.local_ensemble)
+    feat_r, feat_c = grow(lat_r, 1, in_h), grow(lat_c, 1, in_w)
+    margin = model.encoder.receptive_radius
+    enc_r, enc_c = grow(feat_r, margin, in_h), grow(feat_c, margin, in_w)
+    feat = model.encode(inp[:, :, enc_r.start : enc_r.stop, enc_c.start : enc_c.stop])
+    feat = feat[:, :, feat_r.start - enc_r.start : feat_r.stop - enc_r.start, feat_c.start - enc_c.start : feat_c.stop - enc_c.start]
+    proj = model.latent_projection(feat)
+    proj = proj[:, lat_r.start - feat_r.start : lat_r.stop - feat_r.start, lat_c.start - feat_c.start : lat_c.stop - feat_c.start]
+    corner = (lat_r.start, lat_c.start)
+    # The bilinear skip reads pixels within one cell of the queries: the latent span.
+    skip = inp[:, :, lat_r.start : lat_r.stop, lat_c.start : lat_c.stop] if model.config.global_skip else None
+
+    width = cols.stop - cols.start
+    rows_per_chunk = max(1, chunk_size // width)
+    for r0 in range(0, rows.stop - rows.start, rows_per_chunk):
+        r1 = min(r0 + rows_per_chunk, rows.stop - rows.start)
+        coord = torch.stack(torch.meshgrid(ys[r0:r1], xs, indexing="ij"), dim=-1).view(1, -1, 2)
+        rgb = model.decode(
+            proj, coord, cell.expand(1, coord.shape[1], 2), (in_h, in_w), corner, skip_image=skip, skip_window=corner
+        )
+        yield Span(rows.start + r0, rows.start + r1), cols, rgb.view(1, r1 - r0, width, -1)
+
+
 def decode_blocks(
     model: LIIF,
     inp: Tensor,
     out_hw: tuple[int, int],
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int | None = None,
     tile_size: int | None = None,
 ) -> Iterator[tuple[Span, Span, Tensor]]:
-    """Yield (rows, cols, rgb (1, h, w, 3) in normalised space) covering the output.
+    """Yield (rows, cols, rgb (1, h, w, 3) in normalised space) covering the whole output.
 
-    `inp` is the normalised LR image (1, 3, H, W) on the model's device.
+    Each LR tile decodes the output pixels whose centres fall in it.
     """
     in_h, in_w = inp.shape[-2:]
     if tile_size is None:
         tile_size = max(in_h, in_w) if in_h * in_w <= UNTILED_MAX_PIXELS else DEFAULT_TILE
-    device = inp.device
-    ys = C.pixel_centers(out_hw[0], device)
-    xs = C.pixel_centers(out_hw[1], device)
-    cell = torch.tensor([2 / out_hw[0], 2 / out_hw[1]], device=device)
-    margin = model.encoder.receptive_radius
-    ensemble = model.config.local_ensemble
-
+    ys = C.pixel_centers(out_hw[0], inp.device)
+    xs = C.pixel_centers(out_hw[1], inp.device)
     for tile_rows in tile_spans(in_h, tile_size):
         out_rows = owned_outputs(ys, in_h, tile_rows)
         if out_rows.start == out_rows.stop:
             continue
         for tile_cols in tile_spans(in_w, tile_size):
             out_cols = owned_outputs(xs, in_w, tile_cols)
-            if out_cols.start == out_cols.stop:
-                continue
-            # latents read by the queries -> features for their 3x3 projection -> encoder input
-            lat_r = needed_latents(ys[out_rows.start : out_rows.stop], in_h, ensemble)
-            lat_c = needed_latents(xs[out_cols.start : out_cols.stop], in_w, ensemble)
-            feat_r, feat_c = grow(lat_r, 1, in_h), grow(lat_c, 1, in_w)
-            enc_r, enc_c = grow(feat_r, margin, in_h), grow(feat_c, margin, in_w)
-            window = inp[:, :, enc_r.start : enc_r.stop, enc_c.start : enc_c.stop]
-            feat = model.encode(window)
-            feat = feat[:, :, feat_r.start - enc_r.start : feat_r.stop - enc_r.start, feat_c.start - enc_c.start : feat_c.stop - enc_c.start]
-            proj = model.latent_projection(feat)
-            proj = proj[:, lat_r.start - feat_r.start : lat_r.stop - feat_r.start, lat_c.start - feat_c.start : lat_c.stop - feat_c.start]
-            # The bilinear skip reads pixels within one cell of the queries: the latent span.
-            skip = inp[:, :, lat_r.start : lat_r.stop, lat_c.start : lat_c.stop] if model.config.global_skip else None
-            width = out_cols.stop - out_cols.start
-            rows_per_chunk = max(1, chunk_size // width)
-            for r0 in range(out_rows.start, out_rows.stop, rows_per_chunk):
-                r1 = min(r0 + rows_per_chunk, out_rows.stop)
-                grid = torch.stack(torch.meshgrid(ys[r0:r1], xs[out_cols.start : out_cols.stop], indexing="ij"), dim=-1)
-                coord = grid.view(1, -1, 2)
-                rgb = model.decode(
-                    proj,
-                    coord,
-                    cell.expand(1, coord.shape[1], 2),
-                    grid_hw=(in_h, in_w),
-                    window=(lat_r.start, lat_c.start),
-                    skip_image=skip,
-                    skip_window=(lat_r.start, lat_c.start),
-                )
-                yield Span(r0, r1), out_cols, rgb.view(1, r1 - r0, width, -1)
+            if out_cols.start < out_cols.stop:
+                yield from decode_region(model, inp, out_hw, out_rows, out_cols, chunk_size)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -166,7 +176,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if str(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(name).startswith("cuda") and not torch.cuda.is_available():
-        raise UpscaleError("device 'cuda' requested but no CUDA GPU is available (use --device cpu or auto)")
+        raise UpscaleError(f"device {str(name)!r} requested but no CUDA GPU is available (use --device cpu or auto)")
+    if str(name) != "cpu" and not str(name).startswith("cuda"):
+        raise UpscaleError(f"unknown device {str(name)!r} (choose auto, cpu or cuda)")
     return torch.device(name)
 
 
@@ -184,31 +196,41 @@ def upscale_tensor(
     lr: Tensor,
     size: tuple[int, int],
     *,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int | None = None,
     tile_size: int | None = None,
     precision: str = "fp32",
     progress: bool = False,
     out: Tensor | None = None,
+    region: tuple[Span, Span] | None = None,
 ) -> Tensor:
     """Upscale `lr` (1, 3, h, w) in [0, 1] to `size`; returns (1, 3, H, W) clamped to [0, 1].
 
     Runs on the model's device. `out` may be a preallocated (H, W, 3) CPU tensor of any
     dtype (uint8 or uint16 to save memory: values are then rounded to that range) which
-    is filled and returned instead.
+    is filled and returned instead. `region` = (rows, cols) decodes only that part of
+    the output (for zoomed crops): the result is then that region's size.
     """
     if lr.dim() != 4 or lr.shape[:2] != (1, 3):
         raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {tuple(lr.shape)}")
     device = next(model.parameters()).device
+    chunk_size = chunk_size or (CPU_CHUNK if device.type == "cpu" else GPU_CHUNK)
     inp = (lr.to(device, torch.float32) - 0.5) / 0.5
-    result = out if out is not None else torch.empty(size[0], size[1], 3)
+    if region is None:
+        origin, out_hw = (0, 0), size
+        blocks = decode_blocks(model, inp, size, chunk_size, tile_size)
+    else:
+        origin, out_hw = (region[0].start, region[1].start), (region[0].stop - region[0].start, region[1].stop - region[1].start)
+        blocks = decode_region(model, inp, size, *region, chunk_size)
+    result = out if out is not None else torch.empty(out_hw[0], out_hw[1], 3)
     levels = {torch.uint8: 255, torch.uint16: 65535}.get(result.dtype)
-    bar = tqdm(total=size[0] * size[1], unit="px", unit_scale=True, disable=not progress, leave=False)
+    bar = tqdm(total=out_hw[0] * out_hw[1], unit="px", unit_scale=True, disable=not progress, leave=False)
     with _autocast(device, precision):
-        for rows, cols, rgb in decode_blocks(model, inp, size, chunk_size, tile_size):
+        for rows, cols, rgb in blocks:
             block = (rgb[0].float() * 0.5 + 0.5).clamp_(0, 1).cpu()
             if levels is not None:
                 block = (block * levels).round_()
-            result[rows.start : rows.stop, cols.start : cols.stop] = block.to(result.dtype)
+            r0, c0 = rows.start - origin[0], cols.start - origin[1]
+            result[r0 : r0 + block.shape[0], c0 : c0 + block.shape[1]] = block.to(result.dtype)
             bar.update((rows.stop - rows.start) * (cols.stop - cols.start))
     bar.close()
     return result if out is not None else result.permute(2, 0, 1).unsqueeze(0)

@@ -103,12 +103,16 @@ class LIIF(nn.Module):
 
         first = self.imnet.first_linear
         w_coord = first.weight[:, self.latent_dim : self.latent_dim + 2]
-        pre = pre + torch.cat(rel_coords, dim=1) @ w_coord.t()  # a fresh tensor: in-place below is safe
+        # In place on the gathered rows (a fresh tensor), which saves a full-size copy.
+        rel = torch.cat(rel_coords, dim=1).view(-1, 2).to(pre.dtype)
+        pre = pre.view(-1, hidden).addmm_(rel, w_coord.t().to(pre.dtype)).view(batch, -1, hidden)
         if self.config.cell_decode:
             w_cell = first.weight[:, self.latent_dim + 2 : self.latent_dim + 4]
             rel_cell = C.relative_cell(cell, grid_hw)
             pre = pre.view(batch, len(offsets), -1, hidden).add_((rel_cell @ w_cell.t()).unsqueeze(1)).view(batch, -1, hidden)
-        preds = self.imnet.tail(self.imnet.first_activation(pre)).chunk(len(offsets), dim=1)
+        # The MLP on a flat (rows, features) view: 2-D Linear layers avoid reshaping copies.
+        hidden_out = self.imnet.first_activation(pre.view(-1, hidden))
+        preds = self.imnet.tail(hidden_out).view(batch, len(offsets) * coord.shape[1], -1).chunk(len(offsets), dim=1)
 
         weights = C.ensemble_weights(rel_coords)
         out = 0

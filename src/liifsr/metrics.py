@@ -138,10 +138,12 @@ def ssim(
     if min(x.shape[-2:]) < _SSIM_WINDOW:
         raise ValueError(f"image {tuple(x.shape[-2:])} after shaving is smaller than the SSIM window")
 
-    window = gaussian_window().to(x.device)[None, None]
+    # The Gaussian is separable: two 1-D passes equal the 11x11 filter, 5x faster.
+    g = gaussian_window().sum(dim=1).to(x.device)
+    column, row = g.view(1, 1, -1, 1), g.view(1, 1, 1, -1)
 
     def filt(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window)
+        return F.conv2d(F.conv2d(t, column), row)
 
     mu_x, mu_y = filt(x), filt(y)
     var_x = filt(x * x) - mu_x**2

@@ -1,0 +1,494 @@
+"""`liifsr train CONFIG --out DIR`: LIIF's training loop, resumable and distributed.
+
+L1 loss on normalised RGB ((x - 0.5) / 0.5, LIIF's data_norm), Adam, a per-epoch
+schedule (MultiStepLR, or cosine), validation PSNR every `val_every` epochs.
+
+Files in OUT:
+    last.safetensors         model weights (our model format, `liifsr upscale -m` reads it)
+    best.safetensors         the weights with the best mean validation PSNR so far
+    last.state.safetensors   everything `--resume` needs: model, Adam state, scheduler
+                             progress, RNG states, epoch, best PSNR, as tensors plus JSON
+                             metadata, so loading it never runs code
+    log.csv                  one row per epoch (epoch, lr, train_loss, val_psnr, seconds...)
+    tensorboard/             TensorBoard event files
+    config.yaml              the resolved config of the run
+
+Every file is written atomically (temporary file, then os.replace). Resuming restores
+the exact state after the last saved epoch, and the data of every sample depends only
+on (seed, epoch, index) (see liifsr.data), so an interrupted and resumed run ends with
+the same weights as an uninterrupted one on the same device and thread count.
+
+Distributed: `torchrun --nproc_per_node N -m liifsr train ...` runs N processes
+(DistributedDataParallel; NCCL on GPUs, gloo on CPUs). `batch_size` stays the global
+batch; each process takes batch_size / N samples of the same global batches, and only
+process 0 writes logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from liifsr.checkpoint import save_model
+from liifsr.config import ConfigError, ModelConfig, TrainConfig, dump_yaml, load_yaml, model_preset, to_dict
+from liifsr.data import ImageFolder, LIIFTrainSet, check_data_config, make_train_loader, psnr_rgb, split_paths, validation_pair
+from liifsr.imageio import atomic_write
+from liifsr.inference import upscale_tensor
+from liifsr.liif import LIIF
+
+STATE_FORMAT = "liifsr-train-state/1"
+LAST, BEST, STATE = "last.safetensors", "best.safetensors", "last.state.safetensors"
+LOG_COLUMNS = ["epoch", "lr", "train_loss", "val_psnr", "seconds", "data_seconds"]
+PRECISIONS = ("fp32", "bf16")
+SCHEDULES = ("step", "cosine")
+# Scheduler entries that record progress; the rest (milestones, gamma...) come from the config.
+_SCHEDULER_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step")
+
+
+class TrainError(ValueError):
+    """A training setup the user has to fix (bad option, existing run, ...)."""
+
+
+# --- command line -------------------------------------------------------------------
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML training config (see configs/)")
+    parser.add_argument("--out", required=True, help="run folder for checkpoints and logs")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optim.lr=2e-4 (repeatable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in OUT from its last checkpoint (starts afresh if OUT has none)")
+    parser.add_argument("--precision", choices=PRECISIONS, help="override the config's precision")
+    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the config)")
+    parser.add_argument("--workers", type=int, help="DataLoader workers per process (overrides num_workers)")
+    parser.add_argument("--threads", type=int, help="CPU threads per process (overrides threads; 0 = all cores)")
+
+
+def load_train_config(args: argparse.Namespace) -> TrainConfig:
+    config = load_yaml(TrainConfig, args.config, args.overrides)
+    cli = {"precision": args.precision, "compile": args.compile, "device": args.device,
+           "num_workers": args.workers, "threads": args.threads}
+    config = replace(config, **{key: value for key, value in cli.items() if value is not None})
+    check_config(config)
+    return config
+
+
+def check_config(config: TrainConfig) -> None:
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
+    if config.optim.schedule not in SCHEDULES:
+        raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {config.optim.schedule!r}")
+    if config.epochs < 1 or config.batch_size < 1 or config.val_every < 1 or config.save_every < 1:
+        raise ConfigError("epochs, batch_size, val_every and save_every must be positive")
+    if config.threads < 0 or config.num_workers < 0:
+        raise ConfigError("threads and num_workers must be >= 0")
+    if any(scale < 1 for scale in config.val_scales):
+        raise ConfigError(f"val_scales must be integers >= 1, got {config.val_scales}")
+    check_data_config(config.data)
+    resolve_model(config)  # an unknown preset name fails here, before any work
+
+
+def resolve_model(config: TrainConfig) -> ModelConfig:
+    return model_preset(config.model) if isinstance(config.model, str) else config.model
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_train_config(args)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    env = init_distributed(config.device)
+    try:
+        train(config, Path(args.out), env, resume=args.resume)
+    finally:
+        if env.world_size > 1:
+            dist.destroy_process_group()
+    return 0
+
+
+# --- devices and processes ----------------------------------------------------------
+
+
+@dataclass
+class DistEnv:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
+    return device
+
+
+def init_distributed(device_name: str) -> DistEnv:
+    """One process, or one of WORLD_SIZE processes started by torchrun (env:// init)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name, local_rank)
+    if world_size == 1:
+        return DistEnv(0, 1, device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
+    return DistEnv(dist.get_rank(), world_size, device)
+
+
+def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
+    if env.world_size == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=env.device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def log(message: str, env: DistEnv) -> None:
+    if env.is_main:
+        print(f"liifsr train: {message}", file=sys.stderr, flush=True)
+
+
+# --- optimisation -------------------------------------------------------------------
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
+    if config.optim.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.optim.min_lr)
+    else:
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.optim.milestones, gamma=config.optim.gamma)
+    return optimizer, scheduler
+
+
+def normalise(x: Tensor) -> Tensor:
+    """LIIF's data_norm for inputs and targets: sub 0.5, div 0.5."""
+    return (x - 0.5) / 0.5
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], precision: str) -> Tensor:
+    """One Adam step on a batch of [0, 1] samples; returns the (detached) L1 loss."""
+    device = batch["inp"].device
+    with autocast(device, precision):
+        pred = model(normalise(batch["inp"]), batch["coord"], batch["cell"])
+    loss = F.l1_loss(pred.float(), normalise(batch["gt"]))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    data_seconds: float  # time spent waiting for the DataLoader
+    seconds: float
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any, epoch: int,
+                config: TrainConfig, env: DistEnv) -> EpochStats:
+    """One epoch; the loss is averaged over iterations and processes."""
+    from tqdm import tqdm
+
+    model.train()
+    loader.sampler.set_epoch(epoch)
+    start = time.perf_counter()
+    data_seconds, total, steps = 0.0, torch.zeros((), device=env.device), 0
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{config.epochs}", unit="it", leave=False,
+               disable=not env.is_main, file=sys.stderr, dynamic_ncols=True)
+    iterator = iter(loader)
+    while True:
+        waited = time.perf_counter()
+        batch = next(iterator, None)
+        data_seconds += time.perf_counter() - waited
+        if batch is None:
+            break
+        batch = {key: value.to(env.device, non_blocking=True) for key, value in batch.items()}
+        total += train_step(model, optimizer, batch, config.precision)
+        steps += 1
+        bar.update()
+        if steps % 10 == 0 and env.is_main:  # reading the loss syncs a GPU: not every step
+            bar.set_postfix(loss=f"{float(total) / steps:.4f}")
+    bar.close()
+    loss_sum, step_sum = all_reduce_sum([float(total), float(steps)], env)
+    return EpochStats(loss_sum / max(step_sum, 1), data_seconds, time.perf_counter() - start)
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def validate(model: LIIF, images: ImageFolder, config: TrainConfig, env: DistEnv) -> dict[int, float]:
+    """Mean RGB PSNR (shave = scale) per validation scale; images are shared out over processes."""
+    model.eval()
+    sums = [0.0] * len(config.val_scales)
+    for index in range(env.rank, len(images), env.world_size):
+        for k, scale in enumerate(config.val_scales):
+            lr, hr = validation_pair(images[index], scale, config.data.lr_resize, config.data.val_max_size)
+            with torch.inference_mode():  # whole image, `val_chunk` queries per decoder call
+                sr = upscale_tensor(model, lr.unsqueeze(0), tuple(hr.shape[-2:]), chunk_size=config.val_chunk)
+            sums[k] += psnr_rgb(sr.cpu(), hr.unsqueeze(0), shave=scale)
+    sums = all_reduce_sum(sums, env)
+    model.train()
+    return {scale: total / len(images) for scale, total in zip(config.val_scales, sums)}
+
+
+# --- run state and checkpoints ------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # completed epochs
+    best_psnr: float = -math.inf
+    best_epoch: int = 0
+
+
+def save_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, scheduler: Any,
+               progress: Progress, config: TrainConfig) -> None:
+    """Everything needed to resume, as safetensors tensors plus JSON metadata."""
+    tensors = {f"model.{key}": value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    optim_state = optimizer.state_dict()
+    for index, entries in optim_state["state"].items():
+        for key, value in entries.items():
+            if not torch.is_tensor(value):
+                raise TypeError(f"optimizer state {key!r} is not a tensor")  # Adam's never is
+            tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().clone()
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{index}"] = state
+    scheduler_state = {key: value for key, value in scheduler.state_dict().items() if key in _SCHEDULER_PROGRESS}
+    metadata = {
+        "format": STATE_FORMAT,
+        "epoch": str(progress.epoch),
+        "best_psnr": json.dumps(progress.best_psnr if math.isfinite(progress.best_psnr) else None),
+        "best_epoch": str(progress.best_epoch),
+        "param_groups": json.dumps(optim_state["param_groups"]),
+        "scheduler": json.dumps(scheduler_state),
+        "config": json.dumps(to_dict(config)),
+    }
+    with atomic_write(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, scheduler: Any) -> Progress:
+    """Restore what `save_state` wrote into freshly built objects; returns the progress."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if metadata.get("format") != STATE_FORMAT:
+        raise TrainError(f"{str(path)!r} is not a liifsr training state")
+    tensors = load_file(str(path))
+    model_state = {key[len("model."):]: value for key, value in tensors.items() if key.startswith("model.")}
+    try:
+        model.load_state_dict(model_state)
+    except RuntimeError:
+        raise TrainError(f"the model in {str(path)!r} does not match the config's model; resume with the run's config") from None
+
+    param_groups = json.loads(metadata["param_groups"])
+    optim_state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            optim_state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": optim_state, "param_groups": param_groups})
+    scheduler.load_state_dict({**scheduler.state_dict(), **json.loads(metadata["scheduler"])})
+
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
+    if cuda_states and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
+    best = json.loads(metadata["best_psnr"])
+    return Progress(int(metadata["epoch"]), -math.inf if best is None else best, int(metadata["best_epoch"]))
+
+
+# --- logs ---------------------------------------------------------------------------
+
+
+def log_columns(config: TrainConfig) -> list[str]:
+    return LOG_COLUMNS + [f"val_psnr_x{scale}" for scale in config.val_scales]
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_log(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Rewrite the whole CSV atomically (start of a run, or truncation on resume)."""
+    with atomic_write(path) as tmp:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, columns, restval="", extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def append_log(path: Path, row: dict[str, Any], columns: list[str]) -> None:
+    with path.open("a", newline="") as handle:
+        csv.DictWriter(handle, columns, restval="", extrasaction="ignore").writerow(row)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def format_row(epoch: int, lr: float, stats: EpochStats, psnrs: dict[int, float], seconds: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"epoch": epoch, "lr": f"{lr:.6g}", "train_loss": f"{stats.loss:.6f}",
+                           "seconds": f"{seconds:.2f}", "data_seconds": f"{stats.data_seconds:.2f}"}
+    if psnrs:
+        row["val_psnr"] = f"{sum(psnrs.values()) / len(psnrs):.4f}"
+        row.update({f"val_psnr_x{scale}": f"{value:.4f}" for scale, value in psnrs.items()})
+    return row
+
+
+def open_tensorboard(out: Path, resumed_epoch: int):
+    from torch.utils.tensorboard import SummaryWriter
+
+    # purge_step hides events a killed run logged after its last checkpoint.
+    return SummaryWriter(str(out / "tensorboard"), purge_step=resumed_epoch + 1 if resumed_epoch else None)
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What one training process holds."""
+
+    config: TrainConfig
+    out: Path
+    env: DistEnv
+    model: LIIF
+    train_model: nn.Module  # the model as trained: maybe wrapped by DDP and/or compiled
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loader: Any
+    val_images: ImageFolder
+    progress: Progress = field(default_factory=Progress)
+
+
+def build_run(config: TrainConfig, out: Path, env: DistEnv) -> Run:
+    model_config = resolve_model(config)
+    torch.manual_seed(config.seed)  # the same initial weights in every process
+    model = LIIF(model_config).to(env.device)
+    train_model: nn.Module = model
+    if env.world_size > 1:
+        device_ids = [env.device.index] if env.device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if config.compile:
+        train_model = torch.compile(train_model)
+    optimizer, scheduler = make_optimizer(model, config)
+
+    train_paths, val_paths = split_paths(config.data)
+    min_side = config.data.patch_size
+    train_images = ImageFolder(train_paths, config.data.cache, min_side, progress=env.is_main)
+    val_images = ImageFolder(val_paths, cache=True)
+    dataset = LIIFTrainSet(train_images, config.data, config.seed)
+    loader = make_train_loader(dataset, config.batch_size, config.num_workers, env.rank, env.world_size,
+                               pin_memory=env.device.type == "cuda")
+    log(f"{model.num_parameters():,} parameters, {len(train_images)} training and {len(val_images)} validation "
+        f"images, {len(loader)} iterations of {config.batch_size} per epoch, on {env.world_size} x {env.device}", env)
+    return Run(config, out, env, model, train_model, optimizer, scheduler, loader, val_images)
+
+
+def prepare_out(out: Path, run: Run, resume: bool) -> None:
+    """Load the state to resume from, or refuse to overwrite a run; set up the CSV."""
+    state = out / STATE
+    columns = log_columns(run.config)
+    if state.exists() and not resume:
+        raise TrainError(f"{str(out)!r} already holds a run: add --resume to continue it, or choose another --out")
+    if state.exists():
+        run.progress = load_state(state, run.model, run.optimizer, run.scheduler)
+        log(f"resuming after epoch {run.progress.epoch}", run.env)
+    elif resume:
+        log(f"nothing to resume in {str(out)!r}: starting a new run", run.env)
+    if run.env.is_main:
+        rows = [row for row in read_log(out / "log.csv") if int(row["epoch"]) <= run.progress.epoch]
+        write_log(out / "log.csv", rows, columns)
+        with atomic_write(out / "config.yaml") as tmp:
+            tmp.write_text(dump_yaml(replace(run.config, model=resolve_model(run.config))))
+
+
+def end_of_epoch(run: Run, epoch: int, lr: float, stats: EpochStats, writer: Any, started: float) -> None:
+    """Validate if due, then (process 0) checkpoints, CSV row and TensorBoard scalars."""
+    config, last = run.config, epoch == run.config.epochs
+    psnrs: dict[int, float] = {}
+    if run.val_images and config.val_scales and (epoch % config.val_every == 0 or last):
+        psnrs = validate(run.model, run.val_images, config, run.env)
+    run.progress.epoch = epoch
+    if not run.env.is_main:
+        return
+    mean_psnr = sum(psnrs.values()) / len(psnrs) if psnrs else None
+    if mean_psnr is not None and mean_psnr > run.progress.best_psnr:
+        run.progress.best_psnr, run.progress.best_epoch = mean_psnr, epoch
+        save_model(run.model, run.out / BEST, metadata={"epoch": str(epoch), "val_psnr": f"{mean_psnr:.4f}"})
+    if epoch % config.save_every == 0 or last:
+        save_model(run.model, run.out / LAST, metadata={"epoch": str(epoch)})
+        save_state(run.out / STATE, run.model, run.optimizer, run.scheduler, run.progress, config)
+    row = format_row(epoch, lr, stats, psnrs, time.perf_counter() - started)
+    append_log(run.out / "log.csv", row, log_columns(config))
+    writer.add_scalar("train/loss", stats.loss, epoch)
+    writer.add_scalar("train/lr", lr, epoch)
+    writer.add_scalar("time/epoch_seconds", time.perf_counter() - started, epoch)
+    writer.add_scalar("time/data_seconds", stats.data_seconds, epoch)
+    for scale, value in psnrs.items():
+        writer.add_scalar(f"val/psnr_x{scale}", value, epoch)
+    if mean_psnr is not None:
+        writer.add_scalar("val/psnr", mean_psnr, epoch)
+    writer.flush()
+    psnr_text = f", val PSNR {mean_psnr:.2f} dB" if mean_psnr is not None else ""
+    log(f"epoch {epoch}/{config.epochs}: loss {stats.loss:.4f}, lr {lr:.3g}{psnr_text}, "
+        f"{time.perf_counter() - started:.0f} s ({stats.data_seconds:.1f} s waiting for data)", run.env)
+
+
+def train(config: TrainConfig, out: Path, env: DistEnv, resume: bool = False) -> Progress:
+    """Train (or continue training) the run in `out`; returns its final progress."""
+    run = build_run(config, out, env)  # data errors surface before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out, run, resume)
+    if run.progress.epoch >= config.epochs:
+        log(f"the run already finished its {config.epochs} epochs", env)
+        return run.progress
+    writer = open_tensorboard(out, run.progress.epoch) if env.is_main else None
+    try:
+        for epoch in range(run.progress.epoch + 1, config.epochs + 1):
+            started = time.perf_counter()
+            lr = run.optimizer.param_groups[0]["lr"]
+            stats = train_epoch(run.train_model, run.optimizer, run.loader, epoch, config, env)
+            run.scheduler.step()
+            end_of_epoch(run, epoch, lr, stats, writer, started)
+    finally:
+        if writer is not None:
+            writer.close()
+    if run.progress.best_epoch:
+        log(f"done: best validation PSNR {run.progress.best_psnr:.2f} dB at epoch {run.progress.best_epoch}", env)
+    return run.progress

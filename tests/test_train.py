@@ -1,0 +1,174 @@
+"""`liifsr train`: files written, exact resume after a real kill, DDP = one process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from liifsr.checkpoint import load_model
+from liifsr.cli import main
+from liifsr.config import TrainConfig, load_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = {
+    "encoder": {"name": "edsr", "n_resblocks": 1, "n_feats": 8},
+    "decoder": {"activation": "relu", "hidden": [16, 16]},
+}
+
+
+def write_images(folder: Path, count: int = 6, size: int = 24) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:size, 0:size]
+    for i in range(count):
+        smooth = np.stack([(x * 9 + i * 40) % 256, (y * 7 + x * 3) % 256, (x * y + i) % 256], axis=-1)
+        noise = rng.integers(0, 30, (size, size, 3))
+        Image.fromarray((smooth + noise).clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+
+
+def write_config(tmp_path: Path, **changes) -> Path:
+    """A tiny but real config: EDSR with 1 block of 8 features, MLP [16, 16], 8 px patches."""
+    write_images(tmp_path / "images")
+    config = {
+        "model": TINY_MODEL,
+        "data": {"train_dirs": [str(tmp_path / "images")], "val_count": 1, "patch_size": 8, "scale_max": 3.0,
+                 "sample_q": 64, "repeat": 2},
+        "optim": {"lr": 1e-3, "milestones": [2]},
+        "epochs": 2,
+        "batch_size": 2,
+        "val_scales": [2],
+        "num_workers": 0,
+        "device": "cpu",
+    }
+    for key, value in changes.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def env_one_thread() -> dict[str, str]:
+    # One thread per process: bit-exact comparisons, and no fight for the 2 cores.
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def liifsr_train(*args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "liifsr", "train", *map(str, args)]
+    return subprocess.Popen(command, cwd=REPO, env=env_one_thread(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> str:
+    try:
+        _, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:  # timed out: leave no training behind
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err[-2000:]
+    return err
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_train_cli_writes_checkpoints_logs_and_events(tmp_path, capsys):
+    config = write_config(tmp_path)
+    out = tmp_path / "run"
+    err = finish(liifsr_train(config, "--out", out, "--set", "epochs=3", "--set", "optim.milestones=[1]"))
+    assert "epoch 3/3" in err
+    rows = read_csv(out / "log.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert [float(r["lr"]) for r in rows] == [1e-3, 5e-4, 5e-4]
+    assert all(float(r["train_loss"]) > 0 and float(r["val_psnr"]) > 0 for r in rows)
+    assert list(rows[0]) == ["epoch", "lr", "train_loss", "val_psnr", "seconds", "data_seconds", "val_psnr_x2"]
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    model = load_model(out / "last.safetensors")
+    assert model.config.decoder.hidden == [16, 16]
+    load_model(out / "best.safetensors")
+    with safe_open(str(out / "last.state.safetensors"), framework="pt") as handle:
+        assert handle.metadata()["epoch"] == "3"
+    assert load_yaml(TrainConfig, out / "config.yaml").epochs == 3
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+    # The run is finished; without --resume it is protected, with it there is nothing left to do.
+    cli = ["train", str(config), "--out", str(out), "--device", "cpu"]
+    assert main(cli) == 2 and "--resume" in capsys.readouterr().err
+    assert main([*cli, "--resume"]) == 0 and "already finished" in capsys.readouterr().err
+
+
+def test_bad_config_is_a_one_line_error(tmp_path, capsys):
+    config = write_config(tmp_path)
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--set", "data.lr_resize=lanczos"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("liifsr: error:") and "lr_resize" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
+    # 30 iterations per epoch: long enough to kill the run between two epochs' checkpoints.
+    config = write_config(tmp_path, data={"repeat": 12}, epochs=6, optim={"milestones": [2, 4]})
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    finish(liifsr_train(config, "--out", reference))
+
+    # Another worker count on purpose: samples do not depend on it.
+    process = liifsr_train(config, "--out", resumed, "--workers", "1")
+    deadline, killed = time.monotonic() + 120, False
+    while time.monotonic() < deadline and process.poll() is None:
+        log = resumed / "log.csv"
+        if log.exists() and len(read_csv(log)) >= 2:  # epoch 2's checkpoint is written
+            process.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.01)
+    if process.poll() is None and not killed:  # never saw epoch 2 in time
+        process.kill()
+    process.communicate(timeout=60)
+    assert killed and process.returncode == -signal.SIGKILL, "the run was not killed between two epochs"
+    with safe_open(str(resumed / "last.state.safetensors"), framework="pt") as handle:
+        killed_at = int(handle.metadata()["epoch"])
+    assert 2 <= killed_at < 6
+
+    err = finish(liifsr_train(config, "--out", resumed, "--resume"))
+    assert f"resuming after epoch {killed_at}" in err
+    expected, got = weights(reference / "last.safetensors"), weights(resumed / "last.safetensors")
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    reference_log, resumed_log = read_csv(reference / "log.csv"), read_csv(resumed / "log.csv")
+    assert [r["epoch"] for r in resumed_log] == [str(e) for e in range(1, 7)]
+    for a, b in zip(reference_log, resumed_log):
+        assert (a["lr"], a["train_loss"], a["val_psnr"]) == (b["lr"], b["train_loss"], b["val_psnr"])
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    config = write_config(tmp_path, batch_size=4, epochs=1, data={"repeat": 4})
+    single, double = tmp_path / "single", tmp_path / "double"
+    finish(liifsr_train(config, "--out", single))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "liifsr", "train", str(config), "--out", str(double)]
+    result = subprocess.run(command, cwd=REPO, env=env_one_thread(), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on 2 x cpu" in result.stderr
+    expected, got = weights(single / "last.safetensors"), weights(double / "last.safetensors")
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-5)
+    assert float(read_csv(double / "log.csv")[0]["train_loss"]) == pytest.approx(
+        float(read_csv(single / "log.csv")[0]["train_loss"]), rel=1e-5)
