@@ -16,9 +16,10 @@ from liifsr.coords import make_coord
 from liifsr.liif import LIIF
 
 
-def literal_query(model: LIIF, inp: Tensor, coord: Tensor, cell: Tensor | None) -> Tensor:
+def literal_query(model: LIIF, inp: Tensor, coord: Tensor, cell: Tensor | None, feat: Tensor | None = None) -> Tensor:
+    """LIIF's forward; pass `feat` = model.encode(inp) to query in chunks as LIIF's batched_predict does."""
     config = model.config
-    feat = model.encode(inp)
+    feat = model.encode(inp) if feat is None else feat
     if config.feature_unfold:
         feat = F.unfold(feat, 3, padding=1).view(feat.shape[0], feat.shape[1] * 9, *feat.shape[-2:])
     if config.local_ensemble:

@@ -96,23 +96,22 @@ class LIIF(nn.Module):
             rel_coords.append(C.relative_coord(coord, latent_coord, grid_hw))
             rows.append((iy - window[0]) * win_w + (ix - window[1]))
 
-        # One gather and one MLP call for all ensemble members: (B, K*Q) rows.
+        # One gather and one MLP call for all ensemble members: B * K * Q rows.
+        members = len(offsets)
         batch_offset = torch.arange(batch, device=coord.device).view(batch, 1) * (win_h * win_w)
         flat_rows = (torch.cat(rows, dim=1) + batch_offset).view(-1)
-        pre = proj.reshape(-1, hidden).index_select(0, flat_rows).view(batch, -1, hidden)
+        pre = proj.reshape(-1, hidden).index_select(0, flat_rows)
 
-        first = self.imnet.first_linear
-        w_coord = first.weight[:, self.latent_dim : self.latent_dim + 2]
-        # In place on the gathered rows (a fresh tensor), which saves a full-size copy.
-        rel = torch.cat(rel_coords, dim=1).view(-1, 2).to(pre.dtype)
-        pre = pre.view(-1, hidden).addmm_(rel, w_coord.t().to(pre.dtype)).view(batch, -1, hidden)
+        # The coordinate and cell terms of the first layer: one small matmul added in
+        # place to the gathered rows (a fresh 2-D tensor, so autograd needs no copy).
+        terms = [torch.cat(rel_coords, dim=1)]
         if self.config.cell_decode:
-            w_cell = first.weight[:, self.latent_dim + 2 : self.latent_dim + 4]
-            rel_cell = C.relative_cell(cell, grid_hw)
-            pre = pre.view(batch, len(offsets), -1, hidden).add_((rel_cell @ w_cell.t()).unsqueeze(1)).view(batch, -1, hidden)
-        # The MLP on a flat (rows, features) view: 2-D Linear layers avoid reshaping copies.
-        hidden_out = self.imnet.first_activation(pre.view(-1, hidden))
-        preds = self.imnet.tail(hidden_out).view(batch, len(offsets) * coord.shape[1], -1).chunk(len(offsets), dim=1)
+            terms.append(C.relative_cell(cell, grid_hw).repeat(1, members, 1))
+        terms = torch.cat(terms, dim=-1).view(pre.shape[0], -1)
+        w_terms = self.imnet.first_linear.weight[:, self.latent_dim :]
+        pre.addmm_(terms.to(pre.dtype), w_terms.t().to(pre.dtype))
+        preds = self.imnet.tail(self.imnet.first_activation(pre)).view(batch, members * coord.shape[1], -1)
+        preds = preds.chunk(members, dim=1)
 
         weights = C.ensemble_weights(rel_coords)
         out = 0
