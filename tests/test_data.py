@@ -203,6 +203,9 @@ def test_folder_errors_are_one_line_data_errors(tmp_path):
     (tmp_path / "benchmark" / "Set5").mkdir(parents=True)
     with pytest.raises(DataError, match="benchmark"):
         list_images([tmp_path / "benchmark" / "Set5"])
+    (tmp_path / "DIV2K" / "DIV2K_valid_HR").mkdir(parents=True)  # the paper's Table 4 set
+    with pytest.raises(DataError, match="benchmark"):
+        list_images([tmp_path / "DIV2K" / "DIV2K_valid_HR"])
 
 
 def test_validation_images_are_held_out_of_training(tmp_path):

@@ -63,7 +63,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DIV2K_TRAIN = "DIV2K/DIV2K_train_HR"
 DIV2K_VALID = "DIV2K/DIV2K_valid_HR"
 # Folder names of evaluation sets, which must never be trained or validated on.
-BENCHMARK_NAMES = frozenset({"benchmark", "set5", "set14", "b100", "urban100"})
+# DIV2K_valid_HR is the paper's Table 4 evaluation set: no model selection on it either.
+BENCHMARK_NAMES = frozenset({"benchmark", "set5", "set14", "b100", "urban100", "div2k_valid_hr"})
 LR_RESIZERS = ("pil", "matlab")
 
 SampleKey = tuple[int, int]  # (epoch, index)
