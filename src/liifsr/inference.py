@@ -130,6 +130,7 @@ def decode_region(
     feat = feat[:, :, feat_r.start - enc_r.start : feat_r.stop - enc_r.start, feat_c.start - enc_c.start : feat_c.stop - enc_c.start]
     proj = model.latent_projection(feat)
     proj = proj[:, lat_r.start - feat_r.start : lat_r.stop - feat_r.start, lat_c.start - feat_c.start : lat_c.stop - feat_c.start]
+    proj = proj.contiguous()  # a window of the projection: make it gatherable without per-chunk copies
     corner = (lat_r.start, lat_c.start)
     # The bilinear skip reads pixels within one cell of the queries: the latent span.
     skip = inp[:, :, lat_r.start : lat_r.stop, lat_c.start : lat_c.stop] if model.config.global_skip else None

@@ -60,7 +60,8 @@ class LIIF(nn.Module):
         kernel = 3 if self.config.feature_unfold else 1
         weight = first.weight[:, : self.latent_dim].reshape(hidden, channels, kernel, kernel)
         proj = F.conv2d(feat, weight, first.bias, padding=kernel // 2)
-        return proj.permute(0, 2, 3, 1)
+        # Contiguous rows, once per image: decode() gathers them chunk after chunk.
+        return proj.permute(0, 2, 3, 1).contiguous()
 
     # --- decoder side ---------------------------------------------------------------
 
