@@ -235,7 +235,7 @@ class TrainConfig:
     batch_size: int = 16
     val_every: int = 1  # validate every N epochs (and after the last one)
     val_scales: list[int] = field(default_factory=lambda: [2, 4])
-    val_chunk: int = 30000  # queries per decoder call during validation
+    val_chunk: int = 0  # queries per decoder call in validation; 0 = 1024 on CPU, 65536 on GPU
     save_every: int = 1  # write last.* every N epochs (and after the last one)
     seed: int = 0
     num_workers: int = 1

@@ -256,7 +256,7 @@ def validate(model: LIIF, images: ImageFolder, config: TrainConfig, env: DistEnv
         for k, scale in enumerate(config.val_scales):
             lr, hr = validation_pair(images[index], scale, config.data.lr_resize, config.data.val_max_size)
             with torch.inference_mode():  # whole image, `val_chunk` queries per decoder call
-                sr = upscale_tensor(model, lr.unsqueeze(0), tuple(hr.shape[-2:]), chunk_size=config.val_chunk)
+                sr = upscale_tensor(model, lr.unsqueeze(0), tuple(hr.shape[-2:]), chunk_size=config.val_chunk or None)
             sums[k] += psnr_rgb(sr.cpu(), hr.unsqueeze(0), shave=scale)
     sums = all_reduce_sum(sums, env)
     model.train()
