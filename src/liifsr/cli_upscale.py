@@ -6,8 +6,6 @@ import argparse
 import math
 from pathlib import Path
 
-import torch
-
 from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, convert_liif, load_model
 from liifsr.config import MODEL_PRESETS
 from liifsr.imageio import check_writable, read_image, write_image
