@@ -371,3 +371,24 @@ def test_production_table_points_at_official_sources():
     for record in div2k.files + bench.files:
         assert record.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", record.sha256)
         assert record.size is None or record.size > 0
+
+
+def test_cli_data_download_through_a_mirror(server, tmp_path, monkeypatch, capsys):
+    from liifsr.cli import main
+
+    state, base = server
+    bench = _tar({"benchmark/Set5/HR/baby.png": _png(5)})
+    good = _record("benchmark.tar", bench, part="benchmark", extract_to=".", provides="benchmark")
+    _serve(state, good.name, bench)
+    monkeypatch.setattr(download, "DATASETS", {"benchmark": DatasetSpec(files=(good,), default_parts=("benchmark",))})
+    assert main(["data", "download", "benchmark", str(tmp_path), "--mirror", base]) == 0
+    assert (tmp_path / "benchmark/Set5/HR/baby.png").read_bytes() == _png(5)
+
+    bad = _record("benchmark.tar", bench, part="benchmark", extract_to=".", provides="benchmark", sha256="0" * 64)
+    monkeypatch.setattr(download, "DATASETS", {"benchmark": DatasetSpec(files=(bad,), default_parts=("benchmark",))})
+    capsys.readouterr()
+    assert main(["data", "download", "benchmark", str(tmp_path / "again"), "--mirror", base]) == 2
+    err = capsys.readouterr().err.replace("\r", "\n").strip()  # the progress bar precedes the error
+    error_lines = [line for line in err.splitlines() if line.startswith("liifsr")]
+    assert len(error_lines) == 1 and error_lines[0].startswith("liifsr: error:") and "rerun" in error_lines[0]
+    assert not (tmp_path / "again" / "benchmark").exists()

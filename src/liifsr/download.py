@@ -568,3 +568,27 @@ def _merge_tree(src: Path, dst: Path) -> None:
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         os.replace(entry, target)
+
+
+# --------------------------------------------------------------------------
+# command line: `liifsr data download NAME DIR`
+
+
+def configure_data_parser(parser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    download = actions.add_parser("download", help="download and unpack a dataset (resumable)")
+    download.add_argument("name", choices=sorted(DATASETS), help="which dataset")
+    download.add_argument("root", type=Path, metavar="DIR", help="folder to download and unpack into")
+    download.add_argument("--parts", default=None, help="comma-separated parts (default: the dataset's usual ones)")
+    download.add_argument("--mirror", default=None, help="base URL of a mirror holding the same files")
+
+
+def run_data(args) -> int:
+    parts = args.parts.split(",") if args.parts else None
+    try:
+        folders = download_dataset(args.name, args.root, base_url=args.mirror, parts=parts)
+    except DownloadError as error:  # network and checksum problems are the user's to act on
+        raise ValueError(str(error)) from None
+    for folder in folders:
+        print(folder)
+    return 0
