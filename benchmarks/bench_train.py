@@ -30,7 +30,8 @@ from liifsr.config import DataConfig, model_preset  # noqa: E402
 from liifsr.data import ImageFolder, LIIFTrainSet  # noqa: E402
 from liifsr.imageio import sample_image  # noqa: E402
 from liifsr.liif import LIIF  # noqa: E402
-from liifsr.train import autocast, normalise  # noqa: E402
+from liifsr.inference import autocast  # noqa: E402
+from liifsr.train import normalise  # noqa: E402
 
 SAMPLE = sample_image()
 Forward = Callable[[LIIF, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from liifsr.imageio import IMAGE_EXTENSIONS, atomic_write, read_image
 from liifsr.inference import resolve_device
 from liifsr.metrics import calc_psnr, ssim
-from liifsr.resize import imresize, liif_downsample, modcrop
+from liifsr.resize import imresize_uint8, liif_downsample, modcrop
 
 BICUBIC = "bicubic"
 PROTOCOLS = ("auto", "benchmark", "div2k")
@@ -153,12 +153,6 @@ def to_float(image: Tensor) -> Tensor:
     return image.float().div(255).unsqueeze(0)
 
 
-def matlab_bicubic_uint8(image: Tensor, scale: float | None = None, size: tuple[int, int] | None = None) -> Tensor:
-    """MATLAB `imresize(uint8 image, ...)`: resize in double, saturate, round half away from zero."""
-    resized = imresize(image.to(torch.float64), scale=scale, size=size)
-    return torch.floor(resized.clamp(0, 255) + 0.5).to(torch.uint8)
-
-
 def make_pair(dataset: Path, hr_path: Path, scale: float) -> tuple[Tensor, Tensor]:
     """(hr, lr) uint8 (3, H, W) tensors for one image at one scale, by LIIF's rules."""
     hr = read_uint8(hr_path)
@@ -169,7 +163,7 @@ def make_pair(dataset: Path, hr_path: Path, scale: float) -> tuple[Tensor, Tenso
     path = lr_file(dataset, hr_path, scale)
     if path is None:
         hr = modcrop(hr, s)
-        return hr, matlab_bicubic_uint8(hr, scale=1 / s)
+        return hr, imresize_uint8(hr, scale=1 / s)
     lr = read_uint8(path)
     h, w = lr.shape[-2] * s, lr.shape[-1] * s
     if h > hr.shape[-2] or w > hr.shape[-1]:
@@ -185,8 +179,8 @@ def make_pair(dataset: Path, hr_path: Path, scale: float) -> tuple[Tensor, Tenso
 
 def bicubic_method(lr: Tensor, size: tuple[int, int]) -> Tensor:
     """MATLAB bicubic upsampling rounded to uint8 levels, like the standard bicubic tables."""
-    levels = torch.round(lr[0].to(torch.float64) * 255)
-    return to_float(matlab_bicubic_uint8(levels, size=size))
+    levels = torch.round(lr[0] * 255).to(torch.uint8)
+    return to_float(imresize_uint8(levels, size=size))
 
 
 def load_method(name: str, device: torch.device, progress: bool = False) -> Method:

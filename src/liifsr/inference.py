@@ -183,7 +183,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return torch.device(name)
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str):
+    """Autocast for a precision name: 'fp32' (autocast off) or 'bf16'."""
     if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
     if precision == "bf16":
@@ -225,7 +226,7 @@ def upscale_tensor(
     result = out if out is not None else torch.empty(out_hw[0], out_hw[1], 3)
     levels = {torch.uint8: 255, torch.uint16: 65535}.get(result.dtype)
     bar = tqdm(total=out_hw[0] * out_hw[1], unit="px", unit_scale=True, disable=not progress, leave=False)
-    with _autocast(device, precision):
+    with autocast(device, precision):
         for rows, cols, rgb in blocks:
             block = (rgb[0].float() * 0.5 + 0.5).clamp_(0, 1).cpu()
             if levels is not None:

@@ -178,7 +178,9 @@ def imresize(
     return x
 
 
-def imresize_uint8(img: np.ndarray | torch.Tensor, scale: Scale) -> np.ndarray | torch.Tensor:
+def imresize_uint8(
+    img: np.ndarray | torch.Tensor, scale: Scale | None = None, size: tuple[int, int] | None = None
+) -> np.ndarray | torch.Tensor:
     """``imresize`` on a uint8 image the way MATLAB treats uint8 input.
 
     MATLAB computes in double and converts back with saturation and rounding half
@@ -198,7 +200,7 @@ def imresize_uint8(img: np.ndarray | torch.Tensor, scale: Scale) -> np.ndarray |
         t = img.to(torch.float64)
         channels_last = False
 
-    out = imresize(t, scale=scale)
+    out = imresize(t, scale=scale, size=size)
     out = torch.floor(out.clamp(0, 255) + 0.5).to(torch.uint8)
 
     if is_numpy:

@@ -33,7 +33,6 @@ import math
 import os
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from liifsr.checkpoint import save_model
 from liifsr.config import ConfigError, ModelConfig, TrainConfig, dump_yaml, load_yaml, model_preset, to_dict
 from liifsr.data import ImageFolder, LIIFTrainSet, check_data_config, make_train_loader, psnr_rgb, split_paths, validation_pair
 from liifsr.imageio import atomic_write
-from liifsr.inference import upscale_tensor
+from liifsr.inference import autocast, upscale_tensor
 from liifsr.liif import LIIF
 
 STATE_FORMAT = "liifsr-train-state/1"
@@ -189,12 +188,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.O
 def normalise(x: Tensor) -> Tensor:
     """LIIF's data_norm for inputs and targets: sub 0.5, div 0.5."""
     return (x - 0.5) / 0.5
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], precision: str) -> Tensor:
