@@ -111,7 +111,7 @@ class LIIF(nn.Module):
         terms = torch.cat(terms, dim=-1).view(pre.shape[0], -1)
         w_terms = self.imnet.first_linear.weight[:, self.latent_dim :]
         pre.addmm_(terms.to(pre.dtype), w_terms.t().to(pre.dtype))
-        preds = self.imnet.tail(self.imnet.first_activation(pre)).view(batch, members * coord.shape[1], -1)
+        preds = self.imnet.after_first_linear(pre).view(batch, members * coord.shape[1], -1)
         preds = preds.chunk(members, dim=1)
 
         weights = C.ensemble_weights(rel_coords)

@@ -1,0 +1,164 @@
+"""How close decoding and training come to this machine's matrix-multiply limit.
+
+Everything is measured in one run, so the ratios hold on a noisy machine:
+- the machine's own matrix-multiply rate in fp32 and bf16, on the decoder's shape
+  ((4096 x 256) @ (256 x 256)) and on a large square one (2048^3);
+- the FLOPs of every matrix multiply and convolution the model runs
+  (`torch.utils.flop_counter`: 2 per multiply-add, backward included in training);
+- decoding outputs of at least one megapixel at x2, x4, x8 and x30 with
+  `upscale_tensor` (its default tiles and chunks), and, apart, the encoder's share
+  (encoder plus latent projection on the same LR image);
+- one training step (batch 16, 48 x 48 LR patches, 2,304 queries each, Adam).
+
+The limit of a job is its FLOPs divided by the measured rate on the decoder's shape;
+the table prints the achieved fraction of that limit. Times are the best of --repeats.
+
+    python benchmarks/bench_limits.py [--precisions fp32,bf16] [--scales 2,4,8,30]
+                                      [--repeats 3] [--threads 0] [--preset edsr-liif-relu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from liifsr.config import DataConfig, model_preset
+from liifsr.data import ImageFolder, LIIFTrainSet
+from liifsr.imageio import read_image, sample_image
+from liifsr.inference import autocast, upscale_tensor
+from liifsr.liif import LIIF
+from liifsr.train import train_step
+
+OUTPUT_SIDE = 1024  # outputs of at least 1024 x 1024 pixels
+
+
+def best_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: allocations, oneDNN kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def matmul_rate(dtype: torch.dtype, m: int, k: int, n: int, repeats: int) -> float:
+    """FLOP/s of (m x k) @ (k x n) in `dtype` on this machine's threads."""
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+    out = torch.empty(m, n, dtype=dtype)
+    calls = max(1, int(2e9 // (2 * m * k * n)))  # about 2 GFLOP per timing
+
+    def run() -> None:
+        for _ in range(calls):
+            torch.mm(a, b, out=out)
+
+    return 2 * m * k * n * calls / best_seconds(run, repeats)
+
+
+def lr_image(scale: int) -> torch.Tensor:
+    """A real LR crop whose x`scale` output has at least OUTPUT_SIDE pixels per side."""
+    side = math.ceil(OUTPUT_SIDE / scale)
+    image = torch.from_numpy(read_image(sample_image()).rgb).permute(2, 0, 1)
+    return image[:, :side, :side].unsqueeze(0).contiguous()
+
+
+def decoding_row(model: LIIF, scale: int, precision: str, rate: float, repeats: int) -> dict[str, float]:
+    lr = lr_image(scale)
+    size = (lr.shape[-2] * scale, lr.shape[-1] * scale)
+    inp = (lr - 0.5) / 0.5
+
+    def upscale() -> None:
+        upscale_tensor(model, lr, size, precision=precision)
+
+    def encode() -> None:
+        with torch.no_grad(), autocast(lr.device, precision):
+            model.latent_projection(model.encode(inp))
+
+    flops, enc_flops = count_flops(upscale), count_flops(encode)
+    seconds, enc_seconds = best_seconds(upscale, repeats), best_seconds(encode, repeats)
+    dec_seconds = max(seconds - enc_seconds, 1e-9)
+    return {
+        "kpx/s": size[0] * size[1] / seconds / 1e3,
+        "whole": flops / seconds / rate,
+        "decoder": (flops - enc_flops) / dec_seconds / rate,
+        "encoder": enc_flops / enc_seconds / rate,
+        "encoder share": enc_seconds / seconds,
+        "MFLOP/px": flops / (size[0] * size[1]) / 1e6,
+    }
+
+
+def training_row(preset: str, precision: str, rate: float, repeats: int) -> dict[str, float]:
+    dataset = LIIFTrainSet(ImageFolder([sample_image()]), DataConfig(repeat=16), seed=0)
+    samples = [dataset[(1, index)] for index in range(16)]
+    batch = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+    torch.manual_seed(0)
+    model = LIIF(model_preset(preset))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        train_step(model, optimizer, batch, precision)
+
+    flops = count_flops(step)
+    seconds = best_seconds(step, repeats)
+    return {"s/iteration": seconds, "whole": flops / seconds / rate, "GFLOP": flops / 1e9}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--scales", default="2,4,8,30")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = PyTorch's default)")
+    parser.add_argument("--preset", default="edsr-liif-relu")
+    parser.add_argument("--no-training", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = LIIF(model_preset(args.preset)).eval()
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+    print(f"{args.preset}, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
+    print("| precision | matmul 4096x256x256 GFLOP/s | matmul 2048^3 GFLOP/s |")
+    print("|---|---|---|")
+    rates = {}
+    for precision in args.precisions.split(","):
+        dtype = dtypes[precision]
+        rates[precision] = matmul_rate(dtype, 4096, 256, 256, args.repeats)
+        square = matmul_rate(dtype, 2048, 2048, 2048, args.repeats)
+        print(f"| {precision} | {rates[precision] / 1e9:.0f} | {square / 1e9:.0f} |")
+
+    print("\nDecoding (fraction of the limit = achieved FLOP/s / matmul rate on the decoder's shape):\n")
+    print("| scale | precision | output | kpx/s | MFLOP/px | whole | decoder | encoder | encoder share of time |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for scale in (int(s) for s in args.scales.split(",")):
+        for precision in rates:
+            row = decoding_row(model, scale, precision, rates[precision], args.repeats)
+            side = math.ceil(OUTPUT_SIDE / scale) * scale
+            print(f"| x{scale} | {precision} | {side}x{side} | {row['kpx/s']:.0f} | {row['MFLOP/px']:.2f} | "
+                  f"{row['whole']:.0%} | {row['decoder']:.0%} | {row['encoder']:.0%} | {row['encoder share']:.0%} |",
+                  flush=True)
+
+    if not args.no_training:
+        print("\nTraining step (batch 16, 48 px, 2,304 queries, forward + backward + Adam):\n")
+        print("| precision | s / iteration | GFLOP | fraction of the limit |")
+        print("|---|---|---|---|")
+        for precision in rates:
+            row = training_row(args.preset, precision, rates[precision], args.repeats)
+            print(f"| {precision} | {row['s/iteration']:.2f} | {row['GFLOP']:.0f} | {row['whole']:.0%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
