@@ -471,6 +471,8 @@ def train(config: TrainConfig, out: Path, env: DistEnv, resume: bool = False) ->
     finally:
         if writer is not None:
             writer.close()
+    best = ""
     if run.progress.best_epoch:
-        log(f"done: best validation PSNR {run.progress.best_psnr:.2f} dB at epoch {run.progress.best_epoch}", env)
+        best = f"; best validation PSNR {run.progress.best_psnr:.2f} dB at epoch {run.progress.best_epoch} in {BEST}"
+    log(f"done: the run's result is {str(out / LAST)!r} (epoch {run.progress.epoch}){best}", env)
     return run.progress
