@@ -14,37 +14,33 @@ comparable amount of decoding.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from literal_liif import literal_query  # noqa: E402
-
-from liifsr.config import model_preset  # noqa: E402
-from liifsr.coords import make_coord  # noqa: E402
-from liifsr.inference import upscale_tensor  # noqa: E402
-from liifsr.imageio import sample_image  # noqa: E402
-from liifsr.liif import LIIF  # noqa: E402
+from liifsr.config import model_preset
+from liifsr.coords import cell_size, denormalise, make_coord, normalise
+from liifsr.imageio import sample_image
+from liifsr.inference import upscale_tensor
+from liifsr.liif import LIIF
+from liifsr.reference import literal_query
 
 SAMPLE = sample_image()
 OUTPUT_SIDE = 256
 
 
 def literal_upscale(model: LIIF, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000) -> torch.Tensor:
-    inp = (lr - 0.5) / 0.5
+    inp = normalise(lr)
     coord = make_coord(size, lr.device).unsqueeze(0)
-    cell = torch.tensor([2 / size[0], 2 / size[1]], device=lr.device).expand_as(coord)
+    cell = cell_size(size, lr.device).expand_as(coord)
     with torch.no_grad():
         feat = model.encode(inp)  # once per image, as LIIF's gen_feat
         preds = [
             literal_query(model, inp, coord[:, i : i + chunk], cell[:, i : i + chunk], feat) for i in range(0, coord.shape[1], chunk)
         ]
-    return (torch.cat(preds, dim=1) * 0.5 + 0.5).clamp(0, 1)
+    return denormalise(torch.cat(preds, dim=1)).clamp(0, 1)
 
 
 def best_time(fn, repeats: int, device: torch.device) -> float:

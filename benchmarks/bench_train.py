@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from literal_liif import literal_query  # noqa: E402
-
-from liifsr.config import DataConfig, model_preset  # noqa: E402
-from liifsr.data import ImageFolder, LIIFTrainSet  # noqa: E402
-from liifsr.imageio import sample_image  # noqa: E402
-from liifsr.liif import LIIF  # noqa: E402
-from liifsr.inference import autocast  # noqa: E402
-from liifsr.train import normalise  # noqa: E402
+from liifsr.config import DataConfig, model_preset
+from liifsr.coords import normalise
+from liifsr.data import ImageFolder, LIIFTrainSet
+from liifsr.imageio import sample_image
+from liifsr.liif import LIIF
+from liifsr.reference import literal_query
+from liifsr.runtime import autocast
 
 SAMPLE = sample_image()
 Forward = Callable[[LIIF, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -9,21 +9,19 @@ the MATLAB imresize, and prints the max abs differences.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from literal_liif import literal_query  # noqa: E402
+from liifsr.checkpoint import load_model
+from liifsr.config import model_preset
+from liifsr.inference import upscale_tensor
+from liifsr.liif import LIIF
+from liifsr.reference import literal_query
+from liifsr.resize import imresize
 
-from liifsr.checkpoint import load_model  # noqa: E402
-from liifsr.config import model_preset  # noqa: E402
-from liifsr.inference import upscale_tensor  # noqa: E402
-from liifsr.liif import LIIF  # noqa: E402
-from liifsr.resize import imresize  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FIXTURES = ROOT / "tests" / "fixtures" / "liif-reference"
 

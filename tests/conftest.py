@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import pytest
@@ -6,9 +5,6 @@ import pytest
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures" / "liif-reference"
 SHARED = TESTS.parent.parent / "shared"
-
-# The literal LIIF formulation lives beside the tests; make it importable.
-sys.path.insert(0, str(TESTS))
 
 
 @pytest.fixture(scope="session")

@@ -19,3 +19,26 @@ def test_usage_errors_are_one_line(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--help" in err
+
+
+def test_help_does_not_import_torch():
+    """`liifsr --help` stays fast: no command module (and so no torch) is imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from liifsr.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert not any(m.startswith('liifsr.') and m not in ('liifsr.cli', 'liifsr.config') for m in sys.modules), "
+        "sorted(m for m in sys.modules if m.startswith('liifsr'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_each_command_loads_its_own_functions():
+    for name, command in COMMANDS.items():
+        configure, run = command.load()
+        assert callable(configure) and callable(run), name

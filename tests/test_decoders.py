@@ -42,3 +42,13 @@ def test_sine_activation_is_sin_of_w0_times_affine_on_every_hidden_layer():
     expected = h @ l2.weight.t() + l2.bias  # last layer linear
     assert torch.allclose(mlp(x), expected, atol=1e-6)
     assert [m.w0 for m in mlp.layers if isinstance(m, Sine)] == [7.0, 3.0]
+
+
+def test_siren15_presets_cover_both_readings_of_the_paper():
+    """SIREN-15: w0 = 15 in every sine layer, or (the other reading) in the first layer only."""
+    every = LIIF(model_preset("edsr-liif-siren15")).imnet
+    first_only = LIIF(model_preset("edsr-liif-siren15-first")).imnet
+    assert [m.w0 for m in every.layers if isinstance(m, Sine)] == [15.0] * 4
+    assert [m.w0 for m in first_only.layers if isinstance(m, Sine)] == [15.0, 30.0, 30.0, 30.0]
+    later = linears(first_only)[1]
+    assert later.weight.abs().max() <= math.sqrt(6 / later.in_features) / 30.0  # initialised for w0 = 30

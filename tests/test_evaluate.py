@@ -17,20 +17,20 @@ from liifsr.cli import main
 from liifsr.config import DecoderConfig, EncoderConfig
 from liifsr.evaluate import (
     RECORD_KEYS,
-    bicubic_method,
     evaluate,
+    find_dataset,
     format_csv,
     format_markdown,
     hr_images,
     make_pair,
     parse_scales,
-    read_uint8,
     resolve_protocol,
     to_float,
     write_report,
 )
+from liifsr.imageio import read_uint8
 from liifsr.metrics import calc_psnr
-from liifsr.resize import imresize_uint8
+from liifsr.resize import bicubic_upsample, imresize_uint8
 
 BENCHMARK = Path(__file__).parents[2] / "shared" / "data" / "benchmark"
 
@@ -59,9 +59,10 @@ def tiny_model_file(path: Path) -> Path:
     return path
 
 
-def fake_records(datasets: list[str], models: list[str], scales: list[float]) -> list[dict]:
+def fake_records(datasets: list[str], models: list[str], scales: list[float], protocol: str = "benchmark") -> list[dict]:
     return [
-        {"model": m, "dataset": d, "scale": float(s), "psnr": 30.0 + i + s / 100, "ssim": 0.9, "images": 5, "seconds": 1.5}
+        {"model": m, "dataset": d, "protocol": protocol, "scale": float(s), "psnr": 30.0 + i + s / 100,
+         "ssim": 0.9, "images": 5, "seconds": 1.5}
         for d in datasets
         for i, m in enumerate(models)
         for s in scales
@@ -75,7 +76,7 @@ def test_json_record_format_is_stable(tmp_path: Path) -> None:
     """Other tools read these files: exactly these keys, with these types."""
     dataset = make_dataset(tmp_path)
     records = evaluate(["bicubic"], [dataset], [2, 6], progress=False)
-    assert list(RECORD_KEYS) == ["model", "dataset", "scale", "psnr", "ssim", "images", "seconds"]
+    assert list(RECORD_KEYS) == ["model", "dataset", "protocol", "scale", "psnr", "ssim", "images", "seconds"]
     out = tmp_path / "report.json"
     write_report(records, out)
     loaded = json.loads(out.read_text())
@@ -84,9 +85,9 @@ def test_json_record_format_is_stable(tmp_path: Path) -> None:
         assert set(record) == set(RECORD_KEYS)
         for key, kind in RECORD_KEYS.items():
             assert type(record[key]) is kind, (key, record[key])
-    assert [(r["model"], r["dataset"], r["scale"], r["images"]) for r in loaded] == [
-        ("bicubic", "Tiny", 2.0, 1),
-        ("bicubic", "Tiny", 6.0, 1),
+    assert [(r["model"], r["dataset"], r["protocol"], r["scale"], r["images"]) for r in loaded] == [
+        ("bicubic", "Tiny", "benchmark", 2.0, 1),
+        ("bicubic", "Tiny", "benchmark", 6.0, 1),
     ]
     assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in loaded)
 
@@ -94,8 +95,8 @@ def test_json_record_format_is_stable(tmp_path: Path) -> None:
 def test_csv_has_the_record_columns() -> None:
     text = format_csv(fake_records(["Set5"], ["bicubic"], [2]))
     header, row = text.splitlines()
-    assert header == "model,dataset,scale,psnr,ssim,images,seconds"
-    assert row.startswith("bicubic,Set5,2.0,")
+    assert header == "model,dataset,protocol,scale,psnr,ssim,images,seconds"
+    assert row.startswith("bicubic,Set5,benchmark,2.0,")
 
 
 # --- Markdown layouts -------------------------------------------------------------
@@ -117,7 +118,7 @@ def test_markdown_benchmark_layout_is_table_3() -> None:
 
 def test_markdown_div2k_layout_is_table_4() -> None:
     """Model rows and scale columns, one table per DIV2K dataset; missing values left blank."""
-    records = fake_records(["DIV2K_valid"], ["relu", "siren"], [2, 3, 4, 6, 12])
+    records = fake_records(["DIV2K_valid"], ["relu", "siren"], [2, 3, 4, 6, 12], protocol="div2k")
     records = [r for r in records if not (r["model"] == "siren" and r["scale"] == 12)]
     lines = format_markdown(records).splitlines()
     start = lines.index("| Method | In-domain |  |  | Out-of-domain |  |")
@@ -127,19 +128,70 @@ def test_markdown_div2k_layout_is_table_4() -> None:
     assert lines[start + 4] == "| siren | 31.02 | 31.03 | 31.04 | 31.06 |  |"
 
 
-def test_markdown_protocol_can_be_forced() -> None:
-    records = fake_records(["MyPhotos"], ["relu"], [2])
-    assert "| Method | In-domain |" in format_markdown(records, protocol="div2k")
-    assert "| Dataset | Method | In-domain |" in format_markdown(records)
+def test_markdown_layout_follows_each_records_protocol() -> None:
+    records = fake_records(["MyPhotos"], ["relu"], [2], protocol="div2k") + fake_records(["Set5"], ["relu"], [2])
+    text = format_markdown(records)
+    assert "| Method | In-domain |" in text and "PSNR (dB) on MyPhotos, div2k protocol" in text
+    assert "| Set5 | relu | 30.02 |" in text and "MyPhotos |" not in text
 
 
-# --- protocol details -------------------------------------------------------------
+# --- folder layouts and protocols ---------------------------------------------------
 
 
-def test_protocol_auto_follows_the_folder_name() -> None:
-    assert resolve_protocol("auto", Path("data/DIV2K_valid")) == "div2k"
-    assert resolve_protocol("auto", Path("data/Set5")) == "benchmark"
-    assert resolve_protocol("div2k", Path("data/Set5")) == "div2k"
+def make_div2k(root: Path, scales: tuple[int, ...] = (2,)) -> Path:
+    """DIV2K as `liifsr data download div2k` lays it out: DIV2K/DIV2K_valid_HR, DIV2K_valid_LR_bicubic/X{s}."""
+    div2k = root / "DIV2K"
+    (div2k / "DIV2K_valid_HR").mkdir(parents=True)
+    hr = synthetic_rgb(48, 40)
+    Image.fromarray(hr).save(div2k / "DIV2K_valid_HR" / "0801.png")
+    for scale in scales:
+        folder = div2k / "DIV2K_valid_LR_bicubic" / f"X{scale}"
+        folder.mkdir(parents=True)
+        lr = imresize_uint8(hr, 1 / scale)[:, ::-1]  # mirrored: proves this file is the one read
+        Image.fromarray(np.ascontiguousarray(lr)).save(folder / f"0801x{scale}.png")
+    return div2k
+
+
+def test_protocol_auto_follows_the_layout_and_the_name(tmp_path: Path) -> None:
+    div2k = find_dataset(make_div2k(tmp_path))
+    assert resolve_protocol("auto", div2k) == ("div2k", "DIV2K folder layout")
+    assert resolve_protocol("auto", find_dataset(make_dataset(tmp_path, "DIV2K_valid")))[0] == "div2k"
+    assert resolve_protocol("auto", find_dataset(make_dataset(tmp_path, "Set5")))[0] == "benchmark"
+    assert resolve_protocol("div2k", find_dataset(tmp_path / "Set5"))[0] == "div2k"
+    assert resolve_protocol("benchmark", div2k)[0] == "benchmark"
+
+
+def test_the_downloaded_div2k_layout_is_read_as_it_is(tmp_path: Path) -> None:
+    root = make_div2k(tmp_path)
+    for folder in (root, root / "DIV2K_valid_HR"):
+        dataset = find_dataset(folder)
+        assert dataset.hr_dir == root / "DIV2K_valid_HR" and dataset.lr_dir == root / "DIV2K_valid_LR_bicubic"
+    dataset = find_dataset(root)
+    hr, lr = make_pair(dataset, dataset.hr_dir / "0801.png", 2)
+    assert torch.equal(lr, read_uint8(root / "DIV2K_valid_LR_bicubic" / "X2" / "0801x2.png"))
+    (record,) = evaluate(["bicubic"], [root], [2], progress=False)
+    assert record["protocol"] == "div2k" and record["dataset"] == "DIV2K" and record["images"] == 1
+    expected = calc_psnr(bicubic_upsample(to_float(lr), (48, 40)), to_float(hr), "div2k", 2)
+    assert record["psnr"] == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_the_download_root_gets_a_hint(tmp_path: Path) -> None:
+    make_div2k(tmp_path)
+    with pytest.raises(ValueError, match="no HR/ subfolder.*give '.*DIV2K'"):
+        find_dataset(tmp_path)
+
+
+def test_cli_prints_the_protocol_of_each_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    div2k, set5 = make_div2k(tmp_path), make_dataset(tmp_path, "Set5")
+    out = tmp_path / "report.json"
+    assert main(["evaluate", "--model", "bicubic", "--dataset", str(div2k), str(set5), "--scales", "2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "DIV2K: div2k protocol (RGB, `scale + 6` border pixels shaved; SSIM on Y) (DIV2K folder layout)" in captured.err
+    assert "Set5: benchmark protocol (Y channel, `scale` border pixels shaved)" in captured.err
+    assert "PSNR (dB) on DIV2K, div2k protocol" in captured.out and "| Set5 | bicubic |" in captured.out
+    assert [r["protocol"] for r in json.loads(out.read_text())] == ["div2k", "benchmark"]
+    assert main(["evaluate", "--model", "bicubic", "--dataset", str(set5), "--scales", "2", "--protocol", "div2k", "--quiet"]) == 0
+    assert "PSNR (dB) on Set5, div2k protocol" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("text", ["", "2,,3", "2,x", "0", "-2", "2.5", "nan"])
@@ -153,11 +205,11 @@ def test_scale_list_parses() -> None:
 
 
 def test_generated_lr_is_matlab_imresize_of_the_modcropped_hr(tmp_path: Path) -> None:
-    dataset = make_dataset(tmp_path, images={"odd": synthetic_rgb(50, 43)})
-    hr, lr = make_pair(dataset, dataset / "HR" / "odd.png", 3)
+    dataset = find_dataset(make_dataset(tmp_path, images={"odd": synthetic_rgb(50, 43)}))
+    hr, lr = make_pair(dataset, dataset.hr_dir / "odd.png", 3)
     assert hr.shape == (3, 48, 42) and lr.shape == (3, 16, 14) and lr.dtype == torch.uint8
     assert torch.equal(lr, imresize_uint8(hr, 1 / 3))
-    hr8, lr8 = make_pair(dataset, dataset / "HR" / "odd.png", 8)  # LIIF's on-the-fly protocol above x4
+    hr8, lr8 = make_pair(dataset, dataset.hr_dir / "odd.png", 8)  # LIIF's on-the-fly protocol above x4
     assert hr8.shape == (3, 48, 40) and lr8.shape == (3, 6, 5)
 
 
@@ -167,14 +219,14 @@ def test_lr_bicubic_files_are_used_when_present(tmp_path: Path) -> None:
     generated = evaluate(["bicubic"], [dataset], [2], progress=False)[0]["psnr"]
 
     # A deliberately different LR (mirrored) in EDSR's naming: 0801.png -> X2/0801x2.png.
-    _, lr = make_pair(dataset, dataset / "HR" / "0801.png", 2)
+    _, lr = make_pair(find_dataset(dataset), dataset / "HR" / "0801.png", 2)
     mirrored = lr.flip(-1).permute(1, 2, 0).numpy()
     (dataset / "LR_bicubic" / "X2").mkdir(parents=True)
     Image.fromarray(np.ascontiguousarray(mirrored)).save(dataset / "LR_bicubic" / "X2" / "0801x2.png")
     from_file = evaluate(["bicubic"], [dataset], [2], progress=False)[0]["psnr"]
 
     hr = to_float(read_uint8(dataset / "HR" / "0801.png"))
-    expected = calc_psnr(bicubic_method(to_float(torch.from_numpy(mirrored).permute(2, 0, 1)), (48, 40)), hr, "benchmark", 2)
+    expected = calc_psnr(bicubic_upsample(to_float(torch.from_numpy(mirrored).permute(2, 0, 1)), (48, 40)), hr, "benchmark", 2)
     assert from_file == pytest.approx(float(expected), abs=1e-6)
     assert from_file < generated - 3
 
@@ -223,13 +275,13 @@ def test_bicubic_reproduces_the_published_set5_table() -> None:
 
 def test_bicubic_reproduces_the_published_b100_table() -> None:
     """Through evaluate's own pair-making, bicubic and PSNR; SSIM (the slow part) is left out."""
-    dataset = _benchmark("B100")
+    dataset = find_dataset(_benchmark("B100"))
     measured = []
     for scale in (2, 3, 4):
         values = []
         for path in hr_images(dataset):
             hr, lr = make_pair(dataset, path, scale)
-            pred = bicubic_method(to_float(lr), (hr.shape[-2], hr.shape[-1]))
+            pred = bicubic_upsample(to_float(lr), (hr.shape[-2], hr.shape[-1]))
             values.append(float(calc_psnr(pred, to_float(hr), "benchmark", scale)))
         measured.append(sum(values) / len(values))
     assert len(values) == 100

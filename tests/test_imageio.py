@@ -18,8 +18,6 @@ from liifsr import imageio
 from liifsr.imageio import (
     IMAGE_EXTENSIONS,
     ImageError,
-    LoadedImage,
-    atomic_write,
     check_writable,
     read_image,
     write_image,
@@ -402,11 +400,6 @@ def test_newline_in_file_name_keeps_message_on_one_line(tmp_path: Path) -> None:
     assert_error(excinfo, "does not exist")
 
 
-def test_loaded_image_is_a_plain_dataclass() -> None:
-    loaded = LoadedImage(np.zeros((2, 3, 3), np.float32), None, False, 8, "RGB")
-    assert loaded.size == (2, 3)
-
-
 # ---------------------------------------------------------------------------
 # destinations and atomicity
 
@@ -519,45 +512,6 @@ def test_successful_overwrite_replaces_content(tmp_path: Path) -> None:
     write_image(path, np.ones((3, 3, 3)))
     assert read_image(path).rgb.shape == (3, 3, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
-
-
-def test_atomic_write_commits_only_on_success(tmp_path: Path) -> None:
-    target = tmp_path / "report.json"
-    with atomic_write(target) as tmp:
-        assert tmp.parent == tmp_path and tmp.suffix == ".json" and tmp != target
-        tmp.write_text("{}")
-        assert not target.exists()
-    assert target.read_text() == "{}"
-
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_write(target) as tmp:
-            tmp.write_text("partial")
-            raise KeyboardInterrupt
-    assert target.read_text() == "{}"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
-
-
-def test_atomic_write_uses_normal_permissions(tmp_path: Path) -> None:
-    old_umask = os.umask(0o022)
-    try:
-        target = tmp_path / "new.bin"
-        with atomic_write(target) as tmp:
-            tmp.write_bytes(b"x")
-        assert stat.S_IMODE(target.stat().st_mode) == 0o644
-
-        target.chmod(0o600)
-        with atomic_write(target) as tmp:
-            tmp.write_bytes(b"y")
-        assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    finally:
-        os.umask(old_umask)
-
-
-def test_atomic_write_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(ImageError) as excinfo:
-        with atomic_write(tmp_path / "nope" / "ckpt.pt"):
-            pass
-    assert_error(excinfo, "ckpt.pt", "does not exist")
 
 
 def test_image_extensions_cover_writable_formats(tmp_path: Path) -> None:

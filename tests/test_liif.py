@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from conftest import FIXTURES, shared_path
-from literal_liif import literal_query
 from liifsr.checkpoint import load_model
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
 from liifsr.liif import LIIF
+from liifsr.reference import literal_query
 
 TINY = ["tiny-full", "tiny-no-unfold", "tiny-no-ensemble", "tiny-no-cell"]
 

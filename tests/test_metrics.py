@@ -65,6 +65,17 @@ def test_psnr_shaves_border(protocol, scale, shave):
     assert psnr(sr, hr, "plain") < 20
 
 
+def test_rgb_protocol_of_training_validation_shaves_scale_on_rgb():
+    hr = torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    noisy = hr.clone()
+    noisy[..., :, 0:2] += 0.5  # only in the 2-pixel border shaved at x2
+    assert psnr(noisy, hr, "rgb", 2) == float("inf")
+    assert psnr(noisy, hr, "rgb", 1) < 30
+    sr = hr.clone()
+    sr[:, 1] += 0.1  # error only in G: RGB PSNR, not Y
+    assert math.isclose(psnr(sr, hr, "rgb", 2), -10 * math.log10(0.01 / 3), rel_tol=1e-5)
+
+
 def test_rejects_unknown_protocol_and_fractional_shave():
     x = torch.zeros(1, 3, 16, 16)
     with pytest.raises(ValueError):

@@ -129,7 +129,7 @@ def test_constant_image_stays_constant(scale):
     [(0.5, None, (50, 38)), (1 / 3, None, (34, 25)), (2.5, None, (250, 188)), ((0.5, 2), None, (50, 150)),
      (0.5, (41, 30), (41, 30)), (None, (7, 9), (7, 9))],
 )
-def test_output_size(scale, size, expected):
+def test_imresize_output_size_follows_matlab(scale, size, expected):
     out = imresize(torch.zeros(100, 75), scale=scale, size=size)
     assert tuple(out.shape) == expected
 

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from liifsr.config import ConfigError, DecoderConfig, EncoderConfig, ModelConfig, from_dict, to_dict
-from liifsr.imageio import atomic_write
+from liifsr.files import atomic_write
 from liifsr.liif import LIIF
 
 FORMAT = "liifsr/1"

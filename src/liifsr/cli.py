@@ -1,27 +1,86 @@
 """The `liifsr` command line.
 
-Each subcommand lives in the module that does the work: it exposes
-`configure_parser(parser)` and `run(args) -> int`. Modules are imported lazily so that
-`liifsr --help` stays fast. Expected failures (bad input, missing files) print one line
-`liifsr: error: ...` and exit with status 2; nothing else is written.
+`COMMANDS` is the table of subcommands: each names the function that adds its options
+to a parser and the function that runs it. Those live in the module that does the
+work and are imported only when their command runs, so that `liifsr --help` stays
+fast (it never imports torch). Expected failures (bad input, missing files) print one
+line `liifsr: error: ...` and exit with status 2; nothing else is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
-# subcommand -> (module, one-line help)
-COMMANDS = {
-    "upscale": ("liifsr.cli_upscale", "upscale images to any scale or size"),
-    "convert": ("liifsr.cli_upscale", "convert an official LIIF .pth into a liifsr .safetensors file"),
-    "train": ("liifsr.train", "train a model from a YAML config"),
-    "evaluate": ("liifsr.evaluate", "PSNR/SSIM of models on benchmark or DIV2K folders"),
-    "compare": ("liifsr.compare", "side-by-side crops of several models (the paper's Figures 5 and 6)"),
-    "plot-log": ("liifsr.plotting", "learning-rate and loss curves of training runs"),
-    "data": ("liifsr.download", "download DIV2K or the benchmark sets"),
-    "models": ("liifsr.cli_upscale", "list the bundled models and presets"),
+Configure = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], int]
+
+
+def _upscale() -> tuple[Configure, Run]:
+    from liifsr.cli_upscale import configure_upscale_parser, run_upscale
+
+    return configure_upscale_parser, run_upscale
+
+
+def _convert() -> tuple[Configure, Run]:
+    from liifsr.cli_upscale import configure_convert_parser, run_convert
+
+    return configure_convert_parser, run_convert
+
+
+def _models() -> tuple[Configure, Run]:
+    from liifsr.cli_upscale import configure_models_parser, run_models
+
+    return configure_models_parser, run_models
+
+
+def _train() -> tuple[Configure, Run]:
+    from liifsr.train import configure_parser, run
+
+    return configure_parser, run
+
+
+def _evaluate() -> tuple[Configure, Run]:
+    from liifsr.evaluate import configure_parser, run
+
+    return configure_parser, run
+
+
+def _compare() -> tuple[Configure, Run]:
+    from liifsr.compare import configure_parser, run
+
+    return configure_parser, run
+
+
+def _plot_log() -> tuple[Configure, Run]:
+    from liifsr.plotting import configure_parser, run
+
+    return configure_parser, run
+
+
+def _data() -> tuple[Configure, Run]:
+    from liifsr.download import configure_data_parser, run_data
+
+    return configure_data_parser, run_data
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    load: Callable[[], tuple[Configure, Run]]  # imports the command's module
+
+
+COMMANDS: dict[str, Command] = {
+    "upscale": Command("upscale images to any scale or size", _upscale),
+    "convert": Command("convert an official LIIF .pth into a liifsr .safetensors file", _convert),
+    "train": Command("train a model from a YAML config", _train),
+    "evaluate": Command("PSNR/SSIM of models on benchmark or DIV2K folders", _evaluate),
+    "compare": Command("side-by-side crops of several models (the paper's Figures 5 and 6)", _compare),
+    "plot-log": Command("learning-rate and loss curves of training runs", _plot_log),
+    "data": Command("download DIV2K or the benchmark sets", _data),
+    "models": Command("list the bundled models and presets", _models),
 }
 
 # Errors that are the user's to fix: reported in one line, without a traceback.
@@ -35,25 +94,28 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Run | None]:
+    """The parser, and the run function of the command `argv` names (None if it names none).
+
+    Only that command's module is imported and only its options are added.
+    """
     parser = OneLineParser(prog="liifsr", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     wanted = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module_name, help_text) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        if name == wanted:  # only import the module that will run
-            module = importlib.import_module(module_name)
-            configure = getattr(module, f"configure_{name.replace('-', '_')}_parser", None) or module.configure_parser
+    run = None
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        if name == wanted:
+            configure, run = command.load()
             configure(sub)
-    return parser
+    return parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
+    parser, run = build_parser(argv)
     args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
-    run = getattr(module, f"run_{args.command.replace('-', '_')}", None) or module.run
+    assert run is not None  # parse_args exits unless argv named a command
     try:
         return run(args) or 0
     except USER_ERRORS as error:

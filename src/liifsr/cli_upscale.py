@@ -8,8 +8,10 @@ from pathlib import Path
 
 from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, convert_liif, load_model
 from liifsr.config import MODEL_PRESETS
+from liifsr.files import check_output_path
 from liifsr.imageio import check_writable, read_image, write_image
-from liifsr.inference import UpscaleError, check_output_size, output_size, resolve_device, upscale_array
+from liifsr.inference import UpscaleError, check_output_size, output_size, upscale_array
+from liifsr.runtime import resolve_device
 
 # Jobs with at least this many output pixels show a progress bar.
 PROGRESS_PIXELS = 2**22
@@ -61,11 +63,10 @@ def output_path(source: Path, args: argparse.Namespace, bit_depth: int) -> Path:
 def run_upscale(args: argparse.Namespace) -> int:
     if args.output is not None and len(args.inputs) > 1:
         raise UpscaleError(f"-o takes one input but {len(args.inputs)} were given (use --out-dir DIR)")
-    if args.out_dir is not None and not args.out_dir.is_dir():
-        raise UpscaleError(f"output folder '{args.out_dir}' does not exist (create it first)")
     if (args.tile is not None and args.tile < 1) or (args.chunk is not None and args.chunk < 1):
         raise UpscaleError("--tile and --chunk must be positive")
-    # Read and validate everything before the model runs, so errors come first and cheap.
+    # Read and validate everything before the model runs, so errors come first and cheap
+    # (check_writable also finds a missing --out-dir).
     jobs = []
     for source in args.inputs:
         image = read_image(source)
@@ -98,10 +99,7 @@ def configure_convert_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    if args.target.suffix != ".safetensors":
-        raise UpscaleError(f"target '{args.target}' must end in .safetensors")
-    if not args.target.parent.is_dir():
-        raise UpscaleError(f"folder '{args.target.parent}' does not exist (create it first)")
+    check_output_path(args.target, (".safetensors",), "model")
     config = convert_liif(args.source, args.target)
     print(f"{args.source} -> {args.target} ({config.encoder.name}, {config.decoder.activation} MLP {config.decoder.hidden})")
     return 0

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from liifsr.evaluate import BICUBIC, bicubic_method, check_output_path
-from liifsr.inference import resolve_device
-from liifsr.imageio import atomic_write, read_image
-from liifsr.metrics import calc_psnr
-from liifsr.resize import liif_downsample
+from liifsr.files import atomic_write, check_output_path
+from liifsr.imageio import read_image
+from liifsr.inference import Span, output_size, upscale_tensor
+from liifsr.metrics import psnr
+from liifsr.resize import BICUBIC, bicubic_upsample, liif_downsample
+from liifsr.runtime import resolve_device
 
 if TYPE_CHECKING:
     from liifsr.liif import LIIF
@@ -109,8 +110,6 @@ def decode_box(model: LIIF, lr: Tensor, out_hw: tuple[int, int], box: Box, chunk
 
     Equal to cropping `upscale_tensor(model, lr, out_hw)`, without decoding the rest.
     """
-    from liifsr.inference import Span, upscale_tensor
-
     region = (Span(box.y, box.y + box.h), Span(box.x, box.x + box.w))
     return upscale_tensor(model, lr, out_hw, chunk_size=chunk_size, region=region)
 
@@ -148,22 +147,19 @@ def downsampled_panels(image: Tensor, names: list[str], models: dict[str, LIIF],
     for name in [BICUBIC] + [n for n in names if n != BICUBIC]:
         if name == BICUBIC:
             # MATLAB bicubic of the whole image (cheap), rounded to uint8 as in `evaluate`.
-            pred = box.crop(bicubic_method(lr, out_hw))
+            pred = box.crop(bicubic_upsample(lr, out_hw))
         else:
             pred = decode_box(models[name], lr, out_hw, box)
-        psnr = float(calc_psnr(pred, target))
-        panels.append(Panel(to_array(pred), f"{display_name(name)}\n{psnr:.2f} dB"))
+        panels.append(Panel(to_array(pred), f"{display_name(name)}\n{psnr(pred, target):.2f} dB"))
     panels.append(Panel(to_array(target), "HR\n(ground truth)"))
     return panels
 
 
 def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box) -> list[Panel]:
     """Figure 5: the box of the image itself is the LR input; no ground truth, no PSNR."""
-    from liifsr.inference import upscale_tensor
-
     check_box(box, image.shape[-2], image.shape[-1], "image")
     lr = box.crop(image).unsqueeze(0)
-    out_hw = (max(1, round(box.h * scale)), max(1, round(box.w * scale)))
+    out_hw = output_size((box.h, box.w), scale, None)
     panels = [
         Panel(
             to_array(image),
@@ -174,7 +170,7 @@ def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], sca
     ]
     for name in [BICUBIC] + [n for n in names if n != BICUBIC]:
         if name == BICUBIC:
-            pred = bicubic_method(lr, out_hw)
+            pred = bicubic_upsample(lr, out_hw)
         else:
             pred = upscale_tensor(models[name], lr, out_hw)
         panels.append(Panel(to_array(pred), f"{display_name(name)}\n({out_hw[1]}x{out_hw[0]})"))

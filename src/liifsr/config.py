@@ -72,7 +72,10 @@ def _decoder(activation: str, w0: float = 30.0) -> DecoderConfig:
 MODEL_PRESETS: dict[str, ModelConfig] = {
     "edsr-liif-relu": ModelConfig(_edsr(64), _decoder("relu")),
     "edsr-liif-siren30": ModelConfig(_edsr(64), _decoder("sine", 30.0)),
+    # SIREN-15 with w0 = 15 in every sine layer (our reading of the paper) ...
     "edsr-liif-siren15": ModelConfig(_edsr(64), _decoder("sine", 15.0)),
+    # ... and the other reading: w0 = 15 in the first layer only, 30 after it.
+    "edsr-liif-siren15-first": ModelConfig(_edsr(64), DecoderConfig(activation="sine", w0_first=15.0, w0_hidden=30.0)),
     "edsrless-liif-relu": ModelConfig(_edsr(32), _decoder("relu")),
     "edsrless-liif-siren30": ModelConfig(_edsr(32), _decoder("sine", 30.0)),
     "rdn-liif-relu": ModelConfig(EncoderConfig(name="rdn"), _decoder("relu")),

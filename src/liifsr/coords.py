@@ -1,8 +1,11 @@
-"""Coordinate and area arithmetic of LIIF, as small pure functions.
+"""LIIF's conventions for coordinates, cells and pixel values, and its area arithmetic,
+as small pure functions.
 
 Conventions (LIIF's): an image of n pixels along an axis spans [-1, 1]; pixel i has its
 centre at -1 + (2i + 1) / n. Coordinates are (y, x) pairs, the last dimension of a
-coordinate tensor. A query's cell is the size of its output pixel in the same units.
+coordinate tensor. A query's cell is the size of its output pixel in the same units,
+2 / H by 2 / W on an H x W output. Pixel values in [0, 1] enter and leave the model
+normalised to [-1, 1], (x - 0.5) / 0.5 (LIIF's data_norm).
 """
 
 from __future__ import annotations
@@ -28,10 +31,19 @@ def make_coord(shape: tuple[int, int], device: torch.device | str | None = None)
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).view(-1, 2)
 
 
-def make_cell(shape: tuple[int, int], n: int, device: torch.device | str | None = None) -> Tensor:
-    """(n, 2) cell sizes (2/H, 2/W) of queries on an H x W output grid."""
-    cell = torch.tensor([2 / shape[0], 2 / shape[1]], dtype=torch.float32, device=device)
-    return cell.expand(n, 2)
+def cell_size(out_hw: tuple[int, int], device: torch.device | str | None = None) -> Tensor:
+    """(2,) float32: the cell (2 / H, 2 / W) of every query on an H x W output grid."""
+    return torch.tensor([2 / out_hw[0], 2 / out_hw[1]], dtype=torch.float32, device=device)
+
+
+def normalise(x: Tensor) -> Tensor:
+    """Pixel values in [0, 1] -> the model's [-1, 1] (LIIF's data_norm: sub 0.5, div 0.5)."""
+    return (x - 0.5) / 0.5
+
+
+def denormalise(x: Tensor) -> Tensor:
+    """The model's [-1, 1] -> pixel values in [0, 1] (not clamped)."""
+    return x * 0.5 + 0.5
 
 
 def nearest_index(coord: Tensor, n: int) -> Tensor:

@@ -1,11 +1,11 @@
 """Training data: image folders and LIIF's random-scale patch sampler.
 
 Images
-    Folders are searched recursively for .png, .jpg, .jpeg, .bmp and .webp files
-    (sorted, so the order never depends on the file system); every image is converted
-    to RGB and kept as a (3, H, W) uint8 tensor, in memory when `cache` is on. DIV2K
-    follows its official layout, `DIV2K/DIV2K_train_HR` and `DIV2K/DIV2K_valid_HR`
-    under the data root (`liifsr data download div2k DIR`).
+    Folders are searched recursively for image files (`imageio.IMAGE_EXTENSIONS`;
+    sorted, so the order never depends on the file system); every image is read by
+    `imageio.read_uint8` (RGB, gray replicated) and kept as a (3, H, W) uint8 tensor, in
+    memory when `cache` is on. DIV2K follows its official layout,
+    `DIR/DIV2K/DIV2K_train_HR` after `liifsr data download div2k DIR`.
 
 Sampler (LIIF's `SRImplicitDownsampled` with `inp_size` = patch_size, 48)
     For each sample: a scale s ~ U(scale_min, scale_max); a square HR crop of side
@@ -15,7 +15,7 @@ Sampler (LIIF's `SRImplicitDownsampled` with `inp_size` = patch_size, 48)
     LR and HR crops); then `sample_q` HR pixels drawn without replacement give
     `coord` (their centres in [-1, 1], `make_coord` of the crop), `gt` (their RGB) and
     `cell` (2 / crop side, per axis). Everything is float32 in [0, 1]; the training
-    step normalises with (x - 0.5) / 0.5 as LIIF does.
+    step normalises with `coords.normalise`, (x - 0.5) / 0.5, as LIIF does.
 
 Small images (rule)
     An image whose shorter side is below `patch_size` is enlarged once, when it is
@@ -44,7 +44,6 @@ Validation
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -56,12 +55,10 @@ from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from liifsr.config import DataConfig
-from liifsr.coords import make_coord
-from liifsr.resize import imresize, pil_bicubic
+from liifsr.coords import cell_size, make_coord
+from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
+from liifsr.resize import imresize, modcrop, pil_bicubic
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-DIV2K_TRAIN = "DIV2K/DIV2K_train_HR"
-DIV2K_VALID = "DIV2K/DIV2K_valid_HR"
 # Folder names of evaluation sets, which must never be trained or validated on.
 # DIV2K_valid_HR is the paper's Table 4 evaluation set: no model selection on it either.
 BENCHMARK_NAMES = frozenset({"benchmark", "set5", "set14", "b100", "urban100", "div2k_valid_hr"})
@@ -75,12 +72,6 @@ class DataError(ValueError):
 
 
 # --- image folders ------------------------------------------------------------------
-
-
-def div2k_dirs(root: str | Path) -> tuple[Path, Path]:
-    """DIV2K's training and validation HR folders under a data root (official layout)."""
-    root = Path(root)
-    return root / DIV2K_TRAIN, root / DIV2K_VALID
 
 
 def check_not_benchmark(folder: str | Path) -> None:
@@ -98,21 +89,12 @@ def list_images(folders: Sequence[str | Path]) -> list[Path]:
             hint = " (get DIV2K with `liifsr data download div2k DIR`)" if "DIV2K" in str(folder) else ""
             raise DataError(f"image folder {str(folder)!r} does not exist{hint}")
         check_not_benchmark(folder)
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         if not found:
-            raise DataError(f"image folder {str(folder)!r} holds no png/jpg/jpeg/bmp/webp images")
+            kinds = "/".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
+            raise DataError(f"image folder {str(folder)!r} holds no {kinds} images")
         paths.extend(found)
     return paths
-
-
-def read_rgb(path: Path) -> Tensor:
-    """An image file as a (3, H, W) uint8 tensor."""
-    try:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-    except OSError as error:
-        raise DataError(f"cannot read image {str(path)!r}: {error}") from None
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
 
 
 def ensure_min_side(image: Tensor, min_side: int) -> Tensor:
@@ -145,7 +127,7 @@ class ImageFolder:
             self._cache = [self._load(p) for p in _progress(self.paths, progress, "loading images")]
 
     def _load(self, path: Path) -> Tensor:
-        return ensure_min_side(read_rgb(path), self.min_side)
+        return ensure_min_side(read_uint8(path), self.min_side)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -195,6 +177,8 @@ def split_paths(config: DataConfig) -> tuple[list[Path], list[Path]]:
 
 
 def check_data_config(config: DataConfig) -> None:
+    """Reject data settings the sampler cannot honour; `liifsr train` runs this before
+    loading any image (`train.check_config`)."""
     if config.lr_resize not in LR_RESIZERS:
         raise DataError(f"data.lr_resize must be one of {LR_RESIZERS}, got {config.lr_resize!r}")
     if not 1 <= config.scale_min <= config.scale_max:
@@ -270,7 +254,7 @@ def make_sample(image: Tensor, config: DataConfig, generator: torch.Generator) -
 
     coord, rgb = to_pixel_samples(hr.contiguous())
     chosen = torch.randperm(coord.shape[0], generator=generator)[: config.sample_q]
-    cell = torch.tensor([2 / hr.shape[-2], 2 / hr.shape[-1]], dtype=torch.float32).expand(config.sample_q, 2)
+    cell = cell_size(hr.shape[-2:]).expand(config.sample_q, 2)
     return {"inp": lr.contiguous(), "coord": coord[chosen], "cell": cell.clone(), "gt": rgb[chosen]}
 
 
@@ -278,7 +262,6 @@ class LIIFTrainSet(Dataset):
     """`repeat` x len(images) samples per epoch, indexed by (epoch, index) keys."""
 
     def __init__(self, images: ImageFolder, config: DataConfig, seed: int) -> None:
-        check_data_config(config)
         self.images = images
         self.config = config
         self.seed = seed
@@ -354,16 +337,7 @@ def validation_pair(image: Tensor, scale: int, method: str, max_size: int = 0) -
     downscale by exactly `scale`."""
     hr = center_crop(image, max_size)
     height, width = hr.shape[-2:]
-    hr = hr[:, : height - height % scale, : width - width % scale].float().div(255)
+    hr = modcrop(hr, scale).float().div(255)
     if hr.shape[-1] == 0 or hr.shape[-2] == 0:
         raise DataError(f"validation image of {height}x{width} px is too small for scale {scale}")
     return resize_lr(hr, (hr.shape[-2] // scale, hr.shape[-1] // scale), method), hr
-
-
-def psnr_rgb(sr: Tensor, hr: Tensor, shave: int) -> float:
-    """RGB PSNR (dB) of images in [0, 1], ignoring `shave` pixels at every border."""
-    diff = sr - hr
-    if shave > 0:
-        diff = diff[..., shave:-shave, shave:-shave]
-    mse = float(diff.pow(2).mean())
-    return math.inf if mse == 0 else -10 * math.log10(mse)

@@ -1,20 +1,29 @@
 """`liifsr evaluate`: PSNR / SSIM of models on benchmark or DIV2K folders, as LIIF measures them.
 
-A dataset is a folder with `HR/` and optionally `LR_bicubic/X{s}/` (EDSR's layout:
-`HR/0801.png` pairs with `LR_bicubic/X2/0801x2.png`). Test pairs are made as LIIF
-makes them:
+Two folder layouts are read as they are downloaded:
+
+* EDSR's benchmark layout (`liifsr data download benchmark`): a set folder with `HR/`
+  and optionally `LR_bicubic/X{s}/` (`HR/baby.png` pairs with `LR_bicubic/X2/babyx2.png`);
+* DIV2K's layout (`liifsr data download div2k`): the `DIV2K` folder, holding
+  `DIV2K_valid_HR/` and optionally `DIV2K_valid_LR_bicubic/X{s}/` (`0801.png` pairs with
+  `X2/0801x2.png`), or the `DIV2K_valid_HR` folder itself.
+
+Test pairs are made as LIIF makes them:
 
 * scales up to 4 (in-domain): the LR file when the `X{s}` folder exists, else MATLAB
   bicubic `imresize` of the modcropped HR rounded to uint8 (which is how those files
   were made); the HR is cropped to s times the LR size (LIIF's paired-folder rule);
 * scales above 4 (out-of-domain): LIIF's on-the-fly downsampler (`liif_downsample`).
 
+Protocols (LIIF's `calc_psnr`): 'benchmark' is Y channel, shave = scale; 'div2k' is RGB,
+shave = scale + 6; SSIM is on Y with the same shave. `--protocol auto` picks 'div2k'
+for the DIV2K layout and for folders named like DIV2K, 'benchmark' otherwise; the
+choice is printed for every dataset and stored in every record.
+
 Grayscale HR images are read as RGB (channel replicated), as LIIF's loader does.
 Models are scored on their clamped float output, as LIIF's test script does; the
 built-in `bicubic` method upsamples with MATLAB `imresize` and rounds to uint8, as
-the standard bicubic tables do. PSNR follows LIIF's `calc_psnr` protocols
-('benchmark': Y, shave = scale; 'div2k': RGB, shave = scale + 6) and SSIM is on Y
-with the same shave. Per-image values are averaged over the dataset.
+the standard bicubic tables do. Per-image values are averaged over the dataset.
 
 Reports: JSON (a list of records, see `RECORD_KEYS`), CSV (the same columns) or
 Markdown laid out like the paper's Table 3 (benchmark protocol: dataset and model
@@ -37,18 +46,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from liifsr.imageio import IMAGE_EXTENSIONS, atomic_write, read_image
-from liifsr.inference import resolve_device
+from liifsr.files import atomic_write, check_output_path
+from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
 from liifsr.metrics import calc_psnr, ssim
-from liifsr.resize import imresize_uint8, liif_downsample, modcrop
+from liifsr.resize import BICUBIC, bicubic_upsample, imresize_uint8, liif_downsample, modcrop
+from liifsr.runtime import resolve_device
 
-BICUBIC = "bicubic"
 PROTOCOLS = ("auto", "benchmark", "div2k")
+PROTOCOL_TEXT = {
+    "benchmark": "benchmark protocol (Y channel, `scale` border pixels shaved)",
+    "div2k": "div2k protocol (RGB, `scale + 6` border pixels shaved; SSIM on Y)",
+}
 DEFAULT_SCALES = "2,3,4,6,8"
 # LIIF's models are trained on x1-x4; larger scales are "out-of-domain" in its tables.
 IN_DOMAIN_MAX_SCALE = 4
@@ -57,6 +69,7 @@ REPORT_FORMATS = (".md", ".csv", ".json")
 RECORD_KEYS: dict[str, type] = {
     "model": str,
     "dataset": str,
+    "protocol": str,
     "scale": float,
     "psnr": float,
     "ssim": float,
@@ -97,40 +110,73 @@ def check_scale(scale: float) -> None:
         )
 
 
-def resolve_protocol(protocol: str, dataset: Path) -> str:
-    """'auto' means 'div2k' for folders named like DIV2K, else 'benchmark'."""
+@dataclass(frozen=True)
+class EvalSet:
+    """An evaluation dataset as found on disk: its name, HR folder and LR folder (of X{s}/)."""
+
+    name: str
+    hr_dir: Path
+    lr_dir: Path
+    div2k_layout: bool
+
+
+def find_dataset(folder: str | Path) -> EvalSet:
+    """Read a dataset folder in EDSR's benchmark layout or in DIV2K's; ValueError otherwise."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise ValueError(f"dataset folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"dataset {str(folder)!r} is not a folder (expected a folder holding HR/ or DIV2K_valid_HR/)")
+    if (folder / "HR").is_dir():
+        return EvalSet(folder.name, folder / "HR", folder / "LR_bicubic", div2k_layout=False)
+    if (folder / "DIV2K_valid_HR").is_dir():
+        return EvalSet(folder.name, folder / "DIV2K_valid_HR", folder / "DIV2K_valid_LR_bicubic", div2k_layout=True)
+    if folder.name == "DIV2K_valid_HR":
+        return EvalSet(folder.name, folder, folder.parent / "DIV2K_valid_LR_bicubic", div2k_layout=True)
+    hint = ""
+    if folder.name == "HR":
+        hint = " (give its parent folder)"
+    elif (folder / "DIV2K").is_dir():
+        hint = f" (give {str(folder / 'DIV2K')!r})"
+    elif (folder / "benchmark").is_dir():
+        hint = f" (give one set in it, e.g. {str(folder / 'benchmark' / 'Set5')!r})"
+    raise ValueError(
+        f"dataset folder {str(folder)!r} has no HR/ subfolder (benchmark layout) nor DIV2K_valid_HR/ "
+        f"(the layout of `liifsr data download div2k`){hint}"
+    )
+
+
+def resolve_protocol(protocol: str, dataset: EvalSet) -> tuple[str, str]:
+    """(protocol, why): 'auto' means 'div2k' for DIV2K's layout or a folder named like
+    DIV2K, else 'benchmark'."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (choose one of: {', '.join(PROTOCOLS)})")
     if protocol != "auto":
-        return protocol
-    return "div2k" if "div2k" in dataset.name.lower() else "benchmark"
+        return protocol, "as --protocol asks"
+    if dataset.div2k_layout:
+        return "div2k", "DIV2K folder layout"
+    if "div2k" in dataset.name.lower():
+        return "div2k", "folder named like DIV2K"
+    return "benchmark", "HR/ layout of a benchmark set; --protocol div2k for DIV2K-like images"
 
 
-def hr_images(dataset: Path) -> list[Path]:
-    """The dataset's HR image files, sorted; ValueError when the folder is not a dataset."""
-    if not dataset.exists():
-        raise ValueError(f"dataset folder {str(dataset)!r} does not exist")
-    if not dataset.is_dir():
-        raise ValueError(f"dataset {str(dataset)!r} is not a folder (expected a folder holding HR/)")
-    hr_dir = dataset / "HR"
-    if not hr_dir.is_dir():
-        hint = " (give its parent folder)" if dataset.name == "HR" else ""
-        raise ValueError(f"dataset folder {str(dataset)!r} has no HR/ subfolder{hint}")
-    files = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+def hr_images(dataset: EvalSet) -> list[Path]:
+    """The dataset's HR image files, sorted; ValueError when there are none."""
+    files = sorted(p for p in dataset.hr_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     if not files:
-        raise ValueError(f"dataset folder {str(hr_dir)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise ValueError(f"dataset folder {str(dataset.hr_dir)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 
-def lr_file(dataset: Path, hr_path: Path, scale: float) -> Path | None:
-    """The pre-made LR image for `hr_path` when `LR_bicubic/X{s}/` exists (in-domain scales only).
+def lr_file(dataset: EvalSet, hr_path: Path, scale: float) -> Path | None:
+    """The pre-made LR image for `hr_path` when the `X{s}/` folder exists (in-domain scales only).
 
     EDSR naming: `0801.png` -> `X2/0801x2.png`. When the folder exists the file must too:
     silently mixing pre-made and regenerated LR images would make results incomparable.
     """
     if scale > IN_DOMAIN_MAX_SCALE:
         return None
-    folder = dataset / "LR_bicubic" / f"X{int(scale)}"
+    folder = dataset.lr_dir / f"X{int(scale)}"
     if not folder.is_dir():
         return None
     stem = f"{hr_path.stem}x{int(scale)}"
@@ -141,19 +187,12 @@ def lr_file(dataset: Path, hr_path: Path, scale: float) -> Path | None:
     raise ValueError(f"{str(folder)!r} has no LR image for {hr_path.name} (expected {stem}{hr_path.suffix})")
 
 
-def read_uint8(path: Path) -> Tensor:
-    """An image as a uint8 (3, H, W) tensor; gray is replicated to RGB, like LIIF's loader."""
-    rgb = read_image(path).rgb  # float32 in [0, 1]; 16-bit files are rounded to 8 bits here
-    levels = np.rint(rgb * 255).astype(np.uint8)
-    return torch.from_numpy(levels).permute(2, 0, 1).contiguous()
-
-
 def to_float(image: Tensor) -> Tensor:
     """uint8 (3, H, W) -> float32 (1, 3, H, W) in [0, 1], as torchvision's ToTensor computes it."""
     return image.float().div(255).unsqueeze(0)
 
 
-def make_pair(dataset: Path, hr_path: Path, scale: float) -> tuple[Tensor, Tensor]:
+def make_pair(dataset: EvalSet, hr_path: Path, scale: float) -> tuple[Tensor, Tensor]:
     """(hr, lr) uint8 (3, H, W) tensors for one image at one scale, by LIIF's rules."""
     hr = read_uint8(hr_path)
     s = int(scale)
@@ -177,16 +216,10 @@ def make_pair(dataset: Path, hr_path: Path, scale: float) -> tuple[Tensor, Tenso
 # --- methods ----------------------------------------------------------------------
 
 
-def bicubic_method(lr: Tensor, size: tuple[int, int]) -> Tensor:
-    """MATLAB bicubic upsampling rounded to uint8 levels, like the standard bicubic tables."""
-    levels = torch.round(lr[0] * 255).to(torch.uint8)
-    return to_float(imresize_uint8(levels, size=size))
-
-
 def load_method(name: str, device: torch.device, progress: bool = False) -> Method:
     """'bicubic' or a model (bundled name or file) as a Method; CheckpointError for unknown models."""
     if name == BICUBIC:
-        return bicubic_method
+        return bicubic_upsample
     from liifsr.checkpoint import load_model
     from liifsr.inference import upscale_tensor
 
@@ -210,11 +243,12 @@ class Tally:
     images: int = 0
     seconds: float = 0.0
 
-    def record(self, model: str, dataset: str, scale: float) -> dict[str, Any]:
+    def record(self, model: str, dataset: str, protocol: str, scale: float) -> dict[str, Any]:
         n = max(self.images, 1)
         return {
             "model": model,
             "dataset": dataset,
+            "protocol": protocol,
             "scale": float(scale),
             "psnr": self.psnr / n,
             "ssim": self.ssim / n,
@@ -235,7 +269,7 @@ def score(method: Method, hr: Tensor, lr: Tensor, protocol: str, scale: float) -
 
 def evaluate(
     models: list[str],
-    datasets: list[Path],
+    datasets: list[str | Path],
     scales: list[float],
     protocol: str = "auto",
     device: str = "cpu",
@@ -243,9 +277,11 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Evaluate every model on every dataset at every scale; one record per combination.
 
-    Each pair of images is made once and shared by all models. Records come ordered by
-    dataset, model, then scale; `seconds` is the time spent upscaling and scoring
-    (reading images and making LR inputs excluded).
+    `protocol` is 'benchmark', 'div2k' or 'auto' (by folder layout and name; see the
+    module's docstring); with `progress` the choice for each dataset is printed to
+    stderr before any work. Each pair of images is made once and shared by all models.
+    Records come ordered by dataset, model, then scale; `seconds` is the time spent
+    upscaling and scoring (reading images and making LR inputs excluded).
     """
     if not models:
         raise ValueError("give at least one model (a bundled name, a model file, or 'bicubic')")
@@ -253,27 +289,31 @@ def evaluate(
         raise ValueError("give at least one scale")
     for scale in scales:
         check_scale(scale)
-    datasets = [Path(d) for d in datasets]
-    names = [d.name for d in datasets]
+    sets = [find_dataset(d) for d in datasets]  # validate every dataset before any work
+    names = [d.name for d in sets]
     if len(set(names)) != len(names):
         raise ValueError(f"datasets must have distinct folder names (records are named by folder), got {names}")
-    files = {d: hr_images(d) for d in datasets}  # validate every dataset before any work
-    protocols = {d: resolve_protocol(protocol, d) for d in datasets}
+    files = {d: hr_images(d) for d in sets}
+    protocols = {d: resolve_protocol(protocol, d) for d in sets}
     torch_device = resolve_device(device)
     methods = {name: load_method(name, torch_device, progress) for name in dict.fromkeys(models)}
+    if progress:
+        for dataset, (chosen, why) in protocols.items():
+            print(f"liifsr evaluate: {dataset.name}: {PROTOCOL_TEXT[chosen]} ({why})", file=sys.stderr)
 
     records = []
-    for dataset in datasets:
+    for dataset in sets:
+        chosen = protocols[dataset][0]
         for scale in scales:
-            tallies = _evaluate_one(dataset, files[dataset], scale, protocols[dataset], methods, progress)
-            records += [tallies[name].record(name, dataset.name, scale) for name in methods]
+            tallies = _evaluate_one(dataset, files[dataset], scale, chosen, methods, progress)
+            records += [tallies[name].record(name, dataset.name, chosen, scale) for name in methods]
     order = {name: i for i, name in enumerate(methods)}
-    position = {d.name: i for i, d in enumerate(datasets)}
+    position = {d.name: i for i, d in enumerate(sets)}
     return sorted(records, key=lambda r: (position[r["dataset"]], order[r["model"]], r["scale"]))
 
 
 def _evaluate_one(
-    dataset: Path,
+    dataset: EvalSet,
     files: list[Path],
     scale: float,
     protocol: str,
@@ -352,7 +392,7 @@ def _benchmark_tables(records: list[dict[str, Any]]) -> list[str]:
         for dataset in datasets:
             present = [m for m in models if (dataset, m) in index]
             rows += [([dataset if i == 0 else "", m], index[(dataset, m)]) for i, m in enumerate(present)]
-        lines += [f"{title}, benchmark protocol (Y channel, `scale` border pixels shaved).", ""]
+        lines += [f"{title}, {PROTOCOL_TEXT['benchmark']}.", ""]
         lines += _table(["Dataset", "Method"], rows, scales, key) + [""]
     return lines
 
@@ -366,22 +406,18 @@ def _div2k_tables(records: list[dict[str, Any]]) -> list[str]:
         scales = sorted(_unique(float(r["scale"]) for r in subset))
         rows = [([m], index[(dataset, m)]) for m in _unique(r["model"] for r in subset)]
         for key, title in (("psnr", "PSNR (dB)"), ("ssim", "SSIM")):
-            lines += [f"{title} on {dataset}, div2k protocol (RGB, `scale + 6` border pixels shaved; SSIM on Y).", ""]
+            lines += [f"{title} on {dataset}, {PROTOCOL_TEXT['div2k']}.", ""]
             lines += _table(["Method"], rows, scales, key) + [""]
     return lines
 
 
-def format_markdown(records: list[dict[str, Any]], protocol: str = "auto") -> str:
-    """Markdown tables of `records`: Table 3's layout for benchmark-protocol datasets, Table 4's for div2k.
-
-    `protocol` says which datasets were evaluated with which protocol, as `evaluate`'s
-    argument does ('auto': by dataset name).
-    """
+def format_markdown(records: list[dict[str, Any]]) -> str:
+    """Markdown tables of `records`: Table 3's layout for the records scored with the
+    benchmark protocol, Table 4's for those scored with the div2k protocol."""
     if not records:
         return "No results.\n"
-    kind = {r["dataset"]: resolve_protocol(protocol, Path(r["dataset"])) for r in records}
-    benchmark = [r for r in records if kind[r["dataset"]] == "benchmark"]
-    div2k = [r for r in records if kind[r["dataset"]] == "div2k"]
+    benchmark = [r for r in records if r["protocol"] == "benchmark"]
+    div2k = [r for r in records if r["protocol"] == "div2k"]
     lines = (_benchmark_tables(benchmark) if benchmark else []) + (_div2k_tables(div2k) if div2k else [])
     return "\n".join(lines).rstrip() + "\n"
 
@@ -403,25 +439,10 @@ def check_report_path(path: str | os.PathLike[str]) -> Path:
     return check_output_path(path, REPORT_FORMATS, "report")
 
 
-def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...], what: str) -> Path:
-    """Check an output file's extension and that its folder exists and is writable."""
-    dest = Path(path)
-    if dest.suffix.lower() not in suffixes:
-        raise ValueError(f"cannot write {what} {str(dest)!r}: unsupported extension (use {', '.join(suffixes)})")
-    if dest.is_dir():
-        raise ValueError(f"cannot write {what} {str(dest)!r}: it is a directory (give a file name)")
-    parent = dest.parent
-    if not parent.is_dir():
-        raise ValueError(f"cannot write {what} {str(dest)!r}: directory {str(parent)!r} does not exist (create it first)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write {what} {str(dest)!r}: permission denied for directory {str(parent)!r}")
-    return dest
-
-
-def write_report(records: list[dict[str, Any]], path: str | os.PathLike[str], protocol: str = "auto") -> None:
+def write_report(records: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
     """Write `records` as .json, .csv or .md (by extension), atomically."""
     dest = check_report_path(path)
-    formatters = {".json": format_json, ".csv": format_csv, ".md": lambda r: format_markdown(r, protocol)}
+    formatters = {".json": format_json, ".csv": format_csv, ".md": format_markdown}
     text = formatters[dest.suffix.lower()](records)
     with atomic_write(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -437,16 +458,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dataset", dest="datasets", action="extend", nargs="+", required=True, type=Path, metavar="DIR",
-        help="folder with HR/ and optionally LR_bicubic/X{s}/ (repeatable)",
+        help="a benchmark set (HR/, optionally LR_bicubic/X{s}/) or DIV2K (DIV2K_valid_HR/, "
+        "optionally DIV2K_valid_LR_bicubic/X{s}/), as `liifsr data download` lays them out (repeatable)",
     )
     parser.add_argument("--scales", default=DEFAULT_SCALES, help=f"comma-separated whole scales (default {DEFAULT_SCALES})")
     parser.add_argument(
         "--protocol", choices=PROTOCOLS, default="auto",
-        help="benchmark: Y, shave scale; div2k: RGB, shave scale+6; auto: div2k for folders named *div2k*",
+        help="benchmark: Y, shave scale; div2k: RGB, shave scale+6; auto (default): div2k for DIV2K's "
+        "layout and folders named *div2k*, else benchmark (printed for every dataset)",
     )
     parser.add_argument("--out", type=Path, help="write the report to FILE.md, .csv or .json (Markdown is always printed)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars nor protocol lines on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -455,6 +478,6 @@ def run(args: argparse.Namespace) -> int:
         check_report_path(args.out)  # before hours of evaluation, not after
     records = evaluate(args.models, args.datasets, scales, args.protocol, args.device, progress=not args.quiet)
     if args.out is not None:
-        write_report(records, args.out, args.protocol)
-    print(format_markdown(records, args.protocol), end="")
+        write_report(records, args.out)
+    print(format_markdown(records), end="")
     return 0

@@ -1,4 +1,5 @@
-"""Reading and writing images for the ``liifsr upscale`` CLI.
+"""Reading and writing images: the one image reader of liifsr (upscaling, training,
+evaluation and figures all read through :func:`read_image`) and the image writer.
 
 Everything a user can get wrong about an input or output file (missing,
 truncated, unsupported, unwritable...) surfaces as :class:`ImageError` with a
@@ -9,16 +10,13 @@ Pixels cross this boundary as float32 arrays in [0, 1]: the model always sees
 RGB, and the metadata it needs to write a faithful output (alpha, grayscale,
 bit depth) travels alongside in :class:`LoadedImage`.
 
-Outputs are written atomically (temporary file in the destination directory,
-then ``os.replace``) so an interrupted or failed run never leaves a partial
-file, nor clobbers a previous good one.
+Outputs are written with :func:`liifsr.files.atomic_write`, so an interrupted or
+failed run never leaves a partial file, nor clobbers a previous good one.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,15 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import png
+import torch
 from PIL import Image, UnidentifiedImageError
+
+from liifsr.files import OutputError, atomic_write, check_output_path, one_line
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageError",
     "LoadedImage",
-    "atomic_write",
     "check_writable",
     "read_image",
+    "read_uint8",
     "write_image",
 ]
 
@@ -87,19 +88,9 @@ class LoadedImage:
     bit_depth: int
     source_mode: str
 
-    @property
-    def size(self) -> tuple[int, int]:
-        """(height, width), the order used everywhere else in liifsr."""
-        return self.rgb.shape[0], self.rgb.shape[1]
-
 
 # --------------------------------------------------------------------------
 # messages
-
-
-def _one_line(text: object) -> str:
-    """Collapse whitespace so third-party error texts cannot break the one-line rule."""
-    return " ".join(str(text).split())
 
 
 def _quote(path: str | os.PathLike[str]) -> str:
@@ -108,11 +99,11 @@ def _quote(path: str | os.PathLike[str]) -> str:
 
 
 def _read_error(path: str | os.PathLike[str], problem: str, fix: str) -> ImageError:
-    return ImageError(f"cannot read {_quote(path)}: {_one_line(problem)} ({fix})")
+    return ImageError(f"cannot read {_quote(path)}: {one_line(problem)} ({fix})")
 
 
 def _write_error(path: str | os.PathLike[str], problem: str, fix: str) -> ImageError:
-    return ImageError(f"cannot write {_quote(path)}: {_one_line(problem)} ({fix})")
+    return ImageError(f"cannot write {_quote(path)}: {one_line(problem)} ({fix})")
 
 
 def _os_error_problem(error: OSError) -> str:
@@ -157,6 +148,15 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     return _apply_orientation(loaded, orientation)
 
 
+def read_uint8(path: str | os.PathLike[str]) -> torch.Tensor:
+    """An image file as a uint8 (3, H, W) tensor, gray replicated to RGB as LIIF's loader does.
+
+    8-bit files come back with their exact values; 16-bit ones are rounded to 8 bits.
+    """
+    levels = np.rint(read_image(path).rgb * 255).astype(np.uint8)
+    return torch.from_numpy(levels).permute(2, 0, 1).contiguous()
+
+
 def _check_single_frame(path: str | os.PathLike[str], img: Image.Image) -> None:
     """Refuse animations and multi-page files rather than silently upscaling frame 0.
 
@@ -181,10 +181,10 @@ def _load_fully(path: str | os.PathLike[str], img: Image.Image) -> None:
     except OSError as error:
         if "truncated" in str(error):
             raise _read_error(path, "file is truncated", _FIX_CORRUPT) from None
-        raise _read_error(path, f"file is corrupt ({_one_line(error)})", _FIX_CORRUPT) from None
+        raise _read_error(path, f"file is corrupt ({one_line(error)})", _FIX_CORRUPT) from None
     except (SyntaxError, ValueError, EOFError) as error:
         # Pillow reports some structural PNG/JPEG errors as SyntaxError/ValueError.
-        raise _read_error(path, f"file is corrupt ({_one_line(error)})", _FIX_CORRUPT) from None
+        raise _read_error(path, f"file is corrupt ({one_line(error)})", _FIX_CORRUPT) from None
 
 
 def _exif_orientation(img: Image.Image) -> int:
@@ -247,7 +247,7 @@ def _read_png_16bit_color(path: str | os.PathLike[str], source_mode: str) -> Loa
         width, height, rows, info = png.Reader(filename=os.fspath(path)).asDirect()
         data = np.vstack([np.frombuffer(row, dtype=np.uint16) for row in rows])
     except (png.Error, EOFError, ValueError) as error:
-        raise _read_error(path, f"file is corrupt ({_one_line(error)})", _FIX_CORRUPT) from None
+        raise _read_error(path, f"file is corrupt ({one_line(error)})", _FIX_CORRUPT) from None
     planes = info["planes"]
     # asDirect rescales to the sBIT depth when that chunk is present.
     scale = float(2 ** info["bitdepth"] - 1)
@@ -337,101 +337,25 @@ def check_writable(path: str | os.PathLike[str], *, bit_depth: int = 8, alpha: b
     bit depth), that the path is not a directory, and that its directory
     exists and is writable. Returns the destination as a Path.
     """
-    dest = Path(path)
-    ext = dest.suffix.lower()
-    supported = ", ".join(IMAGE_EXTENSIONS)
-    if not ext:
-        raise _write_error(path, "output file name has no extension", f"add one of {supported}")
-    if ext not in _PIL_FORMATS:
-        raise _write_error(path, f"unsupported output format {ext!r}", f"use one of {supported}")
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    with _as_image_error():
+        dest = check_output_path(path, IMAGE_EXTENSIONS)
+    ext = dest.suffix.lower()
     if bit_depth == 16 and ext != ".png":
         raise _write_error(path, f"{ext} cannot store 16-bit images", "use .png, or write 8-bit")
     if alpha and ext not in _ALPHA_EXTENSIONS:
         raise _write_error(path, f"{ext} cannot store an alpha channel", "use .png (or .webp/.tiff)")
-    _check_destination(path, dest)
     return dest
 
 
-def _check_destination(path: str | os.PathLike[str], dest: Path) -> None:
-    """Directory-level checks shared by check_writable and atomic_write."""
-    if dest.is_dir():
-        raise _write_error(path, "it is a directory", "give a file name, e.g. out/image.png")
-    parent = dest.parent
-    if not parent.exists():
-        raise _write_error(path, f"directory {_quote(parent)} does not exist", "create it first")
-    if not parent.is_dir():
-        raise _write_error(path, f"{_quote(parent)} is not a directory", "choose another output path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise _write_error(
-            path,
-            f"permission denied for directory {_quote(parent)}",
-            "choose another location or fix its permissions",
-        )
-
-
 @contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it into place only if the block succeeds.
-
-    The temporary file lives in the destination directory (so ``os.replace``
-    is an atomic rename on the same filesystem) and keeps the extension, so
-    writers that infer the format from the name still work. On any failure,
-    including KeyboardInterrupt, it is removed and ``path`` is untouched.
-
-    Unlike ``NamedTemporaryFile`` (always mode 0600) the file is created with
-    the usual umask-derived permissions, or those of the file it replaces.
-    Destination problems raise :class:`ImageError` (whatever the file is).
-    """
-    dest = Path(path)
-    _check_destination(path, dest)
-    tmp = _create_temp_file(path, dest)
+def _as_image_error() -> Iterator[None]:
+    """Destination problems of an image file are image errors, with the same message."""
     try:
-        yield tmp
-        _copy_existing_mode(dest, tmp)
-        _fsync(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _create_temp_file(path: str | os.PathLike[str], dest: Path) -> Path:
-    """Create an empty, hidden, uniquely named file beside ``dest``.
-
-    ``os.open`` with mode 0o666 lets the kernel apply the umask, so the final
-    file gets normal permissions without touching the process-wide umask.
-    """
-    for _ in range(100):
-        tmp = dest.with_name(f".{dest.stem}.{secrets.token_hex(4)}.tmp{dest.suffix}")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as error:
-            raise _write_error(path, _os_error_problem(error), "choose another location") from None
-        os.close(fd)
-        return tmp
-    raise _write_error(path, "could not create a temporary file", "clean up stray .tmp files")
-
-
-def _copy_existing_mode(dest: Path, tmp: Path) -> None:
-    """Keep the permissions of a file we overwrite, as a plain open('w') would."""
-    try:
-        mode = stat.S_IMODE(dest.stat().st_mode)
-    except FileNotFoundError:
-        return
-    os.chmod(tmp, mode)
-
-
-def _fsync(path: Path) -> None:
-    """Flush to disk before the rename so a crash cannot leave an empty file in place."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        yield
+    except OutputError as error:
+        raise ImageError(str(error)) from None
 
 
 def write_image(
@@ -452,7 +376,7 @@ def write_image(
     dest = check_writable(path, bit_depth=bit_depth, alpha=alpha is not None)
     pixels = color if alpha_levels is None else np.concatenate([color, alpha_levels[..., None]], axis=-1)
     try:
-        with atomic_write(dest) as tmp:
+        with _as_image_error(), atomic_write(dest) as tmp:
             if bit_depth == 16 and pixels.shape[-1] > 1:
                 _write_png_16bit(tmp, pixels, grayscale=grayscale)
             else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,7 +27,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from liifsr import coords as C
-from liifsr.liif import LIIF
+from liifsr.runtime import autocast
+
+if TYPE_CHECKING:  # the model is only named in annotations: liif.py imports this module
+    from liifsr.liif import LIIF
 
 # Queries decoded at once. On a CPU small chunks keep the MLP's activations in cache
 # (1024 was fastest on this project's 2-core machine, see benchmarks/bench_decoder.py);
@@ -94,12 +98,22 @@ def owned_outputs(centers: Tensor, n_latent: int, span: Span) -> Span:
     return Span(start, stop)
 
 
-def needed_latents(centers: Tensor, n_latent: int, local_ensemble: bool) -> Span:
-    """Latent cells (along one axis) that queries at `centers` read, all ensemble shifts included."""
-    shifts = (-1, 1) if local_ensemble else (0,)
+def needed_latents(ys: Tensor, xs: Tensor, grid_hw: tuple[int, int], local_ensemble: bool) -> tuple[Span, Span]:
+    """Latent rows and columns that the queries ys x xs (ascending centres) read, all
+    ensemble members included.
+
+    The lookup (`coords.shifted_query`, then `nearest_index`) is monotone in the
+    coordinate, so the grid's two extreme corners bound the span.
+    """
+    corners = torch.stack([ys[[0, -1]], xs[[0, -1]]], dim=-1)
     eps = 1e-6 if local_ensemble else 0.0
-    indices = [C.nearest_index((centers + v / n_latent + eps).clamp(-1 + 1e-6, 1 - 1e-6), n_latent) for v in shifts]
-    return Span(min(int(i.min()) for i in indices), max(int(i.max()) for i in indices) + 1)
+    rows, cols = [], []
+    for vy, vx in C.ensemble_offsets(local_ensemble):
+        query = C.shifted_query(corners, vy, vx, grid_hw, eps)
+        rows.append(C.nearest_index(query[:, 0], grid_hw[0]))
+        cols.append(C.nearest_index(query[:, 1], grid_hw[1]))
+    rows, cols = torch.cat(rows), torch.cat(cols)
+    return Span(int(rows.min()), int(rows.max()) + 1), Span(int(cols.min()), int(cols.max()) + 1)
 
 
 def grow(span: Span, by: int, n: int) -> Span:
@@ -119,10 +133,9 @@ def decode_region(
     device = inp.device
     ys = C.pixel_centers(out_hw[0], device)[rows.start : rows.stop]
     xs = C.pixel_centers(out_hw[1], device)[cols.start : cols.stop]
-    cell = torch.tensor([2 / out_hw[0], 2 / out_hw[1]], device=device)
+    cell = C.cell_size(out_hw, device)
     # latents read by the queries -> features for their 3x3 projection -> encoder input
-    lat_r = needed_latents(ys, in_h, model.config.local_ensemble)
-    lat_c = needed_latents(xs, in_w, model.config.local_ensemble)
+    lat_r, lat_c = needed_latents(ys, xs, (in_h, in_w), model.config.local_ensemble)
     feat_r, feat_c = grow(lat_r, 1, in_h), grow(lat_c, 1, in_w)
     margin = model.encoder.receptive_radius
     enc_r, enc_c = grow(feat_r, margin, in_h), grow(feat_c, margin, in_w)
@@ -172,26 +185,6 @@ def decode_blocks(
                 yield from decode_region(model, inp, out_hw, out_rows, out_cols, chunk_size)
 
 
-def resolve_device(name: str | torch.device) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA without one is a clear error."""
-    if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(name).startswith("cuda") and not torch.cuda.is_available():
-        raise UpscaleError(f"device {str(name)!r} requested but no CUDA GPU is available (use --device cpu or auto)")
-    if str(name) != "cpu" and not str(name).startswith("cuda"):
-        raise UpscaleError(f"unknown device {str(name)!r} (choose auto, cpu or cuda)")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str):
-    """Autocast for a precision name: 'fp32' (autocast off) or 'bf16'."""
-    if precision == "fp32":
-        return torch.autocast(device.type, enabled=False)
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise UpscaleError(f"unknown precision {precision!r} (choose fp32 or bf16)")
-
-
 @torch.no_grad()
 def upscale_tensor(
     model: LIIF,
@@ -216,7 +209,7 @@ def upscale_tensor(
         raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {tuple(lr.shape)}")
     device = next(model.parameters()).device
     chunk_size = chunk_size or (CPU_CHUNK if device.type == "cpu" else GPU_CHUNK)
-    inp = (lr.to(device, torch.float32) - 0.5) / 0.5
+    inp = C.normalise(lr.to(device, torch.float32))
     if region is None:
         origin, out_hw = (0, 0), size
         blocks = decode_blocks(model, inp, size, chunk_size, tile_size)
@@ -228,7 +221,7 @@ def upscale_tensor(
     bar = tqdm(total=out_hw[0] * out_hw[1], unit="px", unit_scale=True, disable=not progress, leave=False)
     with autocast(device, precision):
         for rows, cols, rgb in blocks:
-            block = (rgb[0].float() * 0.5 + 0.5).clamp_(0, 1).cpu()
+            block = C.denormalise(rgb[0].float()).clamp_(0, 1).cpu()
             if levels is not None:
                 block = (block * levels).round_()
             r0, c0 = rows.start - origin[0], cols.start - origin[1]

@@ -27,6 +27,7 @@ from liifsr import coords as C
 from liifsr.config import ModelConfig
 from liifsr.decoders import MLP
 from liifsr.encoders import make_encoder
+from liifsr.inference import upscale
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,6 +141,4 @@ class LIIF(nn.Module):
         **options: Any,
     ) -> "Image.Image | np.ndarray | Tensor":
         """Upscale a PIL image, uint8/uint16 array or float tensor in [0, 1]; see `inference.upscale`."""
-        from liifsr.inference import upscale
-
         return upscale(self, image, scale=scale, size=size, **options)

@@ -4,6 +4,7 @@ Protocols (``shave`` pixels are dropped from every border before averaging):
 
 * ``'benchmark'`` (Set5, Set14, B100, Urban100): Y channel, ``shave = scale``;
 * ``'div2k'`` (DIV2K validation): RGB for PSNR, ``shave = scale + 6``;
+* ``'rgb'`` (validation during training): RGB for PSNR, ``shave = scale``;
 * ``'plain'``: no shave; RGB for PSNR.
 
 SSIM is always computed on Y (the usual SR convention); only the shave follows the
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 _Y_COEFFS = (65.738 / 256, 129.057 / 256, 25.064 / 256)
 _Y_OFFSET = 16 / 255
 
-_PROTOCOLS = ("benchmark", "div2k", "plain")
+PROTOCOLS = ("benchmark", "div2k", "rgb", "plain")
 
 # Wang et al. 2004 constants and window, for images in [0, 255].
 _SSIM_C1 = (0.01 * 255) ** 2
@@ -49,17 +50,15 @@ def rgb_to_y(x: torch.Tensor, offset: bool = True) -> torch.Tensor:
     return y + _Y_OFFSET if offset else y
 
 
-def _shave_for(dataset: str | None, scale: float) -> int:
-    """Border width each protocol ignores (LIIF's ``calc_psnr`` rule)."""
-    if dataset is None:
+def _shave_for(protocol: str, scale: float) -> int:
+    """Border width each protocol ignores (LIIF's ``calc_psnr`` rule, plus 'rgb')."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "plain":
         return 0
     if scale != int(scale):
-        raise ValueError(f"protocol '{dataset}' needs an integer scale, got {scale}")
-    if dataset == "benchmark":
-        return int(scale)
-    if dataset == "div2k":
-        return int(scale) + 6
-    raise ValueError(f"unknown dataset/protocol {dataset!r}")
+        raise ValueError(f"protocol '{protocol}' needs an integer scale, got {scale}")
+    return int(scale) + 6 if protocol == "div2k" else int(scale)
 
 
 def _shave(x: torch.Tensor, shave: int) -> torch.Tensor:
@@ -76,30 +75,27 @@ def calc_psnr(
     """LIIF's ``utils.calc_psnr``, same arguments and arithmetic; returns a 0-d tensor.
 
     ``sr`` and ``hr`` are (N, C, H, W). ``dataset`` is ``'benchmark'`` (Y channel when
-    C = 3, shave = scale), ``'div2k'`` (RGB, shave = scale + 6) or ``None`` (RGB, no
-    shave). The MSE is averaged over the whole batch, as in LIIF.
+    C = 3, shave = scale), ``'div2k'`` (RGB, shave = scale + 6), ``None`` (RGB, no
+    shave) or our ``'rgb'`` (RGB, shave = scale). The MSE is averaged over the whole
+    batch, as in LIIF.
     """
     if sr.shape != hr.shape:
         raise ValueError(f"shape mismatch: {tuple(sr.shape)} vs {tuple(hr.shape)}")
+    protocol = dataset or "plain"
     diff = (sr - hr) / rgb_range
-    shave = _shave_for(dataset, scale)
-    if dataset == "benchmark" and diff.shape[1] == 3:
+    shave = _shave_for(protocol, scale)
+    if protocol == "benchmark" and diff.shape[1] == 3:
         diff = rgb_to_y(diff, offset=False)
     mse = _shave(diff, shave).pow(2).mean()
     return -10 * torch.log10(mse)
 
 
-def _dataset_for(protocol: str) -> str | None:
-    if protocol not in _PROTOCOLS:
-        raise ValueError(f"protocol must be one of {_PROTOCOLS}, got {protocol!r}")
-    return None if protocol == "plain" else protocol
-
-
 def psnr(
     sr: torch.Tensor, hr: torch.Tensor, protocol: str = "plain", scale: float = 1
 ) -> float:
-    """PSNR in dB for images in [0, 1] under a named protocol; see :func:`calc_psnr`."""
-    return float(calc_psnr(sr, hr, dataset=_dataset_for(protocol), scale=scale))
+    """PSNR in dB for images in [0, 1] under a named protocol (see the module docstring)
+    as a float; the arithmetic is :func:`calc_psnr`'s."""
+    return float(calc_psnr(sr, hr, dataset=None if protocol == "plain" else protocol, scale=scale))
 
 
 def gaussian_window(size: int = _SSIM_WINDOW, sigma: float = _SSIM_SIGMA) -> torch.Tensor:
@@ -132,7 +128,7 @@ def ssim(
     """
     if sr.shape != hr.shape or sr.dim() != 4:
         raise ValueError(f"expected equal (N, C, H, W) shapes, got {tuple(sr.shape)}, {tuple(hr.shape)}")
-    shave = _shave_for(_dataset_for(protocol), scale)
+    shave = _shave_for(protocol, scale)
     x = _shave(_luma_255(sr), shave)
     y = _shave(_luma_255(hr), shave)
     if min(x.shape[-2:]) < _SSIM_WINDOW:
@@ -155,4 +151,4 @@ def ssim(
     return float(ssim_map.mean())
 
 
-__all__ = ["calc_psnr", "gaussian_window", "psnr", "rgb_to_y", "ssim"]
+__all__ = ["PROTOCOLS", "calc_psnr", "gaussian_window", "psnr", "rgb_to_y", "ssim"]

@@ -12,7 +12,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from liifsr.imageio import atomic_write
+from liifsr.files import atomic_write, check_output_path
+
+FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 class PlotError(ValueError):
@@ -57,12 +59,8 @@ def plot_curves(curves: list[Curves], output: str | Path, dpi: int = 120) -> Pat
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    output = Path(output)
-    if not output.parent.is_dir():
-        raise PlotError(f"output folder {str(output.parent)!r} does not exist")
+    output = check_output_path(output, FORMATS, "plot")
     fmt = output.suffix.lower().lstrip(".")
-    if fmt not in ("png", "pdf", "svg", "jpg", "jpeg"):
-        raise PlotError(f"output {str(output)!r} must end in .png, .pdf, .svg or .jpg")
 
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     FigureCanvasAgg(figure)

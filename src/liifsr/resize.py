@@ -125,7 +125,7 @@ def _pair(value: Scale) -> tuple[float, float]:
     return float(h), float(w)
 
 
-def output_size(
+def _matlab_output_size(
     in_hw: tuple[int, int], scale: Scale | None = None, size: Size | None = None
 ) -> tuple[tuple[int, int], tuple[float, float]]:
     """MATLAB's rule for the output size and the per-axis scale actually used.
@@ -169,7 +169,7 @@ def imresize(
         raise ValueError(f"expected (H, W), (C, H, W) or (N, C, H, W), got {tuple(x.shape)}")
 
     in_hw = (x.shape[-2], x.shape[-1])
-    (out_h, out_w), (sh, sw) = output_size(in_hw, scale, size)
+    (out_h, out_w), (sh, sw) = _matlab_output_size(in_hw, scale, size)
     passes = [(-2, out_h, sh), (-1, out_w, sw)]
     if sw < sh:
         passes.reverse()
@@ -208,6 +208,17 @@ def imresize_uint8(
             out = out.permute(1, 2, 0)
         return out.contiguous().numpy()
     return out
+
+
+#: The bicubic baseline's name wherever methods are listed (`liifsr evaluate`, `liifsr compare`).
+BICUBIC = "bicubic"
+
+
+def bicubic_upsample(lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The bicubic baseline of SR tables: (1, C, h, w) in [0, 1] rounded to uint8 levels,
+    MATLAB-upsampled to ``size`` with :func:`imresize_uint8`, as (1, C, H, W) in [0, 1]."""
+    levels = torch.round(lr[0] * 255).to(torch.uint8)
+    return imresize_uint8(levels, size=size).float().div(255).unsqueeze(0)
 
 
 # ---------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """`liifsr train CONFIG --out DIR`: LIIF's training loop, resumable and distributed.
 
 L1 loss on normalised RGB ((x - 0.5) / 0.5, LIIF's data_norm), Adam, a per-epoch
-schedule (MultiStepLR, or cosine), validation PSNR every `val_every` epochs.
+schedule (MultiStepLR, or cosine), validation PSNR (RGB, shave = scale) every
+`val_every` epochs.
 
 Files in OUT:
-    last.safetensors         model weights (our model format, `liifsr upscale -m` reads it)
-    best.safetensors         the weights with the best mean validation PSNR so far
+    last.safetensors         the weights after the last epoch: the run's result, the
+                             checkpoint LIIF reports (`liifsr upscale --model` reads it)
+    best.safetensors         the weights with the best mean validation PSNR so far, on
+                             the held-out images (never a benchmark set)
     last.state.safetensors   everything `--resume` needs: model, Adam state, scheduler
                              progress, RNG states, epoch, best PSNR, as tensors plus JSON
                              metadata, so loading it never runs code
@@ -46,15 +49,17 @@ from torch import Tensor, nn
 
 from liifsr.checkpoint import save_model
 from liifsr.config import ConfigError, ModelConfig, TrainConfig, dump_yaml, load_yaml, model_preset, to_dict
-from liifsr.data import ImageFolder, LIIFTrainSet, check_data_config, make_train_loader, psnr_rgb, split_paths, validation_pair
-from liifsr.imageio import atomic_write
-from liifsr.inference import autocast, upscale_tensor
+from liifsr.coords import normalise
+from liifsr.data import ImageFolder, LIIFTrainSet, check_data_config, make_train_loader, split_paths, validation_pair
+from liifsr.files import atomic_write
+from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
+from liifsr.metrics import psnr
+from liifsr.runtime import PRECISIONS, autocast, resolve_device
 
 STATE_FORMAT = "liifsr-train-state/1"
 LAST, BEST, STATE = "last.safetensors", "best.safetensors", "last.state.safetensors"
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "val_psnr", "seconds", "data_seconds"]
-PRECISIONS = ("fp32", "bf16")
 SCHEDULES = ("step", "cosine")
 # Scheduler entries that record progress; the rest (milestones, gamma...) come from the config.
 _SCHEDULER_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step")
@@ -136,22 +141,11 @@ class DistEnv:
         return self.rank == 0
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
-    return device
-
-
 def init_distributed(device_name: str) -> DistEnv:
     """One process, or one of WORLD_SIZE processes started by torchrun (env:// init)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_name, local_rank)
+    device = resolve_device(device_name, local_rank)
     if world_size == 1:
         return DistEnv(0, 1, device)
     if device.type == "cuda":
@@ -183,11 +177,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.O
     else:
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.optim.milestones, gamma=config.optim.gamma)
     return optimizer, scheduler
-
-
-def normalise(x: Tensor) -> Tensor:
-    """LIIF's data_norm for inputs and targets: sub 0.5, div 0.5."""
-    return (x - 0.5) / 0.5
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], precision: str) -> Tensor:
@@ -250,7 +239,7 @@ def validate(model: LIIF, images: ImageFolder, config: TrainConfig, env: DistEnv
             lr, hr = validation_pair(images[index], scale, config.data.lr_resize, config.data.val_max_size)
             with torch.inference_mode():  # whole image, `val_chunk` queries per decoder call
                 sr = upscale_tensor(model, lr.unsqueeze(0), tuple(hr.shape[-2:]), chunk_size=config.val_chunk or None)
-            sums[k] += psnr_rgb(sr.cpu(), hr.unsqueeze(0), shave=scale)
+            sums[k] += psnr(sr.cpu(), hr.unsqueeze(0), "rgb", scale)
     sums = all_reduce_sum(sums, env)
     model.train()
     return {scale: total / len(images) for scale, total in zip(config.val_scales, sums)}
@@ -482,6 +471,8 @@ def train(config: TrainConfig, out: Path, env: DistEnv, resume: bool = False) ->
     finally:
         if writer is not None:
             writer.close()
+    best = ""
     if run.progress.best_epoch:
-        log(f"done: best validation PSNR {run.progress.best_psnr:.2f} dB at epoch {run.progress.best_epoch}", env)
+        best = f"; best validation PSNR {run.progress.best_psnr:.2f} dB at epoch {run.progress.best_epoch} in {BEST}"
+    log(f"done: the run's result is {str(out / LAST)!r} (epoch {run.progress.epoch}){best}", env)
     return run.progress

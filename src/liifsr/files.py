@@ -1,0 +1,122 @@
+"""Output files: the one check of an output path and the one atomic writer.
+
+Every file liifsr writes (images, figures, reports, logs, configs, checkpoints) goes
+through :func:`atomic_write`: a temporary file in the destination folder, renamed into
+place only when writing succeeded, so an interrupted or failed run never leaves a
+partial file nor clobbers a previous good one. :func:`check_output_path` runs the same
+destination checks up front, so a command fails before its expensive work, not after.
+
+Problems surface as :class:`OutputError` with a one-line message that names the file,
+the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["OutputError", "atomic_write", "check_output_path", "one_line"]
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written; the message says why and what to do."""
+
+
+def one_line(text: object) -> str:
+    """Collapse whitespace, so that third-party error texts cannot break the one-line rule."""
+    return " ".join(str(text).split())
+
+
+def output_error(path: str | os.PathLike[str], problem: str, fix: str, what: str = "") -> OutputError:
+    """'cannot write [what ]'path': problem (fix)'; repr quotes and escapes the path."""
+    label = f"{what} " if what else ""
+    return OutputError(f"cannot write {label}{os.fspath(path)!r}: {one_line(problem)} ({fix})")
+
+
+def check_output_path(
+    path: str | os.PathLike[str], suffixes: Sequence[str] | None = None, what: str = ""
+) -> Path:
+    """Check that `path` can be written: an accepted extension (lower case, with the dot;
+    None = any), not a folder, and a parent folder that exists and is writable."""
+    dest = Path(path)
+    if suffixes is not None:
+        accepted = ", ".join(suffixes)
+        if not dest.suffix:
+            raise output_error(path, "output file name has no extension", f"add one of {accepted}", what)
+        if dest.suffix.lower() not in suffixes:
+            raise output_error(path, f"unsupported output format {dest.suffix.lower()!r}", f"use one of {accepted}", what)
+    if dest.is_dir():
+        raise output_error(path, "it is a directory", "give a file name, not a folder", what)
+    parent = dest.parent
+    if not parent.exists():
+        raise output_error(path, f"directory {os.fspath(parent)!r} does not exist", "create it first", what)
+    if not parent.is_dir():
+        raise output_error(path, f"{os.fspath(parent)!r} is not a directory", "choose another output path", what)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise output_error(
+            path, f"permission denied for directory {os.fspath(parent)!r}", "choose another location or fix its permissions", what
+        )
+    return dest
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; move it into place only if the block succeeds.
+
+    The temporary file lives in the destination folder (so `os.replace` is an atomic
+    rename on the same file system) and keeps the extension, so writers that infer the
+    format from the name still work. On any failure, KeyboardInterrupt included, it is
+    removed and `path` is untouched. Unlike `NamedTemporaryFile` (always mode 0600) the
+    file gets the usual umask-derived permissions, or those of the file it replaces.
+    """
+    dest = check_output_path(path)
+    tmp = _create_temp_file(dest)
+    try:
+        yield tmp
+        _copy_existing_mode(dest, tmp)
+        _fsync(tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _create_temp_file(dest: Path) -> Path:
+    """An empty, hidden, uniquely named file beside `dest`.
+
+    `os.open` with mode 0o666 lets the kernel apply the umask, so the final file gets
+    normal permissions without touching the process-wide umask.
+    """
+    for _ in range(100):
+        tmp = dest.with_name(f".{dest.stem}.{secrets.token_hex(4)}.tmp{dest.suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise output_error(dest, error.strerror or str(error), "choose another location") from None
+        os.close(fd)
+        return tmp
+    raise output_error(dest, "could not create a temporary file", "clean up stray .tmp files")
+
+
+def _copy_existing_mode(dest: Path, tmp: Path) -> None:
+    """Keep the permissions of a file we overwrite, as a plain open('w') would."""
+    try:
+        mode = stat.S_IMODE(dest.stat().st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(tmp, mode)
+
+
+def _fsync(path: Path) -> None:
+    """Flush to disk before the rename, so that a crash cannot leave an empty file in place."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
