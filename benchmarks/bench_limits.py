@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from liifsr.config import DataConfig, model_preset
 from liifsr.data import ImageFolder, LIIFTrainSet
-from liifsr.imageio import read_image, sample_image
-from liifsr.inference import autocast, upscale_tensor
+from liifsr.imageio import read_uint8, sample_image
+from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
+from liifsr.runtime import autocast
 from liifsr.train import train_step
 
 OUTPUT_SIDE = 1024  # outputs of at least 1024 x 1024 pixels
@@ -70,7 +70,7 @@ def matmul_rate(dtype: torch.dtype, m: int, k: int, n: int, repeats: int) -> flo
 def lr_image(scale: int) -> torch.Tensor:
     """A real LR crop whose x`scale` output has at least OUTPUT_SIDE pixels per side."""
     side = math.ceil(OUTPUT_SIDE / scale)
-    image = torch.from_numpy(read_image(sample_image()).rgb).permute(2, 0, 1)
+    image = read_uint8(sample_image()).float().div(255)
     return image[:, :side, :side].unsqueeze(0).contiguous()
 
 
