@@ -57,77 +57,100 @@ def siren_init_(layers: list[nn.Linear], w0_hidden: float) -> None:
 BLOCK_ROWS = 2048
 
 
-def activate(z: Tensor, w0: float | None) -> Tensor:
-    return torch.relu(z) if w0 is None else torch.sin(w0 * z)
+def linear(h: Tensor, weight: Tensor, bias: Tensor, relu: bool = False) -> Tensor:
+    """h W^T + b, then ReLU if `relu`. On CPU one oneDNN matmul with the bias and the
+    ReLU fused into it, instead of a bias copy and a ReLU pass over the result."""
+    if h.device.type == "cpu" and torch.backends.mkldnn.is_available():
+        return torch.ops.mkldnn._linear_pointwise(h, weight, bias, "relu" if relu else "none", [], "")
+    z = torch.addmm(bias, h, weight.t())
+    return z.relu_() if relu else z
 
 
-def activation_grad_(grad: Tensor, z: Tensor, w0: float | None) -> Tensor:
-    """grad * act'(z), in place on `grad`."""
-    if w0 is None:
-        return grad.masked_fill_(z <= 0, 0)
-    return grad.mul_(torch.cos(w0 * z)).mul_(w0)
+def linear_act(h: Tensor, weight: Tensor, bias: Tensor, w0: float | None) -> Tensor:
+    """act(h W^T + b): ReLU (w0 None) or sin(w0 z)."""
+    return linear(h, weight, bias, relu=True) if w0 is None else activate_(linear(h, weight, bias), w0)
+
+
+def activate_(z: Tensor, w0: float | None) -> Tensor:
+    return z.relu_() if w0 is None else z.mul_(w0).sin_()
 
 
 def cast(params: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
     return [p.to(dtype) for p in params]
 
 
-def blockwise_forward(
-    pre: Tensor, w0s: tuple[float | None, ...], block_rows: int, params: list[Tensor], keep: bool = False
-) -> tuple[Tensor, list[Tensor]]:
-    """act -> Linear -> act -> ... -> Linear from `pre`, block by block.
+def blockwise_forward(pre: Tensor, w0s: tuple[float | None, ...], block_rows: int, params: list[Tensor]) -> Tensor:
+    """act -> Linear -> act -> ... -> Linear from `pre` (overwritten), block by block.
 
-    `params` are (weight, bias) of every Linear after the first, in `pre`'s dtype. With
-    `keep`, also returns every later Linear's output before its activation (for backward).
+    `params` are (weight, bias) of every Linear after the first, in `pre`'s dtype.
     """
     weights, biases = params[0::2], params[1::2]
-    rows = pre.shape[0]
-    out = pre.new_empty(rows, weights[-1].shape[0])
-    kept = [pre.new_empty(rows, w.shape[0]) for w in weights[:-1]] if keep else []
-    for start in range(0, rows, block_rows):
-        stop = min(start + block_rows, rows)
-        z = pre[start:stop]
-        for k, (weight, bias) in enumerate(zip(weights, biases)):
-            target = out if k == len(weights) - 1 else (kept[k] if keep else None)
-            h = activate(z, w0s[k])
-            z = torch.addmm(bias, h, weight.t(), out=target[start:stop] if target is not None else None)
-    return out, kept
+    out = pre.new_empty(pre.shape[0], weights[-1].shape[0])
+    for start in range(0, pre.shape[0], block_rows):
+        h = activate_(pre[start : start + block_rows], w0s[0])
+        for weight, bias, w0 in zip(weights[:-1], biases[:-1], w0s[1:]):
+            h = linear_act(h, weight, bias, w0)
+        torch.addmm(biases[-1], h, weights[-1].t(), out=out[start : start + block_rows])
+    return out
+
+
+def sine_and_derivative(z: Tensor, w0: float) -> tuple[Tensor, Tensor]:
+    """sin(w0 z) and its derivative w0 cos(w0 z)."""
+    z = z * w0
+    return torch.sin(z), torch.cos(z).mul_(w0)
 
 
 class BlockwiseMLP(torch.autograd.Function):
-    """`blockwise_forward` with a blocked backward: gradients for `pre` and the parameters."""
+    """`blockwise_forward` with a blocked backward: gradients for `pre` and the parameters.
+
+    Each block keeps its activations (the inputs of the later Linears) and, for SIREN,
+    the activation's derivative w0 cos(w0 z): what autograd would keep, block by block.
+    """
 
     @staticmethod
     def forward(ctx, pre: Tensor, w0s: tuple[float | None, ...], block_rows: int, *params: Tensor) -> Tensor:
+        weights, biases = cast(list(params[0::2]), pre.dtype), cast(list(params[1::2]), pre.dtype)
+        out = pre.new_empty(pre.shape[0], weights[-1].shape[0])
+        blocks = []
         with torch.autocast(pre.device.type, enabled=False):
-            out, kept = blockwise_forward(pre, w0s, block_rows, cast(list(params), pre.dtype), keep=True)
-        ctx.w0s, ctx.block_rows = w0s, block_rows
-        ctx.save_for_backward(pre, *kept, *params)
+            for start in range(0, pre.shape[0], block_rows):
+                block = pre[start : start + block_rows]
+                kept = [(torch.relu(block), None) if w0s[0] is None else sine_and_derivative(block, w0s[0])]
+                for weight, bias, w0 in zip(weights[:-1], biases[:-1], w0s[1:]):
+                    h = kept[-1][0]
+                    if w0 is None:
+                        kept.append((linear(h, weight, bias, relu=True), None))
+                    else:
+                        kept.append(sine_and_derivative(linear(h, weight, bias), w0))
+                torch.addmm(biases[-1], kept[-1][0], weights[-1].t(), out=out[start : start + block_rows])
+                blocks.append(kept)
+        ctx.blocks, ctx.block_rows = blocks, block_rows
+        ctx.save_for_backward(*params)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        pre, *rest = ctx.saved_tensors
-        n_linear = len(ctx.w0s)
-        zs = [pre, *rest[: n_linear - 1]]  # the input of each activation
-        params = rest[n_linear - 1 :]
-        weights = cast(list(params[0::2]), pre.dtype)
+        params = ctx.saved_tensors
+        dtype = ctx.blocks[0][0][0].dtype
+        weights = cast(list(params[0::2]), dtype)
         grads = [torch.zeros_like(p, dtype=torch.float32) for p in params]
-        grad_pre = torch.empty_like(pre)
-        grad_out = grad_out.to(pre.dtype)
-        with torch.autocast(pre.device.type, enabled=False):
-            for start in range(0, pre.shape[0], ctx.block_rows):
-                stop = min(start + ctx.block_rows, pre.shape[0])
-                grad = grad_out[start:stop]
-                for k in reversed(range(n_linear)):
-                    z = zs[k][start:stop]
-                    h = activate(z, ctx.w0s[k])
+        grad_pre = grad_out.new_empty(grad_out.shape[0], weights[0].shape[1], dtype=dtype)
+        with torch.autocast(grad_out.device.type, enabled=False):
+            for index, kept in enumerate(ctx.blocks):
+                start = index * ctx.block_rows
+                grad = grad_out[start : start + kept[0][0].shape[0]].to(dtype)
+                for k in reversed(range(len(kept))):
+                    h, derivative = kept[k]
                     grads[2 * k] += (grad.t() @ h).float()
                     grads[2 * k + 1] += grad.sum(0, dtype=torch.float32)
-                    grad = activation_grad_(grad @ weights[k], z, ctx.w0s[k])
-                grad_pre[start:stop] = grad
-        grads = [g.to(p.dtype) for g, p in zip(grads, params)]
-        return grad_pre, None, None, *grads
+                    grad_h = grad @ weights[k]
+                    if derivative is None:  # ReLU: h > 0 where z > 0
+                        grad = torch.ops.aten.threshold_backward(grad_h, h, 0)
+                    else:
+                        grad = grad_h.mul_(derivative)
+                grad_pre[start : start + grad.shape[0]] = grad
+        del ctx.blocks
+        return grad_pre, None, None, *(g.to(p.dtype) for g, p in zip(grads, params))
 
 
 class MLP(nn.Module):
@@ -173,7 +196,7 @@ class MLP(nn.Module):
         if torch.is_grad_enabled() and (pre.requires_grad or any(p.requires_grad for p in params)):
             return BlockwiseMLP.apply(pre, self.w0s(), block_rows, *params)
         with torch.autocast(pre.device.type, enabled=False):
-            return blockwise_forward(pre, self.w0s(), block_rows, cast(params, pre.dtype))[0]
+            return blockwise_forward(pre, self.w0s(), block_rows, cast(params, pre.dtype))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)

@@ -27,7 +27,10 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x) * self.res_scale
+        res = self.body(x)
+        if self.res_scale != 1:  # EDSR-baseline's 1 would cost a full pass for nothing
+            res = res * self.res_scale
+        return res.add_(x)
 
 
 class EDSR(nn.Module):

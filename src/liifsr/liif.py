@@ -47,8 +47,12 @@ class LIIF(nn.Module):
     # --- encoder side ---------------------------------------------------------------
 
     def encode(self, inp: Tensor) -> Tensor:
-        """LR image (normalised to [-1, 1]) to feature map (B, C, H, W)."""
-        return self.encoder(inp)
+        """LR image (normalised to [-1, 1]) to feature map (B, C, H, W).
+
+        Channels-last activations: oneDNN's convolutions run on them without the
+        layout reorders that NCHW tensors cost around every convolution.
+        """
+        return self.encoder(inp.contiguous(memory_format=torch.channels_last))
 
     def latent_projection(self, feat: Tensor) -> Tensor:
         """The first Linear's latent term, W_z . unfold(feat) + b, as (B, H, W, hidden).
