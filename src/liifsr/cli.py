@@ -22,6 +22,8 @@ COMMANDS = {
     "plot-log": ("liifsr.plotting", "learning-rate and loss curves of training runs"),
     "data": ("liifsr.download", "download DIV2K or the benchmark sets"),
     "models": ("liifsr.cli_upscale", "list the bundled models and presets"),
+    "export": ("liifsr.onnx_export", "export a model to ONNX (encoder and decoder graphs) for onnxruntime"),
+    "serve": ("liifsr.serve", "a local web page that zooms into images, decoding the visible tiles on demand"),
 }
 
 # Errors that are the user's to fix: reported in one line, without a traceback.
