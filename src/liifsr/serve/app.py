@@ -49,6 +49,8 @@ STATIC = Path(str(resources.files("liifsr") / "serve" / "static"))
 KINDS = ("liif", "bicubic")
 # How often a waiting request checks whether its client is still there.
 DISCONNECT_POLL_S = 0.05
+# Finished downloads stay on disk (in a temporary folder) until this many newer ones exist.
+DOWNLOADS_KEPT = 8
 
 
 class TooLarge(ImageError):
@@ -300,6 +302,10 @@ async def start_download(request: Request) -> Response:
     job = server.worker.submit(lambda job: server.render_download(served, out_hw, path, job), background=True)
     filename = f"{Path(served.name).stem}-{out_hw[1]}x{out_hw[0]}.png"
     server.downloads[job_id] = Download(job, pixels, path, filename)
+    while len(server.downloads) > DOWNLOADS_KEPT:  # bounded disk use: the oldest go
+        old = server.downloads.pop(next(iter(server.downloads)))
+        old.job.cancel()
+        old.path.unlink(missing_ok=True)
     return JSONResponse({"job": job_id, "width": out_hw[1], "height": out_hw[0]}, status_code=202)
 
 
