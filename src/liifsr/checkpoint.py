@@ -57,7 +57,8 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 
 def load_model(name_or_path: str | Path | None = None, device: str | torch.device = "cpu") -> LIIF:
-    """A bundled model name, one of our `.safetensors` files or a LIIF `.pth`, in eval mode.
+    """A bundled model name, one of our `.safetensors` files or a LIIF `.pth`, in eval mode
+    (or an `.onnx` file from `liifsr export`, as a `liifsr.onnx_runtime.OnnxLIIF`).
 
     With no argument, the default bundled model.
     """
@@ -72,6 +73,10 @@ def load_model(name_or_path: str | Path | None = None, device: str | torch.devic
             raise CheckpointError(f"unknown model {str(source)!r}: not a bundled model ({names}) nor an existing file")
         if path.is_dir():
             raise CheckpointError(f"model path {str(path)!r} is a directory (give a .safetensors or .pth file)")
+    if path.suffix == ".onnx":  # `liifsr export` output, run by onnxruntime on the CPU
+        from liifsr.onnx_runtime import load_onnx_model
+
+        return load_onnx_model(path)
     if path.suffix in (".pth", ".pt"):
         config, state = _read_liif_pth(path)
     else:

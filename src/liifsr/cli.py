@@ -66,6 +66,18 @@ def _data() -> tuple[Configure, Run]:
     return configure_data_parser, run_data
 
 
+def _export() -> tuple[Configure, Run]:
+    from liifsr.onnx_export import configure_parser, run
+
+    return configure_parser, run
+
+
+def _serve() -> tuple[Configure, Run]:
+    from liifsr.serve import configure_parser, run
+
+    return configure_parser, run
+
+
 @dataclass(frozen=True)
 class Command:
     help: str
@@ -81,6 +93,8 @@ COMMANDS: dict[str, Command] = {
     "plot-log": Command("learning-rate and loss curves of training runs", _plot_log),
     "data": Command("download DIV2K or the benchmark sets", _data),
     "models": Command("list the bundled models and presets", _models),
+    "export": Command("export a model to ONNX (encoder and decoder graphs) for onnxruntime", _export),
+    "serve": Command("a local web page that zooms into images, decoding the visible tiles on demand", _serve),
 }
 
 # Errors that are the user's to fix: reported in one line, without a traceback.

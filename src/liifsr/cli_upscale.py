@@ -76,6 +76,8 @@ def run_upscale(args: argparse.Namespace) -> int:
         check_output_size(out_hw, args.allow_huge)
         jobs.append((source, image, target, out_hw))
     model = load_model(args.model, device=resolve_device(args.device))
+    if args.precision != "fp32" and str(args.model).endswith(".onnx"):
+        raise UpscaleError("exported ONNX models run in fp32 (drop --precision)")
     for source, image, target, out_hw in jobs:
         rgb, alpha = upscale_array(
             model,

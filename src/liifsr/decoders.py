@@ -189,7 +189,9 @@ class MLP(nn.Module):
 
         Runs in `pre`'s dtype (bf16 under autocast: the weights are cast once per call).
         """
-        if torch.compiler.is_compiling():  # inductor fuses the elementwise passes itself
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            # Graphs (inductor, ONNX export) take the plain layers: inductor fuses the
+            # elementwise passes itself, and a traced block loop would fix the row count.
             return self.layers[1:](pre)
         params = [p for layer in self.layers[2::2] for p in (layer.weight, layer.bias)]
         block_rows = block_rows or BLOCK_ROWS

@@ -16,7 +16,7 @@ Peak memory beyond the input and output buffers is therefore bounded by the tile
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -197,13 +197,15 @@ def upscale_tensor(
     progress: bool = False,
     out: Tensor | None = None,
     region: tuple[Span, Span] | None = None,
+    on_block: Callable[[int], None] | None = None,
 ) -> Tensor:
     """Upscale `lr` (1, 3, h, w) in [0, 1] to `size`; returns (1, 3, H, W) clamped to [0, 1].
 
     Runs on the model's device. `out` may be a preallocated (H, W, 3) CPU tensor of any
     dtype (uint8 or uint16 to save memory: values are then rounded to that range) which
     is filled and returned instead. `region` = (rows, cols) decodes only that part of
-    the output (for zoomed crops): the result is then that region's size.
+    the output (for zoomed crops): the result is then that region's size. `on_block` is
+    called with the pixel count of each decoded block (progress; raising in it stops).
     """
     if lr.dim() != 4 or lr.shape[:2] != (1, 3):
         raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {tuple(lr.shape)}")
@@ -227,6 +229,8 @@ def upscale_tensor(
             r0, c0 = rows.start - origin[0], cols.start - origin[1]
             result[r0 : r0 + block.shape[0], c0 : c0 + block.shape[1]] = block.to(result.dtype)
             bar.update((rows.stop - rows.start) * (cols.stop - cols.start))
+            if on_block is not None:
+                on_block((rows.stop - rows.start) * (cols.stop - cols.start))
     bar.close()
     return result if out is not None else result.permute(2, 0, 1).unsqueeze(0)
 

@@ -1,0 +1,133 @@
+"""Running a model exported by `liifsr export` with onnxruntime, through `liifsr.inference`.
+
+`OnnxLIIF` offers the part of `LIIF` that the tiled inference uses (`config`,
+`encoder.receptive_radius`, `encode`, `latent_projection`, `decode`, `upscale`), so
+`upscale_tensor`, `decode_region` and `decode_blocks` run an exported model with the same
+tiles and chunks as the PyTorch one.
+
+The encoder graph already includes the latent projection. `decode_region` crops the
+encoder's output to the features the projection reads and then crops the projection to
+the codes the queries read; a 3x3 projection computed over the whole encoded window and
+cropped once is the same (its inputs are the same features), so `encode` returns the
+projection (laid out as a (1, hidden, H, W) feature map, so that the first crop applies)
+and `latent_projection` only restores the (1, H, W, hidden) layout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from liifsr.checkpoint import CheckpointError
+from liifsr.config import ConfigError, ModelConfig, from_dict
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxLIIF(nn.Module):
+    def __init__(self, encoder_path: Path, decoder_path: Path, config: ModelConfig, receptive_radius: int, threads: int | None = None) -> None:
+        super().__init__()
+        threads = threads or torch.get_num_threads()
+        self.config = config
+        self.encoder_path, self.decoder_path = encoder_path, decoder_path
+        self.encoder = SimpleNamespace(receptive_radius=receptive_radius)
+        self._encoder = _session(encoder_path, threads)
+        self._decoder = _session(decoder_path, threads)
+        self._decoder_inputs = {i.name for i in self._decoder.get_inputs()}
+        # inference reads the device from the model's parameters: onnxruntime works on CPU tensors.
+        self.device_anchor = nn.Parameter(torch.empty(0), requires_grad=False)
+
+    def encode(self, inp: Tensor) -> Tensor:
+        proj = self._encoder.run(["proj"], {"inp": _numpy(inp)})[0]
+        return torch.from_numpy(proj).permute(0, 3, 1, 2)
+
+    def latent_projection(self, feat: Tensor) -> Tensor:
+        return feat.permute(0, 2, 3, 1)
+
+    def decode(
+        self,
+        proj: Tensor,
+        coord: Tensor,
+        cell: Tensor | None,
+        grid_hw: tuple[int, int] | None = None,
+        window: tuple[int, int] = (0, 0),
+        skip_image: Tensor | None = None,
+        skip_window: tuple[int, int] = (0, 0),
+    ) -> Tensor:
+        grid_hw = grid_hw or tuple(proj.shape[1:3])
+        feed = {
+            "proj": _numpy(proj),
+            "coord": _numpy(coord),
+            "cell": _numpy(cell),
+            "grid_hw": np.asarray(grid_hw, dtype=np.int64),
+            "window": np.asarray(window, dtype=np.int64),
+        }
+        if "skip" in self._decoder_inputs:
+            feed["skip"] = _numpy(skip_image)
+            feed["skip_window"] = np.asarray(skip_window, dtype=np.int64)
+        return torch.from_numpy(self._decoder.run(["rgb"], feed)[0])
+
+    def forward(self, inp: Tensor, coord: Tensor, cell: Tensor | None) -> Tensor:
+        """LIIF's forward on one image: normalised LR (1, 3, H, W), coords and cells (1, Q, 2)."""
+        proj = self.latent_projection(self.encode(inp)).contiguous()
+        return self.decode(proj, coord, cell, skip_image=inp)
+
+    def upscale(self, image: Any, scale: Any = None, size: Any = None, **options: Any) -> Any:
+        """As `LIIF.upscale` (fp32 only)."""
+        from liifsr.inference import upscale
+
+        return upscale(self, image, scale=scale, size=size, **options)
+
+
+def _numpy(tensor: Tensor | None) -> np.ndarray:
+    if tensor is None:
+        raise ValueError("this ONNX decoder needs the LR image (the model has a global skip)")
+    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+
+
+def load_onnx_model(path: str | Path, threads: int | None = None) -> OnnxLIIF:
+    """An exported model from its encoder file (`out.onnx`) or its decoder file (`out.decoder.onnx`)."""
+    try:
+        import onnx
+    except ImportError:
+        raise CheckpointError("running .onnx models needs onnxruntime: pip install 'liifsr[onnx]'") from None
+    path = Path(path)
+    meta = _metadata(onnx, path)
+    if meta.get("liifsr_role") == "decoder":
+        encoder_path = path.with_name(path.name.removesuffix(".decoder.onnx") + ".onnx")
+        meta = _metadata(onnx, encoder_path)
+    else:
+        encoder_path = path
+    if meta.get("liifsr_role") != "encoder" or "liifsr_config" not in meta:
+        raise CheckpointError(f"'{path}' is not an ONNX file written by `liifsr export` (export models with it)")
+    decoder_path = encoder_path.with_name(meta["liifsr_decoder"])
+    if not decoder_path.is_file():
+        raise CheckpointError(f"the decoder graph '{decoder_path}' of '{encoder_path}' is missing (keep both files of `liifsr export` together)")
+    try:
+        config = from_dict(ModelConfig, json.loads(meta["liifsr_config"]))
+    except (ConfigError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"'{encoder_path}' has an invalid liifsr config: {error}") from None
+    return OnnxLIIF(encoder_path, decoder_path, config, int(meta["liifsr_receptive_radius"]), threads)
+
+
+def _metadata(onnx, path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise CheckpointError(f"ONNX file '{path}' does not exist")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf raises several types for corrupt files
+        raise CheckpointError(f"cannot read ONNX file '{path}': {' '.join(str(error).split()) or type(error).__name__}") from None
+    return {entry.key: entry.value for entry in model.metadata_props}

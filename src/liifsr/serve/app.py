@@ -1,0 +1,395 @@
+"""The web app of `liifsr serve`: a Starlette application over one `ModelWorker`.
+
+Routes (all answers to bad requests are JSON `{"error": "..."}` with a 4xx status):
+- `GET /`: the page; `/static/...`: its script, style and the vendored OpenSeadragon.
+- `GET /api/config`: model name, limits and tile size.
+- `GET /api/images`, `POST /api/images` (the raw file as the body, its name in
+  `X-Filename`): the images this server shows, by id. Nothing else is ever read.
+- `GET /api/images/{id}/tiles/{kind}/{level}/{col}_{row}.png`: one tile of the model
+  (`kind` = liif) or of bicubic at a level of `pyramid.levels`; cached (LRU, bounded).
+  A client that disconnects before its tile is drawn cancels it.
+- `POST /api/images/{id}/upscale` (`{"scale": s}` or `{"size": [h, w]}`): a whole upscale
+  in the background; `GET /api/jobs/{job}/events`: its progress as server-sent events
+  (closing the stream cancels it); `GET /api/jobs/{job}/file`: the PNG when done.
+- `GET /api/status`: queue length, cache use, job counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+import torch
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from liifsr.imageio import ImageError, LoadedImage, read_image, to_pil, write_image
+from liifsr.inference import UpscaleError, output_size, upscale_array, upscale_tensor
+from liifsr.serve.pyramid import OVERLAP, TILE, Level, bicubic_region, levels, tile_spans
+from liifsr.serve.worker import Cancelled, Job, ModelWorker, TileCache
+
+log = logging.getLogger("liifsr.serve")
+STATIC = Path(str(resources.files("liifsr") / "serve" / "static"))
+KINDS = ("liif", "bicubic")
+# How often a waiting request checks whether its client is still there.
+DISCONNECT_POLL_S = 0.05
+# Finished downloads stay on disk (in a temporary folder) until this many newer ones exist.
+DOWNLOADS_KEPT = 8
+
+
+class TooLarge(ImageError):
+    """An upload over the server's pixel limit."""
+
+
+@dataclass
+class Limits:
+    upload_bytes: int = 32 * 2**20
+    input_pixels: int = 12_000_000
+    output_pixels: int = 50_000_000
+    uploads_kept: int = 20
+
+
+@dataclass
+class ServedImage:
+    id: str
+    name: str
+    image: LoadedImage
+    levels: list[Level]
+    lr: torch.Tensor = field(repr=False)  # (1, 3, H, W) in [0, 1]
+
+    @classmethod
+    def create(cls, image_id: str, name: str, image: LoadedImage) -> "ServedImage":
+        lr = torch.from_numpy(np.ascontiguousarray(image.rgb, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+        return cls(image_id, name, image, levels(image.size), lr)
+
+    def describe(self) -> dict[str, Any]:
+        height, width = self.image.size
+        return {
+            "id": self.id,
+            "name": self.name,
+            "width": width,
+            "height": height,
+            "tile": TILE,
+            "overlap": OVERLAP,
+            "levels": [{"scale": lv.scale, "width": lv.width, "height": lv.height, "decoded": lv.decoded} for lv in self.levels],
+        }
+
+
+@dataclass
+class Download:
+    job: Job
+    total_pixels: int
+    path: Path
+    filename: str
+
+
+class Server:
+    """The state behind the routes: images, model worker, tile cache, downloads."""
+
+    def __init__(self, model, model_name: str, images: list[tuple[str, LoadedImage]], precision: str = "fp32",
+                 cache_bytes: int = 256 * 2**20, limits: Limits | None = None, threads: int | None = None) -> None:
+        self.model = model
+        self.model_name = model_name
+        self.precision = precision
+        self.limits = limits or Limits()
+        self.images: dict[str, ServedImage] = {}
+        self.uploads: list[str] = []
+        for index, (name, image) in enumerate(images):
+            self.images[str(index)] = ServedImage.create(str(index), name, image)
+        self.worker = ModelWorker(threads)
+        self.cache = TileCache(cache_bytes)
+        self.downloads: dict[str, Download] = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="liifsr-serve-"))
+        self.decoded_tiles = 0
+
+    def close(self) -> None:
+        self.worker.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # --- work run by the model thread ------------------------------------------------
+
+    def render_tile(self, served: ServedImage, kind: str, level: Level, col: int, row: int, job: Job) -> bytes:
+        rows, cols = tile_spans(level, col, row)
+        if kind == "liif" and level.decoded:
+            rgb = upscale_tensor(self.model, served.lr, (level.height, level.width), region=(rows, cols),
+                                 precision=self.precision, on_block=job.checkpoint)[0].permute(1, 2, 0).numpy()
+            self.decoded_tiles += 1
+        else:
+            rgb = bicubic_region(served.image.rgb, (level.height, level.width), rows, cols)
+        buffer = io.BytesIO()
+        # The same rounding as `liifsr upscale` writes (clip, then nearest level).
+        to_pil(rgb, grayscale=served.image.grayscale).save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+
+    def render_download(self, served: ServedImage, out_hw: tuple[int, int], path: Path, job: Job) -> Path:
+        image = served.image
+        rgb, alpha = upscale_array(self.model, image.rgb, image.alpha, size=out_hw, allow_huge=True,
+                                   precision=self.precision, on_block=job.checkpoint)
+        job.checkpoint()
+        write_image(path, rgb, alpha, grayscale=image.grayscale, bit_depth=image.bit_depth)
+        return path
+
+    # --- uploads ---------------------------------------------------------------------
+
+    def add_upload(self, name: str, data: bytes) -> ServedImage:
+        """Check and decode an uploaded file (any thread); ImageError names the problem."""
+        limit = self.limits.input_pixels
+        try:
+            with Image.open(io.BytesIO(data)) as probe:  # reads the header only
+                width, height = probe.size
+        except Image.DecompressionBombError:
+            raise TooLarge(f"'{name}' has too many pixels (limit {limit:,}; downscale it first)") from None
+        except Exception:
+            width = height = 0  # read_image below names the problem
+        if width * height > limit:
+            raise TooLarge(f"'{name}' has {width}x{height} = {width * height:,} pixels, over this server's limit of {limit:,} (downscale it first)")
+        suffix = Path(name).suffix.lower()[:8] or ".img"
+        tmp = self.workdir / f"upload-{secrets.token_hex(8)}{suffix if suffix.isascii() else '.img'}"
+        tmp.write_bytes(data)
+        try:
+            image = read_image(tmp)
+        except ImageError as error:
+            raise ImageError(str(error).replace(repr(str(tmp)), repr(name))) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        image_id = "u" + secrets.token_hex(6)
+        served = ServedImage.create(image_id, name, image)
+        self.images[image_id] = served
+        self.uploads.append(image_id)
+        while len(self.uploads) > self.limits.uploads_kept:
+            old = self.uploads.pop(0)
+            self.images.pop(old, None)
+            self.cache.drop(lambda key: key[0] == old)
+        return served
+
+
+# --- routes ----------------------------------------------------------------------------
+
+
+def _state(request: Request) -> Server:
+    return request.app.state.server
+
+
+def _image(request: Request) -> ServedImage:
+    served = _state(request).images.get(request.path_params["image_id"])
+    if served is None:
+        raise HTTPException(404, f"no image with id {request.path_params['image_id']!r} (list them at /api/images)")
+    return served
+
+
+async def _wait(request: Request, job: Job) -> Any:
+    """The job's result; cancels it and raises Cancelled if the client disconnects first."""
+    future = asyncio.wrap_future(job.future)
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
+    while True:
+        done, _ = await asyncio.wait({future}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return future.result()
+        if await request.is_disconnected():
+            job.cancel()
+            raise Cancelled
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html")
+
+
+async def config(request: Request) -> Response:
+    server = _state(request)
+    return JSONResponse({
+        "model": server.model_name,
+        "precision": server.precision,
+        "tile": TILE,
+        "max_upload_bytes": server.limits.upload_bytes,
+        "max_input_pixels": server.limits.input_pixels,
+        "max_output_pixels": server.limits.output_pixels,
+    })
+
+
+async def list_images(request: Request) -> Response:
+    return JSONResponse([served.describe() for served in _state(request).images.values()])
+
+
+async def upload(request: Request) -> Response:
+    server = _state(request)
+    name = unquote(request.headers.get("x-filename", ""))[:200] or "upload"
+    limit = server.limits.upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"'{name}' is {int(declared):,} bytes, over this server's upload limit of {limit:,} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"'{name}' is over this server's upload limit of {limit:,} bytes")
+        chunks.append(chunk)
+    if size == 0:
+        raise HTTPException(400, "the upload is empty (send the image file as the request body)")
+    try:
+        served = await asyncio.to_thread(server.add_upload, name, b"".join(chunks))
+    except ImageError as error:
+        raise HTTPException(413 if isinstance(error, TooLarge) else 415, str(error)) from None
+    return JSONResponse(served.describe(), status_code=201)
+
+
+async def tile(request: Request) -> Response:
+    server = _state(request)
+    served = _image(request)
+    kind = request.path_params["kind"]
+    if kind not in KINDS:
+        raise HTTPException(404, f"unknown tile kind {kind!r} (liif or bicubic)")
+    index, col, row = (request.path_params[k] for k in ("level", "col", "row"))
+    if index >= len(served.levels):
+        raise HTTPException(404, f"level {index} does not exist (this image has levels 0 to {len(served.levels) - 1})")
+    level = served.levels[index]
+    if tile_spans(level, col, row) is None:
+        columns, rows = level.tiles()
+        raise HTTPException(404, f"tile {col}_{row} does not exist at level {index} ({columns} x {rows} tiles)")
+    if kind == "liif" and not level.decoded:
+        kind = "bicubic"  # overview levels are the same downscale in both layers
+    key = (served.id, kind, index, col, row)
+    data = server.cache.get(key)
+    if data is None:
+        job = server.worker.submit(lambda job: server.render_tile(served, kind, level, col, row, job))
+        try:
+            data = await _wait(request, job)
+        except Cancelled:
+            return Response(status_code=499)  # nobody is listening any more
+        server.cache.put(key, data)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def start_download(request: Request) -> Response:
+    server = _state(request)
+    served = _image(request)
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HTTPException(400, 'the body must be JSON: {"scale": 4} or {"size": [height, width]}') from None
+    if not isinstance(body, dict) or ("scale" in body) == ("size" in body):
+        raise HTTPException(400, 'give exactly one of "scale" (a number) or "size" ([height, width])')
+    scale, size = body.get("scale"), body.get("size")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
+        raise HTTPException(400, f'"scale" must be a number, got {scale!r}')
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in size)):
+        raise HTTPException(400, f'"size" must be [height, width] in whole pixels, got {size!r}')
+    try:
+        out_hw = output_size(served.image.size, scale, tuple(size) if size else None)
+    except UpscaleError as error:
+        raise HTTPException(400, str(error)) from None
+    pixels = out_hw[0] * out_hw[1]
+    if pixels > server.limits.output_pixels:
+        raise HTTPException(413, f"an output of {out_hw[1]}x{out_hw[0]} = {pixels:,} pixels is over this server's limit of "
+                                 f"{server.limits.output_pixels:,} (choose a smaller scale or size)")
+    job_id = secrets.token_hex(8)
+    path = server.workdir / f"{job_id}.png"
+    job = server.worker.submit(lambda job: server.render_download(served, out_hw, path, job), background=True)
+    filename = f"{Path(served.name).stem}-{out_hw[1]}x{out_hw[0]}.png"
+    server.downloads[job_id] = Download(job, pixels, path, filename)
+    while len(server.downloads) > DOWNLOADS_KEPT:  # bounded disk use: the oldest go
+        old = server.downloads.pop(next(iter(server.downloads)))
+        old.job.cancel()
+        old.path.unlink(missing_ok=True)
+    return JSONResponse({"job": job_id, "width": out_hw[1], "height": out_hw[0]}, status_code=202)
+
+
+def _download(request: Request) -> Download:
+    download = _state(request).downloads.get(request.path_params["job_id"])
+    if download is None:
+        raise HTTPException(404, f"no download job {request.path_params['job_id']!r}")
+    return download
+
+
+def _progress(download: Download) -> dict[str, Any]:
+    job, future = download.job, download.job.future
+    state = "running"
+    error = None
+    if future.done():
+        if future.exception() is None:
+            state = "done"
+        elif isinstance(future.exception(), Cancelled):
+            state = "cancelled"
+        else:
+            state, error = "failed", " ".join(str(future.exception()).split())
+    return {"state": state, "done": job.done_pixels, "total": download.total_pixels, "error": error}
+
+
+async def download_events(request: Request) -> Response:
+    download = _download(request)
+
+    async def events():
+        try:
+            while True:
+                progress = _progress(download)
+                yield f"data: {json.dumps(progress)}\n\n"
+                if progress["state"] != "running":
+                    return
+                await asyncio.sleep(0.25)
+        finally:  # the client closed the stream (or it ended): unfinished work is dropped
+            if not download.job.future.done():
+                download.job.cancel()
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+async def download_file(request: Request) -> Response:
+    download = _download(request)
+    if _progress(download)["state"] != "done":
+        raise HTTPException(409, "this download is not finished (follow its progress at /events)")
+    return FileResponse(download.path, media_type="image/png", filename=download.filename)
+
+
+async def status(request: Request) -> Response:
+    server = _state(request)
+    return JSONResponse({
+        "queued": server.worker.queued(),
+        "decoded_tiles": server.decoded_tiles,
+        "cache_bytes": server.cache.bytes,
+        "cache_limit_bytes": server.cache.max_bytes,
+        "cached_tiles": len(server.cache),
+        **server.worker.stats,
+    })
+
+
+async def http_error(request: Request, error: HTTPException) -> Response:
+    message = error.detail if isinstance(error.detail, str) else str(error.detail)
+    return JSONResponse({"error": message}, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+
+async def server_error(request: Request, error: Exception) -> Response:
+    log.exception("error while answering %s", request.url.path)
+    return JSONResponse({"error": f"internal error: {' '.join(str(error).split()) or type(error).__name__}"}, status_code=500)
+
+
+def create_app(server: Server) -> Starlette:
+    routes = [
+        Route("/", index),
+        Route("/api/config", config),
+        Route("/api/status", status),
+        Route("/api/images", list_images, methods=["GET"]),
+        Route("/api/images", upload, methods=["POST"]),
+        Route("/api/images/{image_id}/tiles/{kind}/{level:int}/{col:int}_{row:int}.png", tile),
+        Route("/api/images/{image_id}/upscale", start_download, methods=["POST"]),
+        Route("/api/jobs/{job_id}/events", download_events),
+        Route("/api/jobs/{job_id}/file", download_file),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.state.server = server
+    return app

@@ -1,0 +1,156 @@
+"""One model, one thread: requests queue for the CPU instead of oversubscribing it.
+
+Every piece of tensor work of the server (tiles, bicubic tiles, downloads) is a `Job`
+run by the `ModelWorker`'s single thread, which owns the model and the intra-op
+threads. Tiles go before downloads; a download calls `job.checkpoint()` between blocks,
+which runs the tiles that arrived meanwhile (so zooming stays responsive during a long
+download) and stops the download once it is cancelled. A job cancelled while queued
+never runs; one cancelled while running stops at its next block.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import torch
+
+
+class Cancelled(Exception):
+    """The client that asked for this work went away."""
+
+
+class Job:
+    def __init__(self, worker: "ModelWorker", work: Callable[["Job"], Any], background: bool) -> None:
+        self.worker = worker
+        self.work = work
+        self.background = background
+        self.future: Future = Future()
+        self.cancelled = threading.Event()
+        self.done_pixels = 0
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def checkpoint(self, pixels: int = 0) -> None:
+        """Called by the work between blocks: counts progress, yields to tiles, stops if cancelled."""
+        self.done_pixels += pixels
+        if self.cancelled.is_set():
+            raise Cancelled
+        if self.background:
+            self.worker.run_interactive()
+
+
+class ModelWorker:
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        self._interactive: deque[Job] = deque()
+        self._background: deque[Job] = deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self.stats = {"finished": 0, "cancelled": 0, "failed": 0, "max_running": 0}
+        self._running = 0
+        self._thread = threading.Thread(target=self._loop, name="liifsr-model", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[[Job], Any], background: bool = False) -> Job:
+        job = Job(self, work, background)
+        with self._wake:
+            (self._background if background else self._interactive).append(job)
+            self._wake.notify()
+        return job
+
+    def queued(self) -> int:
+        with self._wake:
+            return len(self._interactive) + len(self._background)
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            for job in [*self._interactive, *self._background]:
+                job.cancel()
+            self._wake.notify()
+        self._thread.join(timeout=10)
+
+    def run_interactive(self) -> None:
+        """Run the queued interactive jobs now (from inside a background job's checkpoint)."""
+        while True:
+            with self._wake:
+                if not self._interactive:
+                    return
+                job = self._interactive.popleft()
+            self._run(job)
+
+    def _loop(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        while True:
+            with self._wake:
+                while not (self._interactive or self._background or self._stopping):
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                job = (self._interactive or self._background).popleft()
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        if job.cancelled.is_set():
+            self.stats["cancelled"] += 1
+            job.future.set_exception(Cancelled())
+            return
+        self._running += 1
+        self.stats["max_running"] = max(self.stats["max_running"], self._running)
+        try:
+            with torch.no_grad():
+                result = job.work(job)
+        except Cancelled as error:
+            self.stats["cancelled"] += 1
+            job.future.set_exception(error)
+        except BaseException as error:  # handed to the request, which answers with an error
+            self.stats["failed"] += 1
+            job.future.set_exception(error)
+        else:
+            self.stats["finished"] += 1
+            job.future.set_result(result)
+        finally:
+            self._running -= 1
+
+
+class TileCache:
+    """Encoded tiles, least recently used dropped first, within `max_bytes` in all."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            data = self._entries.get(key)
+            if data is not None:
+                self._entries.move_to_end(key)
+            return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                self.bytes -= len(self._entries.pop(key))
+            self._entries[key] = data
+            self.bytes += len(data)
+            while self.bytes > self.max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self.bytes -= len(dropped)
+
+    def drop(self, predicate: Callable[[tuple], bool]) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if predicate(k)]:
+                self.bytes -= len(self._entries.pop(key))
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,36 @@
+"""Start `liifsr serve`'s app on a free local port in this process, and stop it."""
+
+import contextlib
+import socket
+import threading
+import time
+
+import uvicorn
+
+from liifsr.serve.app import Server, create_app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running(server: Server):
+    """Yields the base URL; the server stops (and its worker with it) on exit."""
+    port = free_port()
+    web = uvicorn.Server(uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not web.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        web.should_exit = True
+        thread.join(timeout=30)
+        server.close()

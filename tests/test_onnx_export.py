@@ -1,0 +1,119 @@
+"""ONNX export: onnxruntime against PyTorch on real images, for a ReLU and a SIREN model."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'liifsr[onnx]')")
+import onnx  # noqa: E402
+
+from liifsr import coords as C  # noqa: E402
+from liifsr.checkpoint import load_model, save_model  # noqa: E402
+from liifsr.cli import main  # noqa: E402
+from liifsr.config import model_preset  # noqa: E402
+from liifsr.imageio import sample_image  # noqa: E402
+from liifsr.inference import upscale_tensor  # noqa: E402
+from liifsr.liif import LIIF  # noqa: E402
+from liifsr.onnx_export import decoder_path, export_onnx  # noqa: E402
+from liifsr.onnx_runtime import OnnxLIIF, load_onnx_model  # noqa: E402
+
+
+def photo_tensor(box):
+    """A crop of the bundled photograph as (1, 3, h, w) in [0, 1]."""
+    crop = np.asarray(Image.open(sample_image()).convert("RGB").crop(box), dtype=np.float32) / 255
+    return torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+@pytest.fixture(scope="module", params=["relu-skip", "siren30"])
+def exported(request, tmp_path_factory):
+    """(PyTorch model, onnxruntime model): the bundled ReLU model (with its skip) and a random SIREN-30."""
+    if request.param == "relu-skip":
+        model = load_model()
+    else:
+        torch.manual_seed(0)
+        model = LIIF(model_preset("edsrless-liif-siren30")).eval()
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    encoder, decoder = export_onnx(model, path)
+    assert encoder == path and decoder == decoder_path(path) and decoder.is_file()
+    return model, load_onnx_model(path)
+
+
+def test_graphs_gather_codes_and_have_dynamic_sizes(exported):
+    _, runtime = exported
+    encoder_path, decoder_path_ = runtime.encoder_path, runtime.decoder_path
+    decoder = onnx.load(decoder_path_)
+    ops = {node.op_type for node in decoder.graph.node}
+    assert "Gather" in ops and "GridSample" not in ops
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in decoder.graph.input}
+    assert dims["coord"][1] == "queries" and isinstance(dims["proj"][1], str) and isinstance(dims["proj"][2], str)
+    encoder = onnx.load(encoder_path)
+    (inp,) = encoder.graph.input
+    assert [d.dim_param for d in inp.type.tensor_type.shape.dim[2:]] == ["height", "width"]
+
+
+def test_encoder_and_decoder_match_pytorch_on_a_photo(exported):
+    model, runtime = exported
+    lr = photo_tensor((200, 80, 261, 127)) * 2 - 1  # 61 x 47, not the export's example size
+    with torch.no_grad():
+        proj = model.latent_projection(model.encode(lr))
+        proj_ort = runtime.latent_projection(runtime.encode(lr))
+        assert proj_ort.shape == proj.shape
+        assert (proj_ort - proj).abs().max() <= 1e-4
+        out_hw = (150, 110)  # x2.46 and x2.34
+        coord = C.make_coord(out_hw).unsqueeze(0)
+        cell = C.make_cell(out_hw, coord.shape[1]).unsqueeze(0)
+        expected = model.decode(proj, coord, cell, skip_image=lr)
+        got = runtime.decode(proj.contiguous(), coord, cell, skip_image=lr)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= 1e-4
+
+
+def test_tiled_upscale_matches_pytorch(exported):
+    """Through inference's tiles, windows and chunks: windowed decoding with grid and corner inputs."""
+    model, runtime = exported
+    lr = photo_tensor((150, 40, 198, 80))  # 40 x 48
+    options = dict(tile_size=20, chunk_size=500)
+    expected = upscale_tensor(model, lr, (110, 130), **options)
+    got = upscale_tensor(runtime, lr, (110, 130), **options)
+    assert (got - expected).abs().max() <= 1e-4
+    region = upscale_tensor(runtime, lr, (400, 480), region=(slice_span(300, 340), slice_span(100, 171)), chunk_size=333)
+    expected = upscale_tensor(model, lr, (400, 480), region=(slice_span(300, 340), slice_span(100, 171)))
+    assert (region - expected).abs().max() <= 1e-4
+
+
+def slice_span(start, stop):
+    from liifsr.inference import Span
+
+    return Span(start, stop)
+
+
+def test_cli_upscale_with_onnx_matches_pytorch_png(tmp_path):
+    crop = tmp_path / "photo.png"
+    Image.open(sample_image()).convert("RGB").crop((180, 60, 230, 100)).save(crop)
+    assert main(["export", "edsr-liif-relu-skip-shared", str(tmp_path / "m.onnx")]) == 0
+    common = ["--scale", "3.3", "--tile", "24", "--chunk", "700"]
+    assert main(["upscale", str(crop), "-o", str(tmp_path / "torch.png"), *common]) == 0
+    assert main(["upscale", str(crop), "-o", str(tmp_path / "ort.png"), "--model", str(tmp_path / "m.onnx"), *common]) == 0
+    expected = np.asarray(Image.open(tmp_path / "torch.png")).astype(int)
+    got = np.asarray(Image.open(tmp_path / "ort.png")).astype(int)
+    assert got.shape == expected.shape == (132, 165, 3)
+    assert np.abs(got - expected).max() <= 1
+    # the decoder file names the same model
+    assert isinstance(load_model(tmp_path / "m.decoder.onnx"), OnnxLIIF)
+
+
+def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all")
+    assert main(["upscale", str(sample_image()), "--scale", "2", "-o", str(tmp_path / "o.png"), "--model", str(tmp_path / "junk.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("liifsr: error: ") and "\n" not in err and "junk.onnx" in err
+    model_file = tmp_path / "m.safetensors"
+    save_model(LIIF(model_preset("edsrless-liif-relu")), model_file)
+    assert main(["export", str(model_file), str(tmp_path / "alone.onnx")]) == 0
+    (tmp_path / "alone.decoder.onnx").unlink()
+    assert main(["upscale", str(sample_image()), "--scale", "2", "-o", str(tmp_path / "o.png"), "--model", str(tmp_path / "alone.onnx")]) == 2
+    assert "decoder graph" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+    assert main(["export", str(model_file), str(tmp_path / "wrong.txt")]) == 2
+    assert ".onnx" in capsys.readouterr().err

@@ -1,0 +1,221 @@
+"""`liifsr serve` over HTTP on a free local port: tiles, errors, queue, cache, cancellation, downloads."""
+
+import http.client
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from io import BytesIO
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'liifsr[serve]')")
+
+from liifsr.checkpoint import save_model  # noqa: E402
+from liifsr.cli import main  # noqa: E402
+from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig  # noqa: E402
+from liifsr.imageio import read_image, sample_image  # noqa: E402
+from liifsr.inference import Span  # noqa: E402
+from liifsr.liif import LIIF  # noqa: E402
+from liifsr.resize import imresize  # noqa: E402
+from liifsr.serve.app import Limits, Server  # noqa: E402
+from liifsr.serve.pyramid import TILE, bicubic_region, levels, tile_spans  # noqa: E402
+from serve_helpers import running  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    config = ModelConfig(EncoderConfig("edsr", n_resblocks=2, n_feats=8), DecoderConfig("relu", hidden=[32, 32]), global_skip=True)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(LIIF(config), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("photo") / "photo.png"
+    Image.open(sample_image()).convert("RGB").crop((150, 60, 250, 130)).save(path)  # 100 x 70
+    return path
+
+
+@pytest.fixture
+def server(model_file, photo):
+    from liifsr.checkpoint import load_model
+
+    return Server(load_model(model_file), "tiny", [(photo.name, read_image(photo))], cache_bytes=200_000,
+                  limits=Limits(upload_bytes=100_000, input_pixels=250_000, output_pixels=400_000))
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url) as response:
+            return response.status, response.headers.get("content-type"), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("content-type"), error.read()
+
+
+def post(url, data, headers=None):
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST")
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_levels_and_tiles_are_pure_arithmetic():
+    lv = levels((300, 700))
+    assert [l.scale for l in lv][:3] == [0.25, 0.5, 1.0] and lv[-1].scale == 30 and (lv[-1].height, lv[-1].width) == (9000, 21000)
+    decoded = [l for l in lv if l.decoded]
+    assert decoded[0].scale == 1 and all(b.scale / a.scale <= 2**0.5 + 1e-9 for a, b in zip(decoded, decoded[1:]))
+    x8 = next(l for l in lv if l.scale == 8)
+    assert tile_spans(x8, 0, 0) == (Span(0, TILE + 1), Span(0, TILE + 1))
+    assert tile_spans(x8, 3, 2) == (Span(2 * TILE - 1, 3 * TILE + 1), Span(3 * TILE - 1, 4 * TILE + 1))
+    assert tile_spans(x8, 21, 0) == (Span(0, TILE + 1), Span(21 * TILE - 1, 5600)) and tile_spans(x8, 22, 0) is None
+
+
+@pytest.mark.parametrize("out_hw", [(300, 410), (20, 30), (37 * 8, 53 * 8)])
+def test_bicubic_region_is_that_region_of_imresize(out_hw):
+    lr = np.random.default_rng(0).random((37, 53, 3)).astype(np.float32)
+    whole = imresize(torch.from_numpy(lr).permute(2, 0, 1).double(), size=out_hw).permute(1, 2, 0).numpy()
+    rows, cols = Span(3, min(out_hw[0], 40)), Span(5, min(out_hw[1], 29))
+    assert np.abs(bicubic_region(lr, out_hw, rows, cols) - whole[3:40, 5:29]).max() < 1e-5
+
+
+def test_tiles_equal_the_cli_upscale_and_are_cached(server, photo, model_file, tmp_path):
+    with running(server) as url:
+        (image,) = json.loads(get(url + "/api/images")[2])
+        index = next(i for i, l in enumerate(image["levels"]) if l["scale"] == 4)
+        status, kind, data = get(f"{url}/api/images/0/tiles/liif/{index}/1_0.png")
+        assert status == 200 and kind == "image/png"
+        assert main(["upscale", str(photo), "--scale", "4", "-o", str(tmp_path / "cli.png"), "--model", str(model_file)]) == 0
+        cli = np.asarray(Image.open(tmp_path / "cli.png"))
+        tile = np.asarray(Image.open(BytesIO(data)))
+        assert tile.shape == (257, 400 - 255, 3)
+        assert np.abs(tile.astype(int) - cli[:257, 255:400]).max() <= 1
+        decoded = json.loads(get(url + "/api/status")[2])["decoded_tiles"]
+        assert get(f"{url}/api/images/0/tiles/liif/{index}/1_0.png")[2] == data
+        assert json.loads(get(url + "/api/status")[2])["decoded_tiles"] == decoded  # from the cache
+        bicubic = np.asarray(Image.open(BytesIO(get(f"{url}/api/images/0/tiles/bicubic/{index}/0_0.png")[2])))
+        assert np.abs(bicubic.astype(int) - cli[:257, :257]).mean() > 0.5  # not the model's
+        for col in range(2):  # more tiles than the 200 kB cache holds
+            for row in range(2):
+                for level in (index + 1, index + 2):
+                    assert get(f"{url}/api/images/0/tiles/liif/{level}/{col}_{row}.png")[0] == 200
+        stats = json.loads(get(url + "/api/status")[2])
+        assert 0 < stats["cache_bytes"] <= stats["cache_limit_bytes"] == 200_000
+        assert stats["max_running"] == 1  # one model, one job at a time
+
+
+def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server):
+    with running(server) as url:
+        cases = [
+            ("/api/images/0/tiles/liif/99/0_0.png", 404, "level 99"),
+            ("/api/images/0/tiles/liif/2/0_999999999999.png", 404, "tile 0_999999999999"),
+            ("/api/images/0/tiles/liif/2/-1_0.png", 404, "Not Found"),
+            ("/api/images/0/tiles/liif/2/a_b.png", 404, "Not Found"),
+            ("/api/images/0/tiles/evil/2/0_0.png", 404, "unknown tile kind"),
+            ("/api/images/../../etc/passwd/tiles/liif/0/0_0.png", 404, ""),
+            ("/api/images/7/tiles/liif/0/0_0.png", 404, "no image with id '7'"),
+            ("/static/../app.py", 404, ""),
+            ("/static/%2e%2e/app.py", 404, ""),
+            ("/api/jobs/nope/events", 404, "no download job"),
+        ]
+        for path, code, text in cases:
+            status, kind, body = get(url + path)
+            assert status == code, path
+            assert "application/json" in kind and text in json.loads(body)["error"], path
+        assert post(url + "/api/images/0/upscale", b'{"scale": 1e9}')[0] == 413
+        assert post(url + "/api/images/0/upscale", b'{"scale": -2}')[0] == 400
+        assert post(url + "/api/images/0/upscale", b'{"scale": "4"}')[0] == 400
+        assert post(url + "/api/images/0/upscale", b'{"size": [10, 2.5]}')[0] == 400
+        assert post(url + "/api/images/0/upscale", b"not json")[0] == 400
+        status, body = post(url + "/api/images", b"\x89PNG\r\n\x1a\n" + bytes(200), {"X-Filename": "bad%20file.png"})
+        assert status == 415 and body["error"].startswith("cannot read 'bad file.png'")
+        assert post(url + "/api/images", bytes(200_000), {"X-Filename": "big.png"})[0] == 413
+        buffer = BytesIO()
+        Image.new("RGB", (600, 500)).save(buffer, format="PNG")  # 300,000 pixels > 250,000
+        status, body = post(url + "/api/images", buffer.getvalue(), {"X-Filename": "wide.png"})
+        assert status == 413 and "300,000 pixels" in body["error"]
+        assert get(url + "/")[0] == 200 and get(url + "/static/vendor/openseadragon/openseadragon.min.js")[0] == 200
+        assert len(json.loads(get(url + "/api/images")[2])) == 1
+
+
+def test_upload_then_tiles_of_it(server):
+    with running(server) as url:
+        buffer = BytesIO()
+        Image.open(sample_image()).convert("L").crop((0, 0, 90, 60)).save(buffer, format="PNG")
+        status, image = post(url + "/api/images", buffer.getvalue(), {"X-Filename": "gray.png"})
+        assert status == 201 and (image["width"], image["height"]) == (90, 60)
+        status, kind, data = get(f"{url}/api/images/{image['id']}/tiles/liif/2/0_0.png")
+        assert status == 200 and Image.open(BytesIO(data)).mode == "L"  # grayscale stays grayscale
+        assert {i["id"] for i in json.loads(get(url + "/api/images")[2])} == {"0", image["id"]}
+
+
+def block_worker(server):
+    """Occupy the model thread until the returned event is set."""
+    release = threading.Event()
+    server.worker.submit(lambda job: release.wait(30))
+    return release
+
+
+def test_a_client_that_disconnects_cancels_its_tile(server):
+    with running(server) as url:
+        release = block_worker(server)
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /api/images/0/tiles/liif/9/0_0.png HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while server.worker.queued() and not server.worker._interactive[-1].cancelled.is_set():
+            assert time.monotonic() < deadline, "the server did not notice the disconnect"
+            time.sleep(0.05)
+        release.set()
+        while server.worker.queued():
+            time.sleep(0.05)
+        stats = json.loads(get(url + "/api/status")[2])
+        assert stats["cancelled"] == 1 and stats["decoded_tiles"] == 0
+
+
+def test_download_with_progress_equals_the_cli_and_cancels_on_disconnect(server, photo, model_file, tmp_path):
+    with running(server) as url:
+        status, job = post(url + "/api/images/0/upscale", b'{"size": [150, 210]}', {"Content-Type": "application/json"})
+        assert status == 202 and (job["height"], job["width"]) == (150, 210)
+        events = []
+        with urllib.request.urlopen(f"{url}/api/jobs/{job['job']}/events") as stream:
+            for line in stream:
+                if line.startswith(b"data: "):
+                    events.append(json.loads(line[6:]))
+        assert events[-1]["state"] == "done" and events[-1]["done"] == events[-1]["total"] == 150 * 210
+        status, kind, data = get(f"{url}/api/jobs/{job['job']}/file")
+        assert status == 200 and kind == "image/png"
+        assert main(["upscale", str(photo), "--size", "150x210", "-o", str(tmp_path / "cli.png"), "--model", str(model_file)]) == 0
+        assert np.array_equal(np.asarray(Image.open(BytesIO(data))), np.asarray(Image.open(tmp_path / "cli.png")))
+
+        release = block_worker(server)
+        status, job = post(url + "/api/images/0/upscale", b'{"scale": 5}')
+        connection = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        connection.request("GET", f"/api/jobs/{job['job']}/events")
+        assert b'"state": "running"' in connection.getresponse().readline()
+        connection.close()  # the page went away
+        time.sleep(1)
+        release.set()
+        deadline = time.monotonic() + 20
+        while json.loads(get(f"{url}/api/jobs/{job['job']}/events")[2].split(b"data: ")[1])["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert b'"cancelled"' in get(f"{url}/api/jobs/{job['job']}/events")[2]
+        assert get(f"{url}/api/jobs/{job['job']}/file")[0] == 409
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "missing.png"), "--port", "0"]) == 2
+    assert main(["serve", str(tmp_path / "missing.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("liifsr: error: ") for line in err) and "missing.png" in err[-1]
