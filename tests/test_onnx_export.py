@@ -62,7 +62,7 @@ def test_encoder_and_decoder_match_pytorch_on_a_photo(exported):
         assert (proj_ort - proj).abs().max() <= 1e-4
         out_hw = (150, 110)  # x2.46 and x2.34
         coord = C.make_coord(out_hw).unsqueeze(0)
-        cell = C.make_cell(out_hw, coord.shape[1]).unsqueeze(0)
+        cell = C.cell_size(out_hw).expand(1, coord.shape[1], 2)
         expected = model.decode(proj, coord, cell, skip_image=lr)
         got = runtime.decode(proj.contiguous(), coord, cell, skip_image=lr)
     assert got.shape == expected.shape

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         raise UpscaleError("`liifsr serve` needs the serve extra: pip install 'liifsr[serve]'") from None
     from liifsr.checkpoint import DEFAULT_MODEL, load_model
     from liifsr.imageio import read_image
-    from liifsr.inference import resolve_device
+    from liifsr.runtime import resolve_device
     from liifsr.serve.app import Limits, Server, create_app
 
     if not 0 < args.port < 65536:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     images = []
     for path in args.images:
         image = read_image(path)
-        if image.size[0] * image.size[1] > limits.input_pixels:
+        if image.rgb.shape[0] * image.rgb.shape[1] > limits.input_pixels:
             raise UpscaleError(f"'{path}' has more than {args.max_input_mp} megapixels (raise --max-input-mp or downscale it)")
         images.append((path.name, image))
     model = load_model(args.model, device=resolve_device(args.device))

@@ -76,10 +76,10 @@ class ServedImage:
     @classmethod
     def create(cls, image_id: str, name: str, image: LoadedImage) -> "ServedImage":
         lr = torch.from_numpy(np.ascontiguousarray(image.rgb, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
-        return cls(image_id, name, image, levels(image.size), lr)
+        return cls(image_id, name, image, levels(image.rgb.shape[:2]), lr)
 
     def describe(self) -> dict[str, Any]:
-        height, width = self.image.size
+        height, width = self.image.rgb.shape[:2]
         return {
             "id": self.id,
             "name": self.name,
@@ -290,7 +290,7 @@ async def start_download(request: Request) -> Response:
     if size is not None and not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in size)):
         raise HTTPException(400, f'"size" must be [height, width] in whole pixels, got {size!r}')
     try:
-        out_hw = output_size(served.image.size, scale, tuple(size) if size else None)
+        out_hw = output_size(served.image.rgb.shape[:2], scale, tuple(size) if size else None)
     except UpscaleError as error:
         raise HTTPException(400, str(error)) from None
     pixels = out_hw[0] * out_hw[1]
