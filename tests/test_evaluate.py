@@ -61,7 +61,7 @@ def tiny_model_file(path: Path) -> Path:
 
 def fake_records(datasets: list[str], models: list[str], scales: list[float], protocol: str = "benchmark") -> list[dict]:
     return [
-        {"model": m, "dataset": d, "protocol": protocol, "scale": float(s), "psnr": 30.0 + i + s / 100,
+        {"model": m, "dataset": d, "protocol": protocol, "precision": "-", "scale": float(s), "psnr": 30.0 + i + s / 100,
          "ssim": 0.9, "images": 5, "seconds": 1.5}
         for d in datasets
         for i, m in enumerate(models)
@@ -76,7 +76,7 @@ def test_json_record_format_is_stable(tmp_path: Path) -> None:
     """Other tools read these files: exactly these keys, with these types."""
     dataset = make_dataset(tmp_path)
     records = evaluate(["bicubic"], [dataset], [2, 6], progress=False)
-    assert list(RECORD_KEYS) == ["model", "dataset", "protocol", "scale", "psnr", "ssim", "images", "seconds"]
+    assert list(RECORD_KEYS) == ["model", "dataset", "protocol", "precision", "scale", "psnr", "ssim", "images", "seconds"]
     out = tmp_path / "report.json"
     write_report(records, out)
     loaded = json.loads(out.read_text())
@@ -95,8 +95,8 @@ def test_json_record_format_is_stable(tmp_path: Path) -> None:
 def test_csv_has_the_record_columns() -> None:
     text = format_csv(fake_records(["Set5"], ["bicubic"], [2]))
     header, row = text.splitlines()
-    assert header == "model,dataset,protocol,scale,psnr,ssim,images,seconds"
-    assert row.startswith("bicubic,Set5,benchmark,2.0,")
+    assert header == "model,dataset,protocol,precision,scale,psnr,ssim,images,seconds"
+    assert row.startswith("bicubic,Set5,benchmark,-,2.0,")
 
 
 # --- Markdown layouts -------------------------------------------------------------
@@ -358,3 +358,19 @@ def test_datasets_need_distinct_names(tmp_path: Path) -> None:
     second = make_dataset(tmp_path / "b", "Set5")
     with pytest.raises(ValueError, match="distinct folder names"):
         evaluate(["bicubic"], [first, second], [2], progress=False)
+
+
+def test_bf16_precision_reaches_the_model_and_the_records(tmp_path, monkeypatch) -> None:
+    """--precision bf16 runs the model under bf16 autocast and says so in every model record."""
+    import liifsr.inference as inference
+
+    seen = []
+    real = inference.upscale_tensor
+    monkeypatch.setattr(inference, "upscale_tensor", lambda *a, **k: seen.append(k["precision"]) or real(*a, **k))
+    dataset = tmp_path / "Set1" / "HR"
+    dataset.mkdir(parents=True)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(dataset / "a.png")
+    model = str(tiny_model_file(tmp_path / "tiny.safetensors"))
+    records = evaluate(["bicubic", model], [tmp_path / "Set1"], [2], precision="bf16", progress=False)
+    assert [r["precision"] for r in records] == ["-", "bf16"]
+    assert seen == ["bf16"]
