@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import shared_path
 from liifsr import LIIF, ModelConfig, save_model
 from liifsr.cli import main
 from liifsr.config import DecoderConfig, EncoderConfig
@@ -32,7 +33,6 @@ from liifsr.evaluate import (
 from liifsr.metrics import calc_psnr
 from liifsr.resize import imresize_uint8
 
-BENCHMARK = Path(__file__).parents[2] / "shared" / "data" / "benchmark"
 
 
 def synthetic_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -210,10 +210,7 @@ def test_models_are_scored_on_the_hr_size(tmp_path: Path) -> None:
 
 
 def _benchmark(name: str) -> Path:
-    path = BENCHMARK / name
-    if not (path / "HR").is_dir():
-        pytest.skip(f"{path}/HR is absent: the benchmark sets live in ../shared/data/benchmark (see `liifsr data`)")
-    return path
+    return shared_path("data", "benchmark", name, "HR").parent
 
 
 def test_bicubic_reproduces_the_published_set5_table() -> None:
