@@ -1,10 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from conftest import FIXTURES
-from liifsr.checkpoint import CheckpointError, bundled_models, convert_liif, load_model, read_metadata, save_model
+from liifsr.checkpoint import DEFAULT_MODEL, CheckpointError, bundled_models, convert_liif, load_model, read_metadata, save_model
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig, model_preset, to_dict
 from liifsr.liif import LIIF
 
@@ -71,19 +73,39 @@ def test_weights_that_do_not_fit_the_config_are_rejected(tmp_path):
         load_model(tmp_path / "m.safetensors")
 
 
+class LeavesMark:
+    """Unpickling this calls open(mark, 'w'): the mark file exists if and only if code ran."""
+
+    def __init__(self, mark: Path) -> None:
+        self.mark = mark
+
+    def __reduce__(self):
+        return (open, (str(self.mark), "w"))
+
+
 def test_pth_loading_never_unpickles_code(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("executed",))
-
-    torch.save({"model": Evil()}, tmp_path / "evil.pth")
-    with pytest.raises(CheckpointError):
+    mark = tmp_path / "executed"
+    torch.save({"model": {"name": "liif", "args": LeavesMark(mark), "sd": {}}}, tmp_path / "evil.pth")
+    assert not mark.exists()
+    try:
         load_model(tmp_path / "evil.pth")
+        message = "loaded without an error"
+    except Exception as error:  # any outcome: the mark decides first
+        message = f"{type(error).__name__}: {error}"
+    assert not mark.exists(), "loading a .pth ran pickled code"
+    assert message.startswith("CheckpointError: cannot read LIIF checkpoint") and "evil.pth" in message, message
 
 
-def test_bundled_default_model_loads():
-    models = bundled_models()
-    if not models:
-        pytest.fail("no bundled model in src/liifsr/weights")
+def test_bundled_default_model_is_the_documented_fp16_preset():
+    assert DEFAULT_MODEL in bundled_models(), "no bundled default model in src/liifsr/weights"
     model = load_model()
-    assert model.num_parameters() > 0
+    assert model.config == model_preset("edsr-liif-relu-skip")
+    assert model.num_parameters() == 1_567_299 and not model.training
+    with safe_open(str(bundled_models()[DEFAULT_MODEL]), framework="pt") as handle:
+        stored = {key: handle.get_tensor(key) for key in handle.keys()}
+    assert {tensor.dtype for tensor in stored.values()} == {torch.float16}
+    # Loading upcasts: every fp32 weight is exactly the stored fp16 value.
+    loaded = model.state_dict()
+    assert stored.keys() == loaded.keys()
+    for key, value in stored.items():
+        assert loaded[key].dtype == torch.float32 and torch.equal(loaded[key], value.float()), key
