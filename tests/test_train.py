@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,9 @@ from safetensors.torch import load_file
 
 from liifsr.checkpoint import load_model
 from liifsr.cli import main
+from liifsr import train as train_module
 from liifsr.config import TrainConfig, load_yaml
+from liifsr.train import DistEnv, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = {
@@ -156,6 +159,43 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
     assert [r["epoch"] for r in resumed_log] == [str(e) for e in range(1, 7)]
     for a, b in zip(reference_log, resumed_log):
         assert (a["lr"], a["train_loss"], a["val_psnr"]) == (b["lr"], b["train_loss"], b["val_psnr"])
+
+
+class SimulatedKill(Exception):
+    """Stands for a SIGKILL at one exact point of end_of_epoch."""
+
+
+@pytest.mark.parametrize(
+    "stop_in,call,save_every,epochs",
+    [
+        ("append_log", 2, 1, 3),  # epoch 2's state is saved, its CSV row is not
+        ("save_state", 2, 1, 3),  # epoch 2's state is not saved (epoch 1's is)
+        ("save_state", 2, 2, 4),  # the CSV holds epoch 3, the state only epochs 1-2
+    ],
+)
+def test_a_stop_between_state_and_log_loses_and_repeats_no_row(tmp_path, monkeypatch, stop_in, call, save_every, epochs):
+    config = load_yaml(TrainConfig, write_config(tmp_path, epochs=epochs, save_every=save_every))
+    out, env = tmp_path / "run", DistEnv(0, 1, torch.device("cpu"))
+    real, calls = getattr(train_module, stop_in), []
+
+    def stop_on_call(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == call:
+            raise SimulatedKill
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, stop_in, stop_on_call)
+    with pytest.raises(SimulatedKill):
+        train(config, out, env)
+    monkeypatch.setattr(train_module, stop_in, real)
+    with safe_open(str(out / "last.state.safetensors"), framework="pt") as handle:
+        saved_rows = json.loads(handle.metadata()["log"])
+
+    train(config, out, env, resume=True)
+    rows = read_csv(out / "log.csv")
+    assert [int(row["epoch"]) for row in rows] == list(range(1, epochs + 1))
+    # The rows the state held are kept as they were, not recomputed.
+    assert rows[: len(saved_rows)] == [{key: str(value) for key, value in row.items()} for row in saved_rows]
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
