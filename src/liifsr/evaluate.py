@@ -1,8 +1,9 @@
 """`liifsr evaluate`: PSNR / SSIM of models on benchmark or DIV2K folders, as LIIF measures them.
 
 A dataset is a folder with `HR/` and optionally `LR_bicubic/X{s}/` (EDSR's layout:
-`HR/0801.png` pairs with `LR_bicubic/X2/0801x2.png`). Test pairs are made as LIIF
-makes them:
+`HR/0801.png` pairs with `LR_bicubic/X2/0801x2.png`), or DIV2K as downloaded: the
+`DIV2K` folder (its validation split, `DIV2K_valid_HR/` with `DIV2K_valid_LR_bicubic/X{s}/`)
+or a `*_HR` folder with its `*_LR_bicubic` sibling. Test pairs are made as LIIF makes them:
 
 * scales up to 4 (in-domain): the LR file when the `X{s}` folder exists, else MATLAB
   bicubic `imresize` of the modcropped HR rounded to uint8 (which is how those files
@@ -106,16 +107,26 @@ def resolve_protocol(protocol: str, dataset: Path) -> str:
     return "div2k" if "div2k" in dataset.name.lower() else "benchmark"
 
 
+def dataset_folders(dataset: Path) -> tuple[Path, Path]:
+    """(HR folder, folder holding the `X{s}/` LR folders) in EDSR's layout or DIV2K's."""
+    if not (dataset / "HR").is_dir():
+        if dataset.name.endswith("_HR"):  # DIV2K_valid_HR -> DIV2K_valid_LR_bicubic
+            return dataset, dataset.with_name(dataset.name[: -len("_HR")] + "_LR_bicubic")
+        if (dataset / "DIV2K_valid_HR").is_dir():
+            return dataset / "DIV2K_valid_HR", dataset / "DIV2K_valid_LR_bicubic"
+    return dataset / "HR", dataset / "LR_bicubic"
+
+
 def hr_images(dataset: Path) -> list[Path]:
     """The dataset's HR image files, sorted; ValueError when the folder is not a dataset."""
     if not dataset.exists():
         raise ValueError(f"dataset folder {str(dataset)!r} does not exist")
     if not dataset.is_dir():
         raise ValueError(f"dataset {str(dataset)!r} is not a folder (expected a folder holding HR/)")
-    hr_dir = dataset / "HR"
+    hr_dir = dataset_folders(dataset)[0]
     if not hr_dir.is_dir():
         hint = " (give its parent folder)" if dataset.name == "HR" else ""
-        raise ValueError(f"dataset folder {str(dataset)!r} has no HR/ subfolder{hint}")
+        raise ValueError(f"dataset folder {str(dataset)!r} has no HR/ subfolder (nor DIV2K_valid_HR/){hint}")
     files = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     if not files:
         raise ValueError(f"dataset folder {str(hr_dir)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
@@ -123,14 +134,14 @@ def hr_images(dataset: Path) -> list[Path]:
 
 
 def lr_file(dataset: Path, hr_path: Path, scale: float) -> Path | None:
-    """The pre-made LR image for `hr_path` when `LR_bicubic/X{s}/` exists (in-domain scales only).
+    """The pre-made LR image for `hr_path` when the dataset's `X{s}/` LR folder exists (in-domain scales only).
 
     EDSR naming: `0801.png` -> `X2/0801x2.png`. When the folder exists the file must too:
     silently mixing pre-made and regenerated LR images would make results incomparable.
     """
     if scale > IN_DOMAIN_MAX_SCALE:
         return None
-    folder = dataset / "LR_bicubic" / f"X{int(scale)}"
+    folder = dataset_folders(dataset)[1] / f"X{int(scale)}"
     if not folder.is_dir():
         return None
     stem = f"{hr_path.stem}x{int(scale)}"
@@ -437,7 +448,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dataset", dest="datasets", action="extend", nargs="+", required=True, type=Path, metavar="DIR",
-        help="folder with HR/ and optionally LR_bicubic/X{s}/ (repeatable)",
+        help="folder with HR/ and optionally LR_bicubic/X{s}/, or DIV2K's folder (repeatable)",
     )
     parser.add_argument("--scales", default=DEFAULT_SCALES, help=f"comma-separated whole scales (default {DEFAULT_SCALES})")
     parser.add_argument(
