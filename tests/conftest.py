@@ -33,11 +33,11 @@ def shared_path(*parts: str) -> Path:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Say in one line how many reference tests did not run, next to the `-ra` reasons."""
-    skipped = terminalreporter.stats.get("skipped", [])
-    count = sum(NEEDS_SHARED in str(report.longrepr) for report in skipped)
-    if count:
+    """Name every reference test that did not run (`-ra` groups them under conftest's line)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NEEDS_SHARED in str(r.longrepr)]
+    if skipped:
         terminalreporter.write_line(
-            f"{count} reference test(s) SKIPPED: ../shared is absent; they run (and fail instead of skipping) in CI",
-            yellow=True, bold=True,
+            f"{len(skipped)} reference test(s) SKIPPED, ../shared is absent (in CI they fail instead):", yellow=True, bold=True
         )
+        for report in skipped:
+            terminalreporter.write_line(f"  {report.nodeid}", yellow=True)
