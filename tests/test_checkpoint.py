@@ -1,10 +1,15 @@
 import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from safetensors import safe_open
 
-from conftest import FIXTURES
-from liifsr.checkpoint import CheckpointError, bundled_models, convert_liif, load_model, read_metadata, save_model
+from conftest import FIXTURES, shared_path
+from literal_liif import literal_query
+from liifsr.checkpoint import DEFAULT_MODEL, CheckpointError, bundled_models, convert_liif, liif_args_to_config, load_model, read_metadata, save_model
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig, model_preset, to_dict
 from liifsr.liif import LIIF
 
@@ -71,19 +76,142 @@ def test_weights_that_do_not_fit_the_config_are_rejected(tmp_path):
         load_model(tmp_path / "m.safetensors")
 
 
+class LeavesMark:
+    """Unpickling this calls open(mark, 'w'): the mark file exists if and only if code ran."""
+
+    def __init__(self, mark: Path) -> None:
+        self.mark = mark
+
+    def __reduce__(self):
+        return (open, (str(self.mark), "w"))
+
+
 def test_pth_loading_never_unpickles_code(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("executed",))
-
-    torch.save({"model": Evil()}, tmp_path / "evil.pth")
-    with pytest.raises(CheckpointError):
+    mark = tmp_path / "executed"
+    torch.save({"model": {"name": "liif", "args": LeavesMark(mark), "sd": {}}}, tmp_path / "evil.pth")
+    assert not mark.exists()
+    try:
         load_model(tmp_path / "evil.pth")
+        message = "loaded without an error"
+    except Exception as error:  # any outcome: the mark decides first
+        message = f"{type(error).__name__}: {error}"
+    assert not mark.exists(), "loading a .pth ran pickled code"
+    assert message.startswith("CheckpointError: cannot read LIIF checkpoint") and "evil.pth" in message, message
 
 
-def test_bundled_default_model_loads():
-    models = bundled_models()
-    if not models:
-        pytest.fail("no bundled model in src/liifsr/weights")
+def test_bundled_default_model_is_the_documented_fp16_preset():
+    assert DEFAULT_MODEL in bundled_models(), "no bundled default model in src/liifsr/weights"
     model = load_model()
-    assert model.num_parameters() > 0
+    assert model.config == model_preset("edsr-liif-relu-skip")
+    assert model.num_parameters() == 1_567_299 and not model.training
+    with safe_open(str(bundled_models()[DEFAULT_MODEL]), framework="pt") as handle:
+        stored = {key: handle.get_tensor(key) for key in handle.keys()}
+    assert {tensor.dtype for tensor in stored.values()} == {torch.float16}
+    # Loading upcasts: every fp32 weight is exactly the stored fp16 value.
+    loaded = model.state_dict()
+    assert stored.keys() == loaded.keys()
+    for key, value in stored.items():
+        assert loaded[key].dtype == torch.float32 and torch.equal(loaded[key], value.float()), key
+
+
+# --- converting LIIF's full-size checkpoints ---------------------------------------------
+
+
+def test_convert_full_size_edsr_reproduces_official_outputs(tmp_path, cases):
+    source = shared_path("fixtures", "liif-reference", "edsr-baseline-liif.pth")
+    target = tmp_path / "edsr.safetensors"
+    assert convert_liif(source, target) == model_preset("edsr-liif-relu")
+    assert read_metadata(target)["converted_from"] == "edsr-baseline-liif.pth"
+    model = load_model(target)
+    assert model.num_parameters() == 1_567_323 - 24  # the paper's count less the two unused mean-shift convs
+    with torch.no_grad():
+        for prefix in ("", "batch_"):
+            inp, coord, cell = (torch.from_numpy(cases[prefix + key]) for key in ("inp", "coord", "cell"))
+            expected = torch.from_numpy(cases[f"edsr-baseline-liif/{prefix}pred"])
+            assert (model(inp, coord, cell) - expected).abs().max() <= 1e-5
+
+
+# LIIF's `make_rdn` configurations, from its rdn.py: D blocks of C layers, growth G.
+LIIF_RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}
+
+
+def liif_rdn_checkpoint(path: Path, encoder_args: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """A LIIF `.pth` of an RDN-LIIF (MLP [256] x 4) with key names and shapes written from LIIF's
+    rdn.py and mlp.py; seeded weights, biases in U(-0.05, 0.05)."""
+    state: dict[str, torch.Tensor] = {}
+
+    def layer(name: str, shape: tuple[int, ...]) -> None:
+        fan_in = math.prod(shape[1:])
+        state[f"{name}.weight"] = (torch.rand(shape, generator=generator) * 2 - 1) * math.sqrt(3 / fan_in)
+        state[f"{name}.bias"] = (torch.rand(shape[0], generator=generator) * 2 - 1) * 0.05
+
+    G0 = encoder_args.get("G0", 64)
+    D, C, G = LIIF_RDN_CONFIGS[encoder_args.get("RDNconfig", "B")]
+    layer("encoder.SFENet1", (G0, 3, 3, 3))
+    layer("encoder.SFENet2", (G0, G0, 3, 3))
+    for d in range(D):
+        for c in range(C):
+            layer(f"encoder.RDBs.{d}.convs.{c}.conv.0", (G, G0 + c * G, 3, 3))
+        layer(f"encoder.RDBs.{d}.LFF", (G0, G0 + C * G, 1, 1))
+    layer("encoder.GFF.0", (G0, D * G0, 1, 1))
+    layer("encoder.GFF.1", (G0, G0, 3, 3))
+    widths = [G0 * 9 + 4, 256, 256, 256, 256, 3]
+    for i, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
+        layer(f"imnet.layers.{2 * i}", (fan_out, fan_in))
+    args = {
+        "encoder_spec": {"name": "rdn", "args": {**encoder_args, "no_upsampling": True}},
+        "imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}},
+    }
+    torch.save({"model": {"name": "liif", "args": args, "sd": state}, "epoch": 1}, path)
+    return state
+
+
+def literal_rdn(state: dict[str, torch.Tensor], x: torch.Tensor, blocks: int, layers: int) -> torch.Tensor:
+    """LIIF's RDN forward (no upsampler), step by step from the state dict."""
+
+    def conv(name: str, t: torch.Tensor) -> torch.Tensor:
+        weight = state[f"encoder.{name}.weight"]
+        return F.conv2d(t, weight, state[f"encoder.{name}.bias"], padding=weight.shape[-1] // 2)
+
+    f1 = conv("SFENet1", x)
+    x = conv("SFENet2", f1)
+    block_outputs = []
+    for d in range(blocks):
+        dense = x
+        for c in range(layers):
+            dense = torch.cat([dense, F.relu(conv(f"RDBs.{d}.convs.{c}.conv.0", dense))], dim=1)
+        x = conv(f"RDBs.{d}.LFF", dense) + x
+        block_outputs.append(x)
+    return conv("GFF.1", conv("GFF.0", torch.cat(block_outputs, dim=1))) + f1
+
+
+def test_convert_liif_rdn_checkpoint_reproduces_its_outputs(tmp_path, cases):
+    # Configuration A with 16 base features keeps the test fast; B (the default) is checked below.
+    encoder_args = {"G0": 16, "RDNconfig": "A"}
+    state = liif_rdn_checkpoint(tmp_path / "rdn.pth", encoder_args, torch.Generator().manual_seed(0))
+    config = convert_liif(tmp_path / "rdn.pth", tmp_path / "rdn.safetensors")
+    assert config.encoder == EncoderConfig("rdn", G0=16, D=20, C=6, G=32)
+    converted, direct = load_model(tmp_path / "rdn.safetensors"), load_model(tmp_path / "rdn.pth")
+    assert converted.num_parameters() == sum(value.numel() for value in state.values())
+    inp, coord, cell = (torch.from_numpy(cases["batch_" + key]) for key in ("inp", "coord", "cell"))
+    with torch.no_grad():
+        out = converted(inp, coord, cell)
+        assert torch.equal(out, direct(inp, coord, cell))
+        expected = literal_query(converted, inp, coord, cell, feat=literal_rdn(state, inp, 20, 6))
+    assert out.std() > 0.01 and (out - expected).abs().max() <= 1e-5
+
+
+def test_liif_default_rdn_args_are_the_rdn_preset():
+    """LIIF's train_rdn-liif.yaml gives only `no_upsampling`: configuration B, G0 64."""
+    imnet = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}}
+    config = liif_args_to_config({"encoder_spec": {"name": "rdn", "args": {"no_upsampling": True}}, "imnet_spec": imnet})
+    assert config == model_preset("rdn-liif-relu")
+    assert LIIF(config).num_parameters() == 22_320_835
+
+
+def test_liif_full_edsr_args_map_to_its_defaults():
+    """LIIF's `edsr` (not `edsr-baseline`): 32 blocks of 256 features, res_scale 0.1 unless given."""
+    imnet = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}}
+    config = liif_args_to_config({"encoder_spec": {"name": "edsr", "args": {"no_upsampling": True}}, "imnet_spec": imnet})
+    assert config.encoder == EncoderConfig("edsr", n_resblocks=32, n_feats=256, res_scale=0.1)
+    assert config.decoder == DecoderConfig("relu", [256, 256, 256, 256])

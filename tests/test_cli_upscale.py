@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from conftest import FIXTURES
-from liifsr.checkpoint import save_model
+from liifsr.checkpoint import load_model, save_model
 from liifsr.cli import main
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
 from liifsr.imageio import sample_image
@@ -43,6 +43,16 @@ def test_float_and_per_axis_scales_and_size(tmp_path, photo, model_file):
     assert Image.open(tmp_path / "b.png").size == (round(47 * 1.5), 122)
     assert run("upscale", photo, "--size", "100x80", "-o", tmp_path / "c.png", "--model", model_file) == 0
     assert Image.open(tmp_path / "c.png").size == (80, 100)
+
+
+def test_model_option_picks_the_model(tmp_path, photo, model_file):
+    """--model changes the output, and the output is the chosen model's; without it, the default's."""
+    assert run("upscale", photo, "--scale", "2", "-o", tmp_path / "chosen.png", "--model", model_file) == 0
+    assert run("upscale", photo, "--scale", "2", "-o", tmp_path / "default.png") == 0
+    chosen, default = (np.asarray(Image.open(tmp_path / f"{name}.png")).astype(int) for name in ("chosen", "default"))
+    assert np.abs(chosen - default).mean() > 5
+    for output, model in ((chosen, load_model(model_file)), (default, load_model())):
+        assert np.array_equal(output, np.asarray(model.upscale(Image.open(photo), scale=2)).astype(int))
 
 
 def test_tiled_output_equals_untiled(tmp_path, photo, model_file):

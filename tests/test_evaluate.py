@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 
+from conftest import shared_path
 from liifsr import LIIF, ModelConfig, save_model
+from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, load_model
 from liifsr.cli import main
-from liifsr.config import DecoderConfig, EncoderConfig
+from liifsr.config import DecoderConfig, EncoderConfig, model_preset
 from liifsr.evaluate import (
     RECORD_KEYS,
     evaluate,
@@ -29,10 +32,11 @@ from liifsr.evaluate import (
     write_report,
 )
 from liifsr.imageio import read_uint8
+from liifsr.imageio import sample_image
+from liifsr.inference import upscale_tensor
 from liifsr.metrics import calc_psnr
 from liifsr.resize import bicubic_upsample, imresize_uint8
 
-BENCHMARK = Path(__file__).parents[2] / "shared" / "data" / "benchmark"
 
 
 def synthetic_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -258,14 +262,74 @@ def test_models_are_scored_on_the_hr_size(tmp_path: Path) -> None:
     assert all(math.isfinite(r["psnr"]) for r in records)
 
 
+def rgb_psnr_shaved(sr: np.ndarray, hr: np.ndarray, shave: int) -> float:
+    """PSNR over RGB of float (3, H, W) images in [0, 1], `shave` border pixels dropped: the formula itself."""
+    diff = (sr - hr)[:, shave:-shave, shave:-shave].astype(np.float64)
+    return float(-10 * np.log10(np.mean(diff**2)))
+
+
+def test_div2k_layout_with_real_lr_bicubic_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """DIV2K as downloaded (DIV2K_valid_HR/, DIV2K_valid_LR_bicubic/X{s}/): the LR files are used,
+    the HR is cropped to s times their size, and the div2k protocol (RGB, shave scale + 6) applies."""
+    root = tmp_path / "DIV2K"
+    (root / "DIV2K_valid_HR").mkdir(parents=True)
+    photo = Image.open(sample_image()).convert("RGB")
+    hrs = {"0801": photo.crop((100, 40, 194, 140)), "0802": photo.crop((250, 300, 347, 401))}  # 94x100, 97x101
+    for stem, hr in hrs.items():
+        hr.save(root / "DIV2K_valid_HR" / f"{stem}.png")
+        for s in (2, 3):
+            # Not MATLAB's imresize, on purpose: the files must be read, not regenerated.
+            folder = root / "DIV2K_valid_LR_bicubic" / f"X{s}"
+            folder.mkdir(parents=True, exist_ok=True)
+            hr.resize((hr.width // s, hr.height // s), Image.Resampling.BOX).save(folder / f"{stem}x{s}.png")
+
+    out = tmp_path / "div2k.json"
+    assert main(["evaluate", "--model", "bicubic", "--dataset", str(root), "--scales", "2,3", "--out", str(out), "--quiet"]) == 0
+    records = json.loads(out.read_text())
+    assert "div2k protocol" in capsys.readouterr().out
+    assert [(r["dataset"], r["scale"], r["images"]) for r in records] == [("DIV2K", 2.0, 2), ("DIV2K", 3.0, 2)]
+    for record in records:
+        s = int(record["scale"])
+        values = []
+        for stem, hr in hrs.items():
+            lr = np.array(Image.open(root / "DIV2K_valid_LR_bicubic" / f"X{s}" / f"{stem}x{s}.png"))
+            hr_crop = np.asarray(hr)[: lr.shape[0] * s, : lr.shape[1] * s].transpose(2, 0, 1) / 255
+            sr = bicubic_method(to_float(torch.from_numpy(lr).permute(2, 0, 1)), hr_crop.shape[1:])[0].numpy()
+            values.append(rgb_psnr_shaved(sr, hr_crop, s + 6))
+        assert record["psnr"] == pytest.approx(sum(values) / len(values), abs=1e-4)
+    # The HR folder itself names the same set.
+    same = evaluate(["bicubic"], [root / "DIV2K_valid_HR"], [2, 3], progress=False)
+    assert [r["psnr"] for r in same] == pytest.approx([r["psnr"] for r in records], abs=1e-9)
+
+
+def test_out_of_domain_scales_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """x6 and x8 through `liifsr evaluate`: LIIF's on-the-fly LR (its own output, from the fixture,
+    for x6), the bundled model scored on it, and the model ahead of bicubic out of domain."""
+    dataset = tmp_path / "Comic"
+    (dataset / "HR").mkdir(parents=True)
+    shutil.copy(shared_path("data", "benchmark", "Set14", "HR", "comic.png"), dataset / "HR")
+    out = tmp_path / "ood.json"
+    argv = ["evaluate", "--model", "bicubic", "--model", DEFAULT_MODEL, "--dataset", str(dataset), "--scales", "6,8"]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    assert "| Dataset | Method | Out-of-domain |  |" in capsys.readouterr().out
+    scores = {(r["model"], r["scale"]): r["psnr"] for r in json.loads(out.read_text())}
+    assert sorted(scores) == [("bicubic", 6.0), ("bicubic", 8.0), (DEFAULT_MODEL, 6.0), (DEFAULT_MODEL, 8.0)]
+
+    cases = np.load(Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz")
+    hr, lr = (torch.from_numpy(cases[f"downsample/6.0/{key}"]).unsqueeze(0) for key in ("hr", "lr"))
+    size = (hr.shape[-2], hr.shape[-1])
+    assert scores[("bicubic", 6.0)] == pytest.approx(float(calc_psnr(bicubic_method(lr, size), hr, "benchmark", 6)), abs=1e-4)
+    sr = upscale_tensor(load_model(DEFAULT_MODEL), lr, size)
+    assert scores[(DEFAULT_MODEL, 6.0)] == pytest.approx(float(calc_psnr(sr, hr, "benchmark", 6)), abs=1e-4)
+    for scale in (6.0, 8.0):
+        assert scores[(DEFAULT_MODEL, scale)] > scores[("bicubic", scale)] + 0.3
+
+
 # --- the published bicubic numbers -------------------------------------------------
 
 
 def _benchmark(name: str) -> Path:
-    path = BENCHMARK / name
-    if not (path / "HR").is_dir():
-        pytest.skip(f"{path}/HR is absent: the benchmark sets live in ../shared/data/benchmark (see `liifsr data`)")
-    return path
+    return shared_path("data", "benchmark", name, "HR").parent
 
 
 def test_bicubic_reproduces_the_published_set5_table() -> None:
@@ -286,6 +350,79 @@ def test_bicubic_reproduces_the_published_b100_table() -> None:
         measured.append(sum(values) / len(values))
     assert len(values) == 100
     assert tuple(measured) == pytest.approx((29.56, 27.21, 25.96), abs=0.03)
+
+
+# --- the bundled models' documented quality -----------------------------------------
+
+# Set5 x4 (benchmark protocol) of every bundled model, measured with `liifsr evaluate`
+# on the development CPU: (PSNR dB, SSIM). The README's table shows the PSNR to 0.01 dB.
+BUNDLED_SET5_X4 = {"edsr-liif-relu-skip-shared": (31.8960, 0.89210)}
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def set5_x4_psnr(model: LIIF, precision: str = "fp32") -> float:
+    """Mean Set5 x4 PSNR of a model, straight through upscale_tensor (no load_model, no evaluate)."""
+    dataset, values = _benchmark("Set5"), []
+    for path in hr_images(dataset):
+        hr, lr = make_pair(dataset, path, 4)
+        sr = upscale_tensor(model, to_float(lr), (hr.shape[-2], hr.shape[-1]), precision=precision)
+        values.append(float(calc_psnr(sr, to_float(hr), "benchmark", 4)))
+    return sum(values) / len(values)
+
+
+@pytest.fixture(scope="module")
+def set5_x4_records() -> dict[str, dict]:
+    """`evaluate` of every bundled model on Set5 x4, as the README measured them."""
+    records = evaluate(sorted(BUNDLED_SET5_X4), [_benchmark("Set5")], [4], progress=False)
+    return {record["model"]: record for record in records}
+
+
+def test_every_bundled_model_has_a_pinned_set5_score() -> None:
+    assert sorted(bundled_models()) == sorted(BUNDLED_SET5_X4)
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_SET5_X4))
+def test_bundled_model_scores_its_documented_set5_x4(name: str, set5_x4_records: dict[str, dict]) -> None:
+    psnr, similarity = BUNDLED_SET5_X4[name]
+    record = set5_x4_records[name]
+    assert record["images"] == 5
+    assert record["psnr"] == pytest.approx(psnr, abs=0.01)
+    assert record["ssim"] == pytest.approx(similarity, abs=1e-4)
+    # The README's row for the model: | `name` | **x2** | **x3** | **x4** |
+    row = next(line for line in README.read_text().splitlines() if line.startswith(f"| `{name}` |"))
+    assert row.replace("*", "").split("|")[4].strip() == f"{psnr:.2f}", row
+
+
+def test_fp16_weights_score_as_any_fp32_weights_they_round_from(set5_x4_records: dict[str, dict]) -> None:
+    """fp16 storage costs < 0.01 dB: an fp32 model whose weights round to the file's scores the same.
+
+    The fp32 model is built here from the file's tensors (not by load_model), each weight
+    moved by up to 0.49 fp16 ULP towards its neighbours: one of the fp32 checkpoints the
+    file could have been cast from.
+    """
+    generator = torch.Generator().manual_seed(0)
+    with safe_open(str(bundled_models()[DEFAULT_MODEL]), framework="pt") as handle:
+        stored = {key: handle.get_tensor(key) for key in handle.keys()}
+    fp32 = {}
+    for key, half in stored.items():
+        up = torch.nextafter(half, torch.tensor(math.inf, dtype=half.dtype)).float() - half.float()
+        down = half.float() - torch.nextafter(half, torch.tensor(-math.inf, dtype=half.dtype)).float()
+        step = (torch.rand(half.shape, generator=generator) * 2 - 1) * 0.49
+        fp32[key] = half.float() + torch.where(step > 0, step * up, step * down)
+        assert torch.equal(fp32[key].half(), half), key
+    model = LIIF(model_preset("edsr-liif-relu-skip")).eval()
+    model.load_state_dict(fp32)
+    fp16_psnr = set5_x4_records[DEFAULT_MODEL]["psnr"]
+    fp32_psnr = set5_x4_psnr(model)
+    assert fp32_psnr != fp16_psnr  # the weights differ, and so do the outputs
+    assert abs(fp32_psnr - fp16_psnr) < 0.01
+
+
+def test_bf16_inference_scores_as_fp32(set5_x4_records: dict[str, dict]) -> None:
+    bf16 = set5_x4_psnr(load_model(DEFAULT_MODEL), precision="bf16")
+    fp32 = set5_x4_records[DEFAULT_MODEL]["psnr"]
+    assert bf16 != fp32  # bf16 really ran
+    assert abs(bf16 - fp32) < 0.01
 
 
 # --- command line -----------------------------------------------------------------

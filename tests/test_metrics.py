@@ -8,8 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from skimage.metrics import structural_similarity
 
+from liifsr.imageio import sample_image
 from liifsr.metrics import calc_psnr, gaussian_window, psnr, rgb_to_y, ssim
+from liifsr.resize import imresize, modcrop
 
 FIXTURE = Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz"
 
@@ -162,3 +166,35 @@ def test_ssim_single_window_by_hand():
     expected = (2 * mx * my + C1) * (2 * cov + c2) / ((mx**2 + my**2 + C1) * (vx + vy + c2))
     got = ssim(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None])
     assert math.isclose(got, expected, rel_tol=1e-9)
+
+
+# --- against an outside implementation -------------------------------------------------
+
+
+def matlab_y(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB rgb2ycbcr's Y for uint8-range RGB (H, W, 3) in [0, 1]: 16 + (65.481 R + 128.553 G + 24.966 B) / 255 * 255."""
+    return 16 + rgb @ np.array([65.481, 128.553, 24.966])
+
+
+@pytest.mark.parametrize("scale,protocol", [(2, "plain"), (2, "benchmark"), (3, "benchmark"), (4, "div2k")])
+def test_ssim_matches_scikit_image_on_real_images(scale, protocol):
+    """skimage's structural_similarity with Wang et al.'s settings, on Y of the bundled photograph
+    against its bicubic down-and-up reconstruction, on two crops."""
+    photo = np.asarray(Image.open(sample_image()).convert("RGB"), dtype=np.float64) / 255
+    crops = [modcrop(photo[40:200, 100:292], 12), modcrop(photo[300:480, 260:500], 12)]
+    expected, hrs, srs = [], [], []
+    for hr in crops:
+        hr_t = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
+        sr = imresize(imresize(hr_t, 1 / scale), scale).clamp(0, 1).numpy().transpose(1, 2, 0)
+        shave = {"plain": 0, "benchmark": scale, "div2k": scale + 6}[protocol]
+        window = (slice(shave, -shave or None), slice(shave, -shave or None))
+        expected.append(structural_similarity(
+            matlab_y(hr)[window], matlab_y(sr)[window],
+            gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255,
+        ))
+        hrs.append(hr_t)
+        srs.append(torch.from_numpy(np.ascontiguousarray(sr.transpose(2, 0, 1))))
+    assert 0.5 < min(expected) < max(expected) < 0.99  # real, imperfect reconstructions
+    for sr, hr, value in zip(srs, hrs, expected):
+        # 1e-6: LIIF's Y coefficients (65.738 / 256, ...) and MATLAB's differ in the 6th digit.
+        assert ssim(sr[None], hr[None], scale, protocol) == pytest.approx(value, abs=1e-6)

@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+import conftest
 from liifsr.cli import build_parser, main
 from liifsr.imageio import sample_image
 
@@ -125,3 +126,27 @@ def test_the_readme_python_block_runs(sandbox: Path):
     assert namespace["arr"].shape == (120, 160, 3) and namespace["arr"].dtype == np.uint8
     assert tuple(namespace["out"].shape) == (1, 3, 64, 96)
     assert tuple(namespace["pred"].shape) == (1, 4096, 3)
+
+
+def outcome(call) -> tuple[type | None, str]:
+    """What a test calling `call` would end as; a skip must not escape and pass for a skipped test."""
+    try:
+        call()
+    except (pytest.skip.Exception, pytest.fail.Exception) as error:
+        return type(error), str(error)
+    return None, ""
+
+
+def test_reference_tests_skip_without_shared_but_fail_in_ci(tmp_path, monkeypatch):
+    monkeypatch.setattr(conftest, "SHARED", tmp_path)
+    (tmp_path / "data").mkdir()
+    assert conftest.shared_path("data") == tmp_path / "data"
+    missing = lambda: conftest.shared_path("fixtures", "missing.pth")  # noqa: E731
+
+    monkeypatch.delenv("CI", raising=False)
+    kind, message = outcome(missing)
+    assert kind is pytest.skip.Exception
+    assert message.startswith("needs ../shared: ") and "missing.pth is absent" in message
+    monkeypatch.setenv("CI", "true")
+    kind, message = outcome(missing)
+    assert kind is pytest.fail.Exception and "CI must provide it" in message

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import shared_path
 from liifsr import resize as rs
 from liifsr.metrics import calc_psnr
 from liifsr.resize import (
@@ -23,7 +24,6 @@ from liifsr.resize import (
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz"
-SET5_HR = Path(__file__).parents[2] / "shared" / "data" / "benchmark" / "Set5" / "HR"
 SET5_NAMES = ("baby", "bird", "butterfly", "head", "woman")
 
 
@@ -268,7 +268,7 @@ def test_pil_bicubic_single_and_odd_channels_agree_with_rgb():
 def _set5_bicubic_y_psnr(scale: int) -> float:
     values = []
     for name in SET5_NAMES:
-        hr = modcrop(np.asarray(Image.open(SET5_HR / f"{name}.png").convert("RGB")), scale)
+        hr = modcrop(np.asarray(Image.open(shared_path("data", "benchmark", "Set5", "HR", f"{name}.png")).convert("RGB")), scale)
         lr = imresize_uint8(hr, 1 / scale)
         lr_t = torch.from_numpy(lr.astype(np.float64) / 255).permute(2, 0, 1)
         sr = imresize(lr_t, scale).clamp(0, 1)
@@ -279,10 +279,6 @@ def _set5_bicubic_y_psnr(scale: int) -> float:
     return float(np.mean(values))
 
 
-@pytest.mark.skipif(
-    not all((SET5_HR / f"{n}.png").exists() for n in SET5_NAMES),
-    reason=f"Set5 HR images not found under {SET5_HR}",
-)
 @pytest.mark.parametrize("scale,published", [(2, 33.66), (3, 30.39), (4, 28.42)])
 def test_set5_bicubic_psnr_matches_published(scale, published):
     assert abs(_set5_bicubic_y_psnr(scale) - published) <= 0.03

@@ -12,7 +12,10 @@ Files in OUT:
     last.state.safetensors   everything `--resume` needs: model, Adam state, scheduler
                              progress, RNG states, epoch, best PSNR, as tensors plus JSON
                              metadata, so loading it never runs code
-    log.csv                  one row per epoch (epoch, lr, train_loss, val_psnr, seconds...)
+    log.csv                  one row per epoch (epoch, lr, train_loss, val_psnr, seconds...);
+                             the state file holds the same rows, and a resume rewrites
+                             log.csv from them, so a stop between writing the two loses
+                             no row and repeats none
     tensorboard/             TensorBoard event files
     config.yaml              the resolved config of the run
 
@@ -253,6 +256,8 @@ class Progress:
     epoch: int = 0  # completed epochs
     best_psnr: float = -math.inf
     best_epoch: int = 0
+    # log.csv's rows up to `epoch`; None for a state written before they were kept in it.
+    log: list[dict[str, Any]] | None = field(default_factory=list)
 
 
 def save_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, scheduler: Any,
@@ -275,6 +280,7 @@ def save_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, schedu
         "epoch": str(progress.epoch),
         "best_psnr": json.dumps(progress.best_psnr if math.isfinite(progress.best_psnr) else None),
         "best_epoch": str(progress.best_epoch),
+        "log": json.dumps(progress.log),
         "param_groups": json.dumps(optim_state["param_groups"]),
         "scheduler": json.dumps(scheduler_state),
         "config": json.dumps(to_dict(config)),
@@ -310,7 +316,8 @@ def load_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, schedu
     if cuda_states and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
     best = json.loads(metadata["best_psnr"])
-    return Progress(int(metadata["epoch"]), -math.inf if best is None else best, int(metadata["best_epoch"]))
+    rows = json.loads(metadata["log"]) if "log" in metadata else None
+    return Progress(int(metadata["epoch"]), -math.inf if best is None else best, int(metadata["best_epoch"]), rows)
 
 
 # --- logs ---------------------------------------------------------------------------
@@ -414,8 +421,11 @@ def prepare_out(out: Path, run: Run, resume: bool) -> None:
     elif resume:
         log(f"nothing to resume in {str(out)!r}: starting a new run", run.env)
     if run.env.is_main:
-        rows = [row for row in read_log(out / "log.csv") if int(row["epoch"]) <= run.progress.epoch]
-        write_log(out / "log.csv", rows, columns)
+        if run.progress.log is None:  # a state from before the rows were kept in it
+            run.progress.log = [row for row in read_log(out / "log.csv") if int(row["epoch"]) <= run.progress.epoch]
+        # The state's rows are the log: rows of epochs after the state are dropped (those
+        # epochs run again) and a row the stopped run never appended comes back.
+        write_log(out / "log.csv", run.progress.log, columns)
         with atomic_write(out / "config.yaml") as tmp:
             tmp.write_text(dump_yaml(replace(run.config, model=resolve_model(run.config))))
 
@@ -433,10 +443,11 @@ def end_of_epoch(run: Run, epoch: int, lr: float, stats: EpochStats, writer: Any
     if mean_psnr is not None and mean_psnr > run.progress.best_psnr:
         run.progress.best_psnr, run.progress.best_epoch = mean_psnr, epoch
         save_model(run.model, run.out / BEST, metadata={"epoch": str(epoch), "val_psnr": f"{mean_psnr:.4f}"})
+    row = format_row(epoch, lr, stats, psnrs, time.perf_counter() - started)
+    run.progress.log.append(row)
     if epoch % config.save_every == 0 or last:
         save_model(run.model, run.out / LAST, metadata={"epoch": str(epoch)})
         save_state(run.out / STATE, run.model, run.optimizer, run.scheduler, run.progress, config)
-    row = format_row(epoch, lr, stats, psnrs, time.perf_counter() - started)
     append_log(run.out / "log.csv", row, log_columns(config))
     writer.add_scalar("train/loss", stats.loss, epoch)
     writer.add_scalar("train/lr", lr, epoch)

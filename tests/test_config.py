@@ -1,0 +1,103 @@
+"""Typed configs: every shipped YAML loads and validates; the paper's recipes are the paper's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from liifsr.config import ConfigError, TrainConfig, dump_yaml, from_dict, load_yaml, to_dict
+from liifsr.liif import LIIF
+from liifsr.train import check_config, make_optimizer, resolve_model
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SHIPPED = sorted(path.name for path in CONFIGS.glob("*.yaml"))
+
+# The paper (Sec. 4.3): Adam at 1e-4 halved every 200 epochs for ReLU and every 120 for
+# SIREN over 600 epochs, batch 16, 48 px LR patches, 2,304 queries, scales U(1, 4).
+PAPER = {
+    "edsr-liif-relu.yaml": ("edsr-liif-relu", 1_567_299, [200, 400]),
+    "edsr-liif-siren30.yaml": ("edsr-liif-siren30", 1_567_299, [120, 240, 360, 480]),
+    "edsr-liif-siren15.yaml": ("edsr-liif-siren15", 1_567_299, [120, 240, 360, 480]),
+    "edsrless-liif-relu.yaml": ("edsrless-liif-relu", 579_235, [200, 400]),
+    "edsrless-liif-siren30.yaml": ("edsrless-liif-siren30", 579_235, [120, 240, 360, 480]),
+}
+# LIIF's own DIV2K recipes: 1,000 epochs halved every 200.
+LIIF_RECIPES = {"train_edsr-baseline-liif.yaml": "edsr-liif-relu", "train_rdn-liif.yaml": "rdn-liif-relu"}
+
+
+def learning_rates(config: TrainConfig) -> list[float]:
+    """The learning rate each epoch 1..epochs trains with, from the real optimizer and scheduler."""
+    optimizer, scheduler = make_optimizer(nn.Linear(1, 1), config)
+    rates = []
+    for _ in range(config.epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def halving_epochs(rates: list[float]) -> list[int]:
+    """Epochs after which the learning rate halves (lr of epoch e + 1 = lr of epoch e / 2)."""
+    for before, after in zip(rates, rates[1:]):
+        assert after == pytest.approx(before) or after == pytest.approx(before / 2), (before, after)
+    return [epoch for epoch, (before, after) in enumerate(zip(rates, rates[1:]), start=1) if after < before * 0.75]
+
+
+def test_configs_are_shipped() -> None:
+    assert set(PAPER) | set(LIIF_RECIPES) <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_config_loads_and_validates(name: str) -> None:
+    config = load_yaml(TrainConfig, CONFIGS / name)
+    check_config(config)
+    LIIF(resolve_model(config))  # the model builds
+    assert load_yaml(TrainConfig, CONFIGS / name, [f"epochs={config.epochs}"]) == config
+    assert from_dict(TrainConfig, to_dict(config)) == config  # one-to-one with the dataclass
+    assert dump_yaml(config).count("\n") > 10
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_configs_give_the_papers_recipe(name: str) -> None:
+    preset, parameters, halvings = PAPER[name]
+    config = load_yaml(TrainConfig, CONFIGS / name)
+    assert config.model == preset
+    assert LIIF(resolve_model(config)).num_parameters() == parameters
+    assert (config.epochs, config.batch_size, config.precision) == (600, 16, "fp32")
+    data = config.data
+    assert (data.patch_size, data.sample_q, data.scale_min, data.scale_max) == (48, 2304, 1.0, 4.0)
+    assert data.augment and data.lr_resize == "pil"  # LIIF's flips/transpose and resize_fn
+    optimizer, _ = make_optimizer(nn.Linear(1, 1), config)
+    assert type(optimizer) is torch.optim.Adam
+    rates = learning_rates(config)
+    assert rates[0] == 1e-4
+    assert halving_epochs(rates) == halvings
+    assert rates[-1] == pytest.approx(1e-4 / 2 ** len(halvings))
+
+
+@pytest.mark.parametrize("name", sorted(LIIF_RECIPES))
+def test_liif_recipes_halve_every_200_of_1000_epochs(name: str) -> None:
+    config = load_yaml(TrainConfig, CONFIGS / name)
+    assert config.model == LIIF_RECIPES[name] and config.epochs == 1000
+    assert (config.batch_size, config.data.patch_size, config.data.sample_q) == (16, 48, 2304)
+    rates = learning_rates(config)
+    assert rates[0] == 1e-4 and halving_epochs(rates) == [200, 400, 600, 800]
+
+
+@pytest.mark.parametrize(
+    "name,halvings", [("cpu-edsr-liif-relu.yaml", [20, 40]), ("cpu-edsr-liif-siren30.yaml", [12, 24, 36, 48])]
+)
+def test_cpu_configs_are_the_paper_schedule_over_ten(name: str, halvings: list[int]) -> None:
+    config = load_yaml(TrainConfig, CONFIGS / name)
+    assert config.epochs == 60 and config.batch_size == 16 and config.data.patch_size == 48
+    assert halving_epochs(learning_rates(config)) == halvings
+
+
+def test_bad_values_in_a_shipped_config_are_caught(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="optim.schedule"):
+        check_config(load_yaml(TrainConfig, CONFIGS / "edsr-liif-relu.yaml", ["optim.schedule=linear"]))
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_yaml(TrainConfig, CONFIGS / "edsr-liif-relu.yaml", ["optim.milstones=[1]"])
