@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from conftest import FIXTURES, shared_path
-from literal_liif import literal_query
+from liifsr.reference import literal_query
 from liifsr.checkpoint import DEFAULT_MODEL, CheckpointError, bundled_models, convert_liif, liif_args_to_config, load_model, read_metadata, save_model
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig, model_preset, to_dict
 from liifsr.liif import LIIF

@@ -294,7 +294,7 @@ def test_div2k_layout_with_real_lr_bicubic_files(tmp_path: Path, capsys: pytest.
         for stem, hr in hrs.items():
             lr = np.array(Image.open(root / "DIV2K_valid_LR_bicubic" / f"X{s}" / f"{stem}x{s}.png"))
             hr_crop = np.asarray(hr)[: lr.shape[0] * s, : lr.shape[1] * s].transpose(2, 0, 1) / 255
-            sr = bicubic_method(to_float(torch.from_numpy(lr).permute(2, 0, 1)), hr_crop.shape[1:])[0].numpy()
+            sr = bicubic_upsample(torch.from_numpy(lr).permute(2, 0, 1).float().div(255).unsqueeze(0), hr_crop.shape[1:])[0].numpy()
             values.append(rgb_psnr_shaved(sr, hr_crop, s + 6))
         assert record["psnr"] == pytest.approx(sum(values) / len(values), abs=1e-4)
     # The HR folder itself names the same set.
@@ -318,7 +318,7 @@ def test_out_of_domain_scales_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     cases = np.load(Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz")
     hr, lr = (torch.from_numpy(cases[f"downsample/6.0/{key}"]).unsqueeze(0) for key in ("hr", "lr"))
     size = (hr.shape[-2], hr.shape[-1])
-    assert scores[("bicubic", 6.0)] == pytest.approx(float(calc_psnr(bicubic_method(lr, size), hr, "benchmark", 6)), abs=1e-4)
+    assert scores[("bicubic", 6.0)] == pytest.approx(float(calc_psnr(bicubic_upsample(lr, size), hr, "benchmark", 6)), abs=1e-4)
     sr = upscale_tensor(load_model(DEFAULT_MODEL), lr, size)
     assert scores[(DEFAULT_MODEL, 6.0)] == pytest.approx(float(calc_psnr(sr, hr, "benchmark", 6)), abs=1e-4)
     for scale in (6.0, 8.0):
@@ -362,7 +362,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def set5_x4_psnr(model: LIIF, precision: str = "fp32") -> float:
     """Mean Set5 x4 PSNR of a model, straight through upscale_tensor (no load_model, no evaluate)."""
-    dataset, values = _benchmark("Set5"), []
+    dataset, values = find_dataset(_benchmark("Set5")), []
     for path in hr_images(dataset):
         hr, lr = make_pair(dataset, path, 4)
         sr = upscale_tensor(model, to_float(lr), (hr.shape[-2], hr.shape[-1]), precision=precision)

@@ -57,19 +57,20 @@ def liifsr_commands() -> list[list[str]]:
 
 
 def runs_cheaply(argv: list[str]) -> bool:
-    """Training and downloads take hours; commands on a run's files need a trained run."""
-    return argv[0] not in ("train", "data") and not any(arg.startswith("runs/") for arg in argv)
+    """Training and downloads take hours, a server runs until stopped; commands on a run's files need a trained run."""
+    return argv[0] not in ("train", "data", "serve") and not any(arg.startswith("runs/") for arg in argv)
 
 
 def test_the_readme_shows_every_command_and_names_real_files():
     commands = shell_commands()
     shown = {argv[0] for argv in liifsr_commands()}
-    assert shown >= {"upscale", "models", "convert", "train", "evaluate", "compare", "plot-log", "data"}
+    assert shown >= {"upscale", "models", "convert", "train", "evaluate", "compare", "plot-log", "data", "serve", "export"}
     for words in commands:
         for word in words:
             if re.fullmatch(r"(configs|tools|benchmarks|src)/\S+", word):
                 assert (ROOT / word).exists(), word
-        if words[0] not in ("liifsr", ".venv/bin/liifsr", ".venv/bin/python", "python3", "mkdir", "torchrun", "tools/train_on_gpu.sh"):
+        if words[0] not in ("liifsr", ".venv/bin/liifsr", ".venv/bin/python", "python3", "mkdir", "torchrun", "apt-get",
+                            "tools/train_on_gpu.sh", "tools/train_experiment.sh"):
             pytest.fail(f"unexpected command in the README: {' '.join(words)}")
 
 

@@ -25,8 +25,8 @@ from liifsr.checkpoint import load_model
 from liifsr.cli import main
 from liifsr import train as train_module
 from liifsr.config import DataConfig, ModelConfig, TrainConfig, from_dict, load_yaml
-from liifsr.data import make_sample, read_rgb, sample_generator
-from liifsr.imageio import sample_image
+from liifsr.data import make_sample, sample_generator
+from liifsr.imageio import read_uint8, sample_image
 from liifsr.liif import LIIF
 from liifsr.train import DistEnv, Progress, load_state, make_optimizer, save_state, train, train_step
 
@@ -168,7 +168,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
 
 def test_one_bf16_training_step_is_close_to_the_fp32_step():
     """The bundled model, one Adam step on 4 real 48 px samples with 2,304 queries, in each precision."""
-    image = read_rgb(sample_image())
+    image = read_uint8(sample_image())
     samples = [make_sample(image, DataConfig(), sample_generator(0, 1, index)) for index in range(4)]
     batch = {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
     losses, updates = {}, {}
