@@ -13,7 +13,7 @@ from liifsr.liif import LIIF
 from liifsr.train import check_config, make_optimizer, resolve_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SHIPPED = sorted(path.name for path in CONFIGS.glob("*.yaml"))
+SHIPPED = sorted(str(path.relative_to(CONFIGS)) for path in CONFIGS.rglob("*.yaml"))
 
 # The paper (Sec. 4.3): Adam at 1e-4 halved every 200 epochs for ReLU and every 120 for
 # SIREN over 600 epochs, batch 16, 48 px LR patches, 2,304 queries, scales U(1, 4).
@@ -101,3 +101,18 @@ def test_bad_values_in_a_shipped_config_are_caught(tmp_path: Path) -> None:
         check_config(load_yaml(TrainConfig, CONFIGS / "edsr-liif-relu.yaml", ["optim.schedule=linear"]))
     with pytest.raises(ConfigError, match="unknown key"):
         load_yaml(TrainConfig, CONFIGS / "edsr-liif-relu.yaml", ["optim.milstones=[1]"])
+
+
+@pytest.mark.parametrize("name", list(PAPER))
+def test_experiment_configs_share_one_protocol_and_the_papers_halving_fractions(name: str) -> None:
+    """configs/experiment: the five models under one protocol (docs/results.md); only the model
+    and the schedule differ, and the halvings fall at the paper's fractions of the run."""
+    config = load_yaml(TrainConfig, CONFIGS / "experiment" / name)
+    reference = load_yaml(TrainConfig, CONFIGS / "experiment" / "edsr-liif-relu.yaml")
+    model, _, paper_halvings = PAPER[name]
+    assert config.model == model
+    assert (config.data, config.batch_size, config.epochs, config.precision, config.seed, config.optim.lr) == (
+        reference.data, reference.batch_size, reference.epochs, reference.precision, reference.seed, reference.optim.lr)
+    assert config.optim.lr == 1e-4 and config.batch_size == 16 and config.data.sample_q == 2304
+    fractions = [epoch / config.epochs for epoch in halving_epochs(learning_rates(config))]
+    assert fractions == pytest.approx([epoch / 600 for epoch in paper_halvings])
