@@ -4,7 +4,8 @@ Everything is measured in one run, so the ratios hold on a noisy machine:
 - the machine's own matrix-multiply rate in fp32 and bf16, on the decoder's shape
   ((4096 x 256) @ (256 x 256)) and on a large square one (2048^3);
 - the FLOPs of every matrix multiply and convolution the model runs
-  (`torch.utils.flop_counter`: 2 per multiply-add, backward included in training);
+  (`torch.utils.flop_counter`: 2 per multiply-add, backward included in training;
+  the decoder's fused oneDNN Linear counted as a matmul);
 - decoding outputs of at least one megapixel at x2, x4, x8 and x30 with
   `upscale_tensor` (its default tiles and chunks), and, apart, the encoder's share
   (encoder plus latent projection on the same LR image);
@@ -12,6 +13,9 @@ Everything is measured in one run, so the ratios hold on a noisy machine:
 
 The limit of a job is its FLOPs divided by the measured rate on the decoder's shape;
 the table prints the achieved fraction of that limit. Times are the best of --repeats.
+On a machine that other jobs share, measure with --threads 1: oversubscribed OpenMP
+threads wait for each other and make every 2-thread figure, the matmul rate included,
+meaningless.
 
     python benchmarks/bench_limits.py [--precisions fp32,bf16] [--scales 2,4,8,30]
                                       [--repeats 3] [--threads 0] [--preset edsr-liif-relu]
@@ -25,7 +29,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from liifsr.config import DataConfig, model_preset
 from liifsr.data import ImageFolder, LIIFTrainSet
@@ -36,6 +40,12 @@ from liifsr.runtime import autocast
 from liifsr.train import train_step
 
 OUTPUT_SIDE = 1024  # outputs of at least 1024 x 1024 pixels
+
+
+@register_flop_formula(torch.ops.mkldnn._linear_pointwise)
+def _fused_linear_flops(x_shape, w_shape, *args, **kwargs) -> int:
+    """The decoder's fused oneDNN Linear (bias and ReLU in its epilogue): a matmul's FLOPs."""
+    return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
 
 
 def best_seconds(fn: Callable[[], object], repeats: int) -> float:
