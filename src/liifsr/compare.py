@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from liifsr.files import atomic_write, check_output_path
+from liifsr.files import atomic_write, check_distinct_outputs, check_output_path
 from liifsr.imageio import read_image
 from liifsr.inference import Span, output_size, upscale_tensor
 from liifsr.metrics import psnr
@@ -226,6 +226,7 @@ def compare(
     if not math.isfinite(scale) or scale < 1:
         raise ValueError(f"bad --scale {scale:g}: give a number >= 1")
     dest = check_output_path(out, FIGURE_FORMATS, "figure")
+    check_distinct_outputs([(image_path, dest)])
     loaded = torch.from_numpy(read_image(image_path).rgb).permute(2, 0, 1).contiguous()
     loaded_models = load_models(models, resolve_device(device))
     if lr_crop:
