@@ -1,5 +1,15 @@
 """`liifsr upscale` / `convert` / `models` end to end, through the real argument parser."""
 
+import os
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -117,7 +127,7 @@ def test_failure_while_writing_leaves_no_file(tmp_path, photo, model_file, capsy
     def broken_save(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio, "_write_pil", broken_save)
+    monkeypatch.setattr(imageio.png.Writer, "write_packed", broken_save)  # PNG is streamed through pypng
     out = tmp_path / "out.png"
     assert_fails(capsys, ["upscale", photo, "--scale", "2", "-o", out, "--model", model_file], "No space left", out)
     assert list(tmp_path.iterdir()) == [photo]
@@ -131,3 +141,220 @@ def test_convert_and_models(tmp_path, capsys):
     assert_fails(capsys, ["convert", bad, tmp_path / "x.safetensors"], "cannot read LIIF checkpoint", tmp_path / "x.safetensors")
     assert run("models") == 0
     assert "edsr-liif-siren30" in capsys.readouterr().out
+
+
+# --- hardening: no data loss, limits, streaming, signals ------------------------------
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, photo, model_file, capsys):
+    original = photo.read_bytes()
+    model = ["--model", model_file]
+    assert run("upscale", photo, "--scale", "2", "-o", photo, *model) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert run("upscale", photo, "--scale", "2", "--out-dir", photo.parent, *model) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert photo.read_bytes() == original
+
+
+def test_two_outputs_with_one_name_are_refused(tmp_path, photo, model_file, capsys):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "out").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "x.png").write_bytes(photo.read_bytes())
+    args = ["upscale", tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "--scale", "2", "--out-dir", tmp_path / "out"]
+    assert run(*args, "--model", model_file) == 2
+    err = capsys.readouterr().err.strip()
+    assert "would both be written there" in err and "\n" not in err, err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def png_header_only(path, height, width):
+    """A small PNG file whose header declares height x width 8-bit gray pixels."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+
+
+def test_inputs_over_the_pixel_limit_are_refused_from_their_header(tmp_path, model_file, capsys):
+    bomb = tmp_path / "bomb.png"
+    png_header_only(bomb, 13000, 13000)
+    start = time.perf_counter()
+    assert run("upscale", bomb, "--size", "10x10", "-o", tmp_path / "o.png", "--model", model_file) == 2
+    err = capsys.readouterr().err.strip()
+    assert "13000x13000" in err and "--allow-huge" in err and "\n" not in err, err
+    assert time.perf_counter() - start < 5  # never decoded (decoding takes minutes and gigabytes)
+
+
+def test_format_size_limits_are_checked_up_front(tmp_path, photo, model_file, capsys):
+    out = tmp_path / "wide.webp"
+    assert run("upscale", photo, "--size", "20x17000", "-o", out, "--model", model_file) == 2
+    assert "at most 16383 pixels" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["rgb", "gray", "alpha", "16-bit", "jpeg"])
+def test_streamed_output_equals_the_api_output(tmp_path, photo, model_file, kind, monkeypatch):
+    """Bands of a few rows (many encoder windows) give the pixels of one in-memory upscale."""
+    import liifsr.inference as inference
+    from liifsr.checkpoint import load_model
+    from liifsr.imageio import read_image
+
+    monkeypatch.setattr(inference, "BAND_PIXELS", 700)
+    rgb = np.asarray(Image.open(photo))
+    source, suffix = tmp_path / "in.png", ".png"
+    if kind == "gray":
+        Image.fromarray(rgb[..., 0]).save(source)
+    elif kind == "alpha":
+        Image.fromarray(np.dstack([rgb, rgb[..., 1]])).save(source)
+    elif kind == "16-bit":
+        import png
+
+        deep = rgb.astype(np.uint16) * 257 + 3
+        png.Writer(rgb.shape[1], rgb.shape[0], bitdepth=16, greyscale=False).write(
+            open(source, "wb"), deep.reshape(rgb.shape[0], -1).tolist())
+    else:
+        Image.fromarray(rgb).save(source)
+        suffix = ".jpg" if kind == "jpeg" else suffix
+    out = tmp_path / f"out{suffix}"
+    assert run("upscale", source, "--size", "53x71", "-o", out, "--model", model_file) == 0
+    model = load_model(model_file)
+    loaded = read_image(source)
+    expected, alpha = inference.upscale_array(model, loaded.rgb, loaded.alpha, size=(53, 71))
+    written = read_image(out)
+    assert written.bit_depth == loaded.bit_depth and written.grayscale == loaded.grayscale
+    if kind == "gray":
+        expected = expected.mean(-1, keepdims=True).repeat(3, -1)
+    level = 1 / (255 if loaded.bit_depth == 8 else 65535)
+    tolerance = 0.05 if kind == "jpeg" else 1.01 * level  # rounding; JPEG is lossy
+    assert np.abs(written.rgb - expected).max() <= tolerance
+    if kind == "alpha":
+        assert np.abs(written.alpha - alpha).max() <= 1.01 * level
+
+
+def test_files_get_the_umask_mode(tmp_path, photo, model_file):
+    old = os.umask(0o022)
+    try:
+        assert run("convert", FIXTURES / "tiny-full.pth", tmp_path / "m.safetensors") == 0
+        assert run("upscale", photo, "--scale", "2", "-o", tmp_path / "o.png", "--model", model_file) == 0
+    finally:
+        os.umask(old)
+    for name in ("m.safetensors", "o.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_allocation_failures_say_how_much_memory_is_needed(tmp_path, photo, model_file, capsys, monkeypatch):
+    import liifsr.cli_upscale as cli_upscale
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+                           "you tried to allocate 4800000000 bytes.")
+
+    monkeypatch.setattr(cli_upscale, "upscale_bands", out_of_memory)
+    assert run("upscale", photo, "--scale", "2", "-o", tmp_path / "o.png", "--model", model_file) == 2
+    err = capsys.readouterr().err.strip()
+    assert "out of memory" in err and "4.47 GiB" in err and "\n" not in err, err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_real_allocation_failure_is_one_line(tmp_path, photo, model_file):
+    """Under an address-space limit, a 20000x20000 JPEG (assembled in memory) cannot be allocated."""
+    code = (
+        "import resource, sys, torch, liifsr.cli_upscale\n"
+        "from liifsr.cli import main\n"
+        "vm = int([l for l in open('/proc/self/status') if l.startswith('VmSize')][0].split()[1]) * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + 700 * 2**20, resource.RLIM_INFINITY))\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    out = tmp_path / "o.jpg"
+    result = subprocess.run([sys.executable, "-c", code, "upscale", str(photo), "--size", "20000x20000", "-o", str(out),
+                             "--model", model_file], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("liifsr: error: out of memory") and result.stderr.count("\n") == 1, result.stderr
+    assert "1.12 GiB" in result.stderr and not out.exists()
+
+
+def slow_job(tmp_path, photo, model_file):
+    """A streamed upscale that takes a few seconds: (command, output, environment)."""
+    out = tmp_path / "big.png"
+    command = [sys.executable, "-m", "liifsr", "upscale", str(photo), "--size", "1500x1500", "-o", str(out),
+               "--model", model_file]
+    return command, out, {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.5, 1.5])
+def test_ctrl_c_at_any_moment_is_one_line_and_status_130(tmp_path, photo, model_file, delay):
+    """Early signals land while Python imports liifsr and torch, later ones while it works."""
+    command, out, env = slow_job(tmp_path, photo, model_file)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the job finished before the signal")  # a much faster machine
+    assert (process.returncode, err) == (130, "liifsr: interrupted\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_ctrl_c_while_importing_the_command_line(tmp_path):
+    """A KeyboardInterrupt raised by the very first import of the entry point."""
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == sys.argv[1]:\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from liifsr import main\n"
+        "sys.exit(main(['upscale', 'x.png', '--scale', '2', '-o', 'y.png']))\n"
+    )
+    for module in ("liifsr.cli", "torch"):
+        result = subprocess.run([sys.executable, "-c", code, module], capture_output=True, text=True, cwd=tmp_path)
+        assert (result.returncode, result.stderr) == (130, "liifsr: interrupted\n"), module
+
+
+def test_sigterm_while_writing_removes_the_temporary_file(tmp_path, photo, model_file):
+    command, out, env = slow_job(tmp_path, photo, model_file)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".big.*.tmp.png")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the streamed PNG is being written
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the job finished before the signal")
+    assert (process.returncode, err) == (143, "liifsr: terminated\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_help_is_fast_and_imports_neither_torch_nor_yaml():
+    code = ("import sys, time\nstart = time.perf_counter()\nfrom liifsr import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules and 'yaml' not in sys.modules, 'heavy import'\n"
+            "print(time.perf_counter() - start, file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stderr.split()[-1]) < 1.0  # about 0.03 s here; torch alone takes over a second
+
+
+def test_liif_checkpoint_errors_are_one_line(tmp_path, capsys):
+    import torch as _torch
+
+    full = _torch.load(FIXTURES / "tiny-full.pth", weights_only=True)
+    target = tmp_path / "x.safetensors"
+    cases = {
+        "no-encoder": ("encoder_spec", lambda c: c["model"]["args"].pop("encoder_spec")),
+        "no-hidden": ("hidden_list", lambda c: c["model"]["args"]["imnet_spec"]["args"].pop("hidden_list")),
+        "not-tensor": ("is not a tensor", lambda c: c["model"]["sd"].update({"imnet.layers.0.weight": "text"})),
+        "huge": ("does not match its config", lambda c: c["model"]["args"]["imnet_spec"]["args"].update(hidden_list=[100000] * 3)),
+    }
+    for name, (message, damage) in cases.items():
+        checkpoint = _torch.load(FIXTURES / "tiny-full.pth", weights_only=True)
+        damage(checkpoint)
+        path = tmp_path / f"{name}.pth"
+        _torch.save(checkpoint, path)
+        assert_fails(capsys, ["convert", path, target], message, target)
+    evil = tmp_path / "evil.pth"
+    _torch.save({"model": full["model"], "extra": Path("x")}, evil)  # a pickled object: refused by weights_only
+    assert_fails(capsys, ["convert", evil, target], "not loaded, for safety", target)
+    disguised = tmp_path / "liif.ckpt"  # a LIIF checkpoint under another extension: read by content
+    disguised.write_bytes((FIXTURES / "tiny-full.pth").read_bytes())
+    assert run("convert", disguised, target) == 0

@@ -392,3 +392,15 @@ def test_cli_data_download_through_a_mirror(server, tmp_path, monkeypatch, capsy
     error_lines = [line for line in err.splitlines() if line.startswith("liifsr")]
     assert len(error_lines) == 1 and error_lines[0].startswith("liifsr: error:") and "rerun" in error_lines[0]
     assert not (tmp_path / "again" / "benchmark").exists()
+
+
+def test_downloading_into_a_file_is_one_line(tmp_path, capsys):
+    from liifsr.cli import main
+
+    target = tmp_path / "some_file.png"
+    target.write_bytes(b"keep")
+    for root in (target, target / "below"):
+        assert main(["data", "download", "benchmark", str(root)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "is a file, not a folder" in err and "\n" not in err, err
+    assert target.read_bytes() == b"keep"

@@ -518,3 +518,24 @@ def test_image_extensions_cover_writable_formats(tmp_path: Path) -> None:
     assert all(ext.startswith(".") and ext == ext.lower() for ext in IMAGE_EXTENSIONS)
     for ext in IMAGE_EXTENSIONS:
         check_writable(tmp_path / f"x{ext}")
+
+
+def test_a_malformed_png_text_chunk_names_the_file(tmp_path):
+    """Pillow raises a bare ValueError while parsing the header; the message must name the file."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
+    raw = (tmp_path / "plain.png").read_bytes()
+    text = chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"a" * 3_000_000))  # decompresses past Pillow's limit
+    (tmp_path / "text.png").write_bytes(raw[:33] + text + raw[33:])
+    with pytest.raises(ImageError, match="text.png"):
+        read_image(tmp_path / "text.png")
+
+
+def test_the_input_pixel_limit_is_checked_on_the_header_and_can_be_lifted(tmp_path):
+    Image.new("RGB", (30, 20)).save(tmp_path / "x.png")
+    with pytest.raises(ImageError, match="20x30 .HEIGHTxWIDTH. pixels is over the limit of 100 pixels"):
+        read_image(tmp_path / "x.png", max_pixels=100)
+    assert read_image(tmp_path / "x.png", max_pixels=None).rgb.shape == (20, 30, 3)

@@ -90,3 +90,87 @@ def test_alpha_is_resized_bicubic_and_opaque_stays_opaque():
     image[..., :3] = 90
     out = model.upscale(image, scale=3)
     assert (out[..., 3] == 255).all()
+
+
+# --- one validation for every entry point ---------------------------------------------
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"tile_size": -3}, "tile_size"), ({"tile_size": 0}, "tile_size"), ({"chunk_size": 0}, "chunk_size"),
+    ({"chunk_size": -5}, "chunk_size"), ({"chunk_size": True}, "chunk_size"), ({"tile_size": 2.5}, "tile_size"),
+    ({"precision": "fp8"}, "precision"),
+])
+def test_bad_options_are_refused_by_every_input_kind(options, message):
+    model = tiny_model()
+    array = np.zeros((6, 5, 3), np.uint8)
+    for image in (array, torch.rand(3, 6, 5), Image.fromarray(array)):
+        with pytest.raises(UpscaleError, match=message):
+            model.upscale(image, scale=2, **options)
+
+
+@pytest.mark.parametrize("image", [
+    torch.rand(3, 16, 0), torch.rand(0, 3, 8, 8), torch.full((3, 4, 4), float("nan")), torch.full((1, 3, 4, 4), float("inf")),
+    np.zeros((0, 20, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8), np.zeros((8, 8, 5), np.uint8),
+    torch.zeros(3, 4, 4, dtype=torch.uint8), [[0.5]],
+], ids=["empty-width", "empty-batch", "nan", "inf", "empty-array", "4d-array", "5-channels", "int-tensor", "list"])
+def test_empty_nan_and_misshapen_inputs_are_errors_not_garbage(image):
+    with pytest.raises(UpscaleError):
+        tiny_model().upscale(image, scale=2)
+
+
+@pytest.mark.parametrize("target", [{"scale": True}, {"scale": (2, False)}, {"size": (True, 4)}, {"size": (4.0, 4)},
+                                    {"size": 8}, {"scale": "2"}, {"scale": np.bool_(True)}])
+def test_booleans_and_strings_are_not_sizes_or_scales(target):
+    with pytest.raises(UpscaleError):
+        output_size((10, 10), target.get("scale"), target.get("size"))
+
+
+def test_animated_images_are_refused_like_files_and_truncated_ones_say_so(tmp_path):
+    from liifsr.imageio import ImageError
+
+    frames = [Image.new("RGB", (8, 8), color) for color in ("red", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match="frames"):
+        tiny_model().upscale(Image.open(tmp_path / "anim.gif"), scale=2)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(tmp_path / "full.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "full.png").read_bytes()[:2000])
+    with pytest.raises(ImageError, match="truncated"):
+        tiny_model().upscale(Image.open(tmp_path / "cut.png"), scale=2)  # opened lazily, decoded by upscale
+
+
+def test_unknown_and_missing_devices_are_clear_errors():
+    from liifsr.checkpoint import load_model
+    from liifsr.runtime import DeviceError
+
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        load_model(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA"):
+            load_model(device="cuda")
+
+
+def test_bands_cover_the_output_with_its_pixels():
+    from liifsr.inference import upscale_bands
+
+    model = tiny_model(global_skip=True)
+    lr = torch.rand(1, 3, 23, 19)
+    size = (71, 50)
+    whole = upscale_tensor(model, lr, size)[0].permute(1, 2, 0)
+    for band_pixels, tile in ((1, None), (500, 7), (10**9, None)):
+        rows = [(r, band) for r, band in upscale_bands(model, lr, size, band_pixels=band_pixels, tile_size=tile)]
+        assert [r.start for r, _ in rows] == [0] + [r.stop for r, _ in rows[:-1]] and rows[-1][0].stop == size[0]
+        assert all(band.shape[0] * size[1] <= max(band_pixels, 4 * size[1]) for _, band in rows)
+        assert (torch.cat([band for _, band in rows]) - whole).abs().max() <= 1e-5
+
+
+def test_alpha_bands_match_torch_bicubic():
+    import torch.nn.functional as F
+
+    from liifsr.inference import Span, resize_alpha
+
+    alpha = np.random.default_rng(1).random((17, 23)).astype(np.float32)
+    for size in ((40, 61), (5, 9), (17, 23), (100, 7)):
+        expected = F.interpolate(torch.from_numpy(alpha)[None, None], size=size, mode="bicubic", align_corners=False)
+        expected = expected[0, 0].clamp(0, 1).numpy()
+        assert np.abs(resize_alpha(alpha, size) - expected).max() <= 1e-5
+        assert np.abs(resize_alpha(alpha, size, Span(2, 4)) - expected[2:4]).max() <= 1e-5

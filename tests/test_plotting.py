@@ -34,3 +34,12 @@ def test_plot_log_missing_run_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("liifsr: error:") and err.count("\n") == 1 and "log.csv" in err
     assert not (tmp_path / "c.png").exists()
+
+
+def test_plot_log_names_a_damaged_log(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("epoch,lr,train_loss\n1,fast,0.5\n")
+    assert main(["plot-log", str(run), "-o", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "log.csv" in err and "damaged" in err and "\n" not in err, err

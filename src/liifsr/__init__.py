@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-import importlib
+import sys
 from typing import TYPE_CHECKING, Any
-
-from liifsr.config import MODEL_PRESETS, ModelConfig, model_preset
 
 if TYPE_CHECKING:
     from liifsr.checkpoint import DEFAULT_MODEL, load_model, save_model
+    from liifsr.config import MODEL_PRESETS, ModelConfig, model_preset
     from liifsr.liif import LIIF
 
 __all__ = ["DEFAULT_MODEL", "LIIF", "MODEL_PRESETS", "ModelConfig", "load_model", "model_preset", "save_model"]
 __version__ = "0.1.0"
+INTERRUPTED = "liifsr: interrupted"
 
-# Names whose modules import torch: loaded on first use, so that `liifsr --help` stays fast.
+# Every public name is loaded on first use, so that importing the command line (and
+# `liifsr --help`) imports neither torch nor yaml.
 _LAZY = {"DEFAULT_MODEL": "liifsr.checkpoint", "load_model": "liifsr.checkpoint", "save_model": "liifsr.checkpoint",
-         "LIIF": "liifsr.liif"}
+         "LIIF": "liifsr.liif", "MODEL_PRESETS": "liifsr.config", "ModelConfig": "liifsr.config",
+         "model_preset": "liifsr.config"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        import importlib
+
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'liifsr' has no attribute {name!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `liifsr` command: `liifsr.cli.main`, with Ctrl-C caught while it is imported."""
+    try:
+        from liifsr.cli import main as cli_main
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    return cli_main(argv)

@@ -2,6 +2,6 @@
 
 import sys
 
-from liifsr.cli import main
+from liifsr import main
 
 sys.exit(main())

@@ -16,9 +16,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from liifsr.config import ConfigError, DecoderConfig, EncoderConfig, ModelConfig, from_dict, to_dict
+from liifsr.config import ConfigError, DecoderConfig, EncoderConfig, ModelConfig, check_model_config, from_dict, to_dict
 from liifsr.files import atomic_write
 from liifsr.liif import LIIF
+from liifsr.runtime import resolve_device
 
 FORMAT = "liifsr/1"
 DEFAULT_MODEL = "edsr-liif-relu-skip-shared"
@@ -60,8 +61,12 @@ def load_model(name_or_path: str | Path | None = None, device: str | torch.devic
     """A bundled model name, one of our `.safetensors` files or a LIIF `.pth`, in eval mode
     (or an `.onnx` file from `liifsr export`, as a `liifsr.onnx_runtime.OnnxLIIF`).
 
-    With no argument, the default bundled model.
+    With no argument, the default bundled model. The file's kind is read from its
+    first bytes, not its name (a LIIF checkpoint saved as `.ckpt` loads too). The
+    config is checked against the tensors' shapes before the model is allocated, so
+    a file cannot make liifsr allocate more than its own tensors.
     """
+    device = resolve_device(device)
     source = DEFAULT_MODEL if name_or_path is None else name_or_path
     bundled = bundled_models()
     if isinstance(source, str) and source in bundled:
@@ -77,7 +82,7 @@ def load_model(name_or_path: str | Path | None = None, device: str | torch.devic
         from liifsr.onnx_runtime import load_onnx_model
 
         return load_onnx_model(path)
-    if path.suffix in (".pth", ".pt"):
+    if _is_torch_file(path):
         config, state = _read_liif_pth(path)
     else:
         config, state = _read_safetensors(path)
@@ -90,10 +95,25 @@ def load_model(name_or_path: str | Path | None = None, device: str | torch.devic
     return model.to(device).eval()
 
 
+def _is_torch_file(path: Path) -> bool:
+    """True for a PyTorch pickle (zip or legacy), False for safetensors, by content;
+    a file that is neither goes by its extension, for the clearer message."""
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if len(head) == 9 and head[8:9] == b"{":  # safetensors: 8-byte header length, then JSON
+        return False
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):  # torch.save: zip, or a legacy pickle
+        return True
+    return path.suffix in (".pth", ".pt")
+
+
 def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     try:
-        meta = read_metadata(path)
-        state = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read model file {str(path)!r}: {error} (is it a complete .safetensors file?)") from None
     if "liifsr_config" not in meta:
@@ -102,23 +122,66 @@ def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
         config = from_dict(ModelConfig, json.loads(meta["liifsr_config"]))
     except (ConfigError, json.JSONDecodeError) as error:
         raise CheckpointError(f"model file {str(path)!r} has an invalid config: {error}") from None
+    check_shapes(path, config, shapes)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"cannot read model file {str(path)!r}: {error} (is it a complete .safetensors file?)") from None
     return config, state
 
 
+def check_shapes(path: Path, config: ModelConfig, shapes: dict[str, tuple[int, ...]]) -> None:
+    """The file's tensor names and shapes against those `config` builds, on the meta device
+    (no memory), so a config that promises a huge model fails before allocating it."""
+    try:
+        check_model_config(config)
+    except ConfigError as error:
+        raise CheckpointError(f"model file {str(path)!r} has an invalid config: {error}") from None
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in LIIF(config).state_dict().items()}
+    missing, unexpected = sorted(expected.keys() - shapes.keys()), sorted(shapes.keys() - expected.keys())
+    wrong = sorted(key for key in expected.keys() & shapes.keys() if expected[key] != shapes[key])
+    if missing or unexpected or wrong:
+        key = (missing or unexpected or wrong)[0]
+        problem = ("lacks" if missing else "has an unexpected" if unexpected else "has a wrongly shaped") + f" tensor {key!r}"
+        if not missing and not unexpected:
+            problem += f" of shape {list(shapes[key])} where the config needs {list(expected[key])}"
+        problem += f" (its config: {config.encoder.name} encoder, decoder hidden {config.decoder.hidden})"
+        raise CheckpointError(f"model file {str(path)!r} does not match its config: it {problem}")
+
+
 def _read_liif_pth(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    not_liif = CheckpointError(f"{str(path)!r} is not a LIIF checkpoint (expected {{'model': {{'name', 'args', 'sd'}}}})")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         spec = checkpoint["model"]
         args, state = spec["args"], spec["sd"]
-    except (KeyError, TypeError):
-        raise CheckpointError(f"{str(path)!r} is not a LIIF checkpoint (expected {{'model': {{'args', 'sd'}}}})") from None
+    except (KeyError, TypeError, IndexError):
+        raise not_liif from None
     except Exception as error:  # torch.load raises several types for corrupt files
+        if "Weights only load failed" in str(error):
+            raise CheckpointError(
+                f"cannot read LIIF checkpoint {str(path)!r}: it holds code or Python objects besides tensors, "
+                "which are not loaded, for safety (only tensors, numbers, strings and containers are read)"
+            ) from None
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"cannot read LIIF checkpoint {str(path)!r}: {message}") from None
+    if not isinstance(spec, dict) or not isinstance(args, dict) or not isinstance(state, dict):
+        raise not_liif
     if spec.get("name") != "liif":
         raise CheckpointError(f"{str(path)!r} holds a {spec.get('name')!r} model; only 'liif' models are supported")
-    config = liif_args_to_config(args)
-    state = {k: v for k, v in state.items() if not k.startswith(_LIIF_UNUSED_PREFIXES)}
+    try:
+        config = liif_args_to_config(args)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as error:
+        if isinstance(error, CheckpointError):
+            raise CheckpointError(f"LIIF checkpoint {str(path)!r}: {error}") from None
+        detail = f"lacks {error}" if isinstance(error, KeyError) else f"has malformed arguments ({error})"
+        raise CheckpointError(f"LIIF checkpoint {str(path)!r} {detail} in model.args") from None
+    state = {k: v for k, v in state.items() if not str(k).startswith(_LIIF_UNUSED_PREFIXES)}
+    not_tensors = sorted(str(k) for k, v in state.items() if not torch.is_tensor(v))
+    if not_tensors:
+        raise CheckpointError(f"LIIF checkpoint {str(path)!r}: model.sd[{not_tensors[0]!r}] is not a tensor")
+    check_shapes(path, config, {key: tuple(value.shape) for key, value in state.items()})
     return config, state
 
 
@@ -139,13 +202,18 @@ def liif_args_to_config(args: dict[str, Any]) -> ModelConfig:
         raise CheckpointError("only LIIF checkpoints with an 'mlp' imnet are supported")
     mlp = imnet_spec["args"]
     decoder = DecoderConfig("relu", list(mlp["hidden_list"]), mlp.get("out_dim", 3))
-    return ModelConfig(
+    config = ModelConfig(
         encoder=encoder,
         decoder=decoder,
         feature_unfold=args.get("feat_unfold", True),
         local_ensemble=args.get("local_ensemble", True),
         cell_decode=args.get("cell_decode", True),
     )
+    # The values came from a pickle, not from YAML: give them the same type checks.
+    try:
+        return from_dict(ModelConfig, to_dict(config))
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def convert_liif(source: str | Path, target: str | Path) -> ModelConfig:

@@ -3,16 +3,26 @@
 `COMMANDS` is the table of subcommands: each names the function that adds its options
 to a parser and the function that runs it. Those live in the module that does the
 work and are imported only when their command runs, so that `liifsr --help` stays
-fast (it never imports torch). Expected failures (bad input, missing files) print one
-line `liifsr: error: ...` and exit with status 2; nothing else is written.
+fast (it never imports torch). Expected failures (bad input, missing files, too
+little memory) print one line `liifsr: error: ...` and exit with status 2; nothing
+else is written. Ctrl-C at any moment prints `liifsr: interrupted` (status 130) and
+SIGTERM `liifsr: terminated` (143); both unwind like an exception, so temporary files
+are removed (`liifsr.files.atomic_write`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from liifsr import INTERRUPTED
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -98,7 +108,58 @@ COMMANDS: dict[str, Command] = {
 }
 
 # Errors that are the user's to fix: reported in one line, without a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError,
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it unwinds (and cleans up) like Ctrl-C."""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` in this process while the block runs.
+
+    Forked children (DataLoader workers) inherit the handler; there it restores the
+    default action and re-sends the signal, so they still die as SIGTERM intends.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    pid = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def memory_message(error: BaseException) -> str | None:
+    """A one-line 'out of memory' message with the amount asked for, or None for other errors.
+
+    numpy says "Unable to allocate 4.47 GiB ...", torch's CPU allocator "you tried to
+    allocate N bytes", CUDA "Tried to allocate 2.00 GiB".
+    """
+    text = str(error)
+    is_torch_oom = isinstance(error, RuntimeError) and ("allocate" in text and "memory" in text or "out of memory" in text)
+    if not isinstance(error, MemoryError) and not is_torch_oom:
+        return None
+    amount = ""
+    if match := re.search(r"allocate (\d+) bytes", text):
+        amount = f" it needed {int(match.group(1)) / 2**30:.2f} GiB more"
+    elif match := re.search(r"allocate ([\d.]+ ?[KMGTP]i?B)", text, re.IGNORECASE):
+        amount = f" it needed {match.group(1)} more"
+    return (f"out of memory:{amount or ' an allocation failed'} (free some memory, or ask for a smaller output; "
+            "--tile and --chunk bound the working memory)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -127,15 +188,32 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Run | None]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser, run = build_parser(argv)
-    args = parser.parse_args(argv)
-    assert run is not None  # parse_args exits unless argv named a command
     try:
-        return run(args) or 0
+        with sigterm_raises():
+            parser, run = build_parser(argv)  # imports the command's module (and torch): inside the try
+            args = parser.parse_args(argv)
+            assert run is not None  # parse_args exits unless argv named a command
+            return run(args) or 0
     except USER_ERRORS as error:
-        message = " ".join(str(error).split())  # always one line
-        print(f"liifsr: error: {message}", file=sys.stderr)
-        return 2
+        return _error(str(error))
+    except (MemoryError, RuntimeError) as error:
+        message = memory_message(error)
+        if message is None:
+            raise
+        return _error(message)
+    except Terminated:
+        print("liifsr: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("liifsr: interrupted", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
+
+
+def _error(text: str) -> int:
+    if "tqdm" in sys.modules:  # a bar may still be on the screen
+        from liifsr.progress import close_all
+
+        close_all()
+    message = " ".join(text.split())  # always one line
+    print(f"liifsr: error: {message}", file=sys.stderr)
+    return 2

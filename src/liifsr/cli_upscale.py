@@ -6,15 +6,22 @@ import argparse
 import math
 from pathlib import Path
 
+import torch
+
 from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, convert_liif, load_model
 from liifsr.config import MODEL_PRESETS
-from liifsr.files import check_output_path
-from liifsr.imageio import check_writable, read_image, write_image
-from liifsr.inference import UpscaleError, check_output_size, output_size, upscale_array
+from liifsr.files import check_distinct_outputs, check_output_path
+from liifsr.imageio import MAX_INPUT_PIXELS, LoadedImage, check_writable, read_image, write_image_bands
+from liifsr.inference import (
+    MAX_OUTPUT_PIXELS,
+    UpscaleError,
+    check_options,
+    check_output_size,
+    output_size,
+    resize_alpha,
+    upscale_bands,
+)
 from liifsr.runtime import resolve_device
-
-# Jobs with at least this many output pixels show a progress bar.
-PROGRESS_PIXELS = 2**22
 
 
 def parse_scale(text: str) -> tuple[float, float]:
@@ -50,7 +57,9 @@ def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--tile", type=int, default=None, help="LR tile size for the encoder (default: automatic)")
     parser.add_argument("--chunk", type=int, default=None, help="queries decoded at once (default: 1024 on CPU, 65536 on GPU)")
-    parser.add_argument("--allow-huge", action="store_true", help="allow outputs beyond 400 megapixels")
+    parser.add_argument("--allow-huge", action="store_true",
+                        help=f"allow outputs beyond {MAX_OUTPUT_PIXELS / 1e6:.0f} megapixels and inputs beyond "
+                        f"{MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
 
 
 def output_path(source: Path, args: argparse.Namespace, bit_depth: int) -> Path:
@@ -63,36 +72,36 @@ def output_path(source: Path, args: argparse.Namespace, bit_depth: int) -> Path:
 def run_upscale(args: argparse.Namespace) -> int:
     if args.output is not None and len(args.inputs) > 1:
         raise UpscaleError(f"-o takes one input but {len(args.inputs)} were given (use --out-dir DIR)")
-    if (args.tile is not None and args.tile < 1) or (args.chunk is not None and args.chunk < 1):
-        raise UpscaleError("--tile and --chunk must be positive")
+    check_options(args.chunk, args.tile, args.precision)
     # Read and validate everything before the model runs, so errors come first and cheap
     # (check_writable also finds a missing --out-dir).
     jobs = []
     for source in args.inputs:
-        image = read_image(source)
+        image = read_image(source, max_pixels=None if args.allow_huge else MAX_INPUT_PIXELS)
         target = output_path(source, args, image.bit_depth)
-        check_writable(target, bit_depth=image.bit_depth, alpha=image.alpha is not None)
         out_hw = output_size(image.rgb.shape[:2], args.scale, args.size)
         check_output_size(out_hw, args.allow_huge)
+        check_writable(target, bit_depth=image.bit_depth, alpha=image.alpha is not None, size=out_hw)
         jobs.append((source, image, target, out_hw))
+    check_distinct_outputs([(source, target) for source, _, target, _ in jobs])
     model = load_model(args.model, device=resolve_device(args.device))
     if args.precision != "fp32" and str(args.model).endswith(".onnx"):
         raise UpscaleError("exported ONNX models run in fp32 (drop --precision)")
     for source, image, target, out_hw in jobs:
-        rgb, alpha = upscale_array(
-            model,
-            image.rgb,
-            image.alpha,
-            size=out_hw,
-            allow_huge=args.allow_huge,
-            tile_size=args.tile,
-            chunk_size=args.chunk,
-            precision=args.precision,
-            progress=out_hw[0] * out_hw[1] >= PROGRESS_PIXELS,
-        )
-        write_image(target, rgb, alpha, grayscale=image.grayscale, bit_depth=image.bit_depth)
-        print(f"{source} -> {target} ({out_hw[1]}x{out_hw[0]})")
+        bands = upscaled_bands(model, image, out_hw, args)
+        write_image_bands(target, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,
+                          bit_depth=image.bit_depth)
+        print(f"{source} -> {target} ({out_hw[0]}x{out_hw[1]}, HEIGHTxWIDTH)")
     return 0
+
+
+def upscaled_bands(model, image: LoadedImage, out_hw: tuple[int, int], args: argparse.Namespace):
+    """(rgb, alpha) float bands of the output, top to bottom; a bar on a terminal when slow."""
+    lr = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
+    for rows, rgb in upscale_bands(model, lr, out_hw, chunk_size=args.chunk, tile_size=args.tile,
+                                   precision=args.precision, progress=None):
+        alpha = None if image.alpha is None else resize_alpha(image.alpha, out_hw, rows)
+        yield rgb.numpy(), alpha
 
 
 def configure_convert_parser(parser: argparse.ArgumentParser) -> None:

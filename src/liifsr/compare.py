@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from liifsr.files import atomic_write, check_output_path
+from liifsr.files import atomic_write, check_distinct_outputs, check_output_path
 from liifsr.imageio import read_image
 from liifsr.inference import Span, output_size, upscale_tensor
 from liifsr.metrics import psnr
@@ -111,7 +111,7 @@ def decode_box(model: LIIF, lr: Tensor, out_hw: tuple[int, int], box: Box, chunk
     Equal to cropping `upscale_tensor(model, lr, out_hw)`, without decoding the rest.
     """
     region = (Span(box.y, box.y + box.h), Span(box.x, box.x + box.w))
-    return upscale_tensor(model, lr, out_hw, chunk_size=chunk_size, region=region)
+    return upscale_tensor(model, lr, out_hw, chunk_size=chunk_size, region=region, progress=None)
 
 
 def load_models(names: list[str], device: torch.device) -> dict[str, LIIF]:
@@ -172,7 +172,7 @@ def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], sca
         if name == BICUBIC:
             pred = bicubic_upsample(lr, out_hw)
         else:
-            pred = upscale_tensor(models[name], lr, out_hw)
+            pred = upscale_tensor(models[name], lr, out_hw, progress=None)
         panels.append(Panel(to_array(pred), f"{display_name(name)}\n({out_hw[1]}x{out_hw[0]})"))
     return panels
 
@@ -226,6 +226,7 @@ def compare(
     if not math.isfinite(scale) or scale < 1:
         raise ValueError(f"bad --scale {scale:g}: give a number >= 1")
     dest = check_output_path(out, FIGURE_FORMATS, "figure")
+    check_distinct_outputs([(image_path, dest)])
     loaded = torch.from_numpy(read_image(image_path).rgb).permute(2, 0, 1).contiguous()
     loaded_models = load_models(models, resolve_device(device))
     if lr_crop:

@@ -8,6 +8,8 @@ a typo in a config never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +23,11 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
+
+
+# YAML 1.1 (PyYAML) reads `2e-4` and `1e5` as strings: it wants a dot and a signed
+# exponent. Numbers written the way people write them are accepted as floats.
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 @dataclass
@@ -83,6 +90,33 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 }
 
 
+ENCODERS = ("edsr", "rdn")
+ACTIVATIONS = ("relu", "sine")
+
+
+def check_model_config(config: ModelConfig, where: str = "model") -> None:
+    """Refuse sizes and values no model can be built from (before anything is allocated)."""
+    enc, dec = config.encoder, config.decoder
+    if enc.name not in ENCODERS:
+        raise ConfigError(f"{where}.encoder.name must be one of {ENCODERS}, got {enc.name!r}")
+    sizes = {"n_feats": enc.n_feats} if enc.name == "edsr" else {
+        "G0": enc.G0, "D": enc.D, "C": enc.C, "G": enc.G, "kernel_size": enc.kernel_size}
+    for name, value in sizes.items():
+        if value < 1:
+            raise ConfigError(f"{where}.encoder.{name} must be a positive integer, got {value}")
+    if enc.name == "rdn" and enc.kernel_size % 2 == 0:
+        raise ConfigError(f"{where}.encoder.kernel_size must be odd, got {enc.kernel_size}")
+    if enc.n_resblocks < 0 or not math.isfinite(enc.res_scale):
+        raise ConfigError(f"{where}.encoder: n_resblocks must be >= 0 and res_scale finite")
+    if dec.activation not in ACTIVATIONS:
+        raise ConfigError(f"{where}.decoder.activation must be one of {ACTIVATIONS}, got {dec.activation!r}")
+    if not dec.hidden or any(width < 1 for width in dec.hidden) or dec.out_dim < 1:
+        raise ConfigError(f"{where}.decoder: hidden needs at least one positive width and out_dim must be positive, "
+                          f"got hidden={dec.hidden}, out_dim={dec.out_dim}")
+    if not all(math.isfinite(w0) and w0 > 0 for w0 in (dec.w0_first, dec.w0_hidden)):
+        raise ConfigError(f"{where}.decoder: w0_first and w0_hidden must be positive, got {dec.w0_first}, {dec.w0_hidden}")
+
+
 def model_preset(name: str) -> ModelConfig:
     if name not in MODEL_PRESETS:
         raise ConfigError(f"unknown model preset {name!r} (choose one of: {', '.join(MODEL_PRESETS)})")
@@ -109,11 +143,13 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         for option in options:
             if option is type(None):
                 continue
+            if isinstance(value, dict) and dataclasses.is_dataclass(option):
+                return _convert(value, option, where)  # a mapping is meant as this one: its own errors are the clear ones
             try:
                 return _convert(value, option, where)
             except ConfigError:
                 continue
-        raise ConfigError(f"{where}: {value!r} does not fit {annotation}")
+        raise ConfigError(f"{where}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -128,6 +164,8 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -136,6 +174,14 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     return value
+
+
+def _describe(annotation: Any) -> str:
+    """A type as a config user reads it: 'a string', 'a mapping of ModelConfig fields'."""
+    if dataclasses.is_dataclass(annotation):
+        return f"a mapping of {annotation.__name__} fields"
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return names.get(annotation, "a list" if typing.get_origin(annotation) in (list, tuple) else str(annotation))
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
@@ -176,7 +222,10 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {part!r} is not a mapping")
-    node[leaf] = yaml.safe_load(raw)
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {override!r}: the value is not valid YAML ({' '.join(str(error).split())})") from None
 
 
 def dump_yaml(config: Any) -> str:

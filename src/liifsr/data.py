@@ -44,7 +44,6 @@ Validation
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -141,9 +140,9 @@ class ImageFolder:
 def _progress(items: Sequence[Path], enabled: bool, description: str) -> Sequence[Path] | Iterator[Path]:
     if not enabled:
         return items
-    from tqdm import tqdm
+    from liifsr.progress import progress_bar
 
-    return tqdm(items, desc=description, unit="img", file=sys.stderr, leave=False)
+    return progress_bar(items, desc=description, unit="img")
 
 
 def holdout_indices(count: int, total: int) -> list[int]:

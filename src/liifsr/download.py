@@ -59,7 +59,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import BinaryIO, Protocol
 
-from tqdm import tqdm
+from liifsr.progress import progress_bar
 
 __all__ = [
     "DATASETS",
@@ -214,8 +214,19 @@ def download_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    check_root(Path(root))
     records = select_parts(DATASETS[name], parts)
     return fetch_records(records, Path(root), base_url=base_url, progress=progress)
+
+
+def check_root(root: Path) -> None:
+    """The download folder must be a folder, or not exist yet below folders."""
+    for path in (root, *root.absolute().parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ValueError(f"cannot download into {str(root)!r}: {str(path)!r} is a file, not a folder "
+                                 "(give a folder)")
+            return
 
 
 def select_parts(spec: DatasetSpec, parts: Sequence[str] | None) -> list[FileRecord]:
@@ -405,14 +416,14 @@ def _receive(
             "the mirror serves a different file (check base_url)"
         )
     digest = _hash_file(part) if offset else hashlib.sha256()
-    with part.open("ab" if offset else "wb") as sink, tqdm(
+    with part.open("ab" if offset else "wb") as sink, progress_bar(
         total=total if total is not None else size,
         initial=offset,
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
         desc=name,
-        disable=not progress,
+        enabled=None if progress else False,
     ) as bar:
         try:
             _stream(response, sink, digest, bar.update)

@@ -20,6 +20,11 @@ shave = scale + 6; SSIM is on Y with the same shave. `--protocol auto` picks 'di
 for the DIV2K layout and for folders named like DIV2K, 'benchmark' otherwise; the
 choice is printed for every dataset and stored in every record.
 
+Every HR image (and pre-made LR image) is read once before any model runs: a corrupt
+file, or an image too small for a scale and its shave, stops the evaluation at the
+start with one line naming the file, never after hours and never with a partial
+report (published averages over a subset would not be comparable).
+
 Grayscale HR images are read as RGB (channel replicated), as LIIF's loader does.
 Models are scored on their clamped float output, as LIIF's test script does; the
 built-in `bicubic` method upsamples with MATLAB `imresize` and rounds to uint8, as
@@ -48,11 +53,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
-
 from liifsr.files import atomic_write, check_output_path
 from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
-from liifsr.metrics import calc_psnr, ssim
+from liifsr.metrics import SSIM_WINDOW, calc_psnr, shave_for, ssim
+from liifsr.progress import progress_bar
 from liifsr.resize import BICUBIC, bicubic_upsample, imresize_uint8, liif_downsample, modcrop
 from liifsr.runtime import autocast, resolve_device
 
@@ -208,10 +212,38 @@ def make_pair(dataset: EvalSet, hr_path: Path, scale: float) -> tuple[Tensor, Te
     h, w = lr.shape[-2] * s, lr.shape[-1] * s
     if h > hr.shape[-2] or w > hr.shape[-1]:
         raise ValueError(
-            f"LR image {str(path)!r} ({lr.shape[-1]}x{lr.shape[-2]}) is too large for "
-            f"{hr_path.name} ({hr.shape[-1]}x{hr.shape[-2]}) at x{s}"
+            f"LR image {str(path)!r} ({lr.shape[-2]}x{lr.shape[-1]}, HEIGHTxWIDTH) is too large for "
+            f"{hr_path.name} ({hr.shape[-2]}x{hr.shape[-1]}) at x{s}"
         )
     return hr[:, :h, :w], lr  # LIIF crops the HR to s times the LR size
+
+
+def scored_size(hr_hw: tuple[int, int], lr_hw: tuple[int, int] | None, scale: float) -> tuple[int, int]:
+    """The size of the HR crop `make_pair` scores: s times the LR file's size, a modcrop
+    (in-domain), or LIIF's crop to round(floor(n / s) s) (out-of-domain)."""
+    if lr_hw is not None:
+        return lr_hw[0] * int(scale), lr_hw[1] * int(scale)
+    if scale > IN_DOMAIN_MAX_SCALE:
+        return tuple(round(math.floor(n / scale + 1e-9) * scale) for n in hr_hw)  # type: ignore[return-value]
+    return tuple(n - n % int(scale) for n in hr_hw)  # type: ignore[return-value]
+
+
+def check_images(dataset: EvalSet, files: list[Path], scales: list[float], protocol: str, progress: bool) -> None:
+    """Read every HR and pre-made LR image once, before any model runs; ValueError (naming
+    the file) for an unreadable one, or one too small for a scale once its borders are shaved."""
+    with progress_bar(files, desc=f"{dataset.name}: reading", unit="img", enabled=None if progress else False) as bar:
+        for hr_path in bar:
+            hr_hw = tuple(read_uint8(hr_path).shape[-2:])
+            for scale in scales:
+                path = lr_file(dataset, hr_path, scale)
+                lr_hw = tuple(read_uint8(path).shape[-2:]) if path is not None else None
+                size, shave = scored_size(hr_hw, lr_hw, scale), shave_for(protocol, scale)
+                if min(size) - 2 * shave < SSIM_WINDOW:
+                    raise ValueError(
+                        f"HR image {str(hr_path)!r} ({hr_hw[0]}x{hr_hw[1]}, HEIGHTxWIDTH) is too small for x{scale:g}: "
+                        f"the {protocol} protocol scores a {size[0]}x{size[1]} crop, shaves {shave} pixels per border "
+                        f"and SSIM needs {SSIM_WINDOW}x{SSIM_WINDOW} left (remove the image or the scale)"
+                    )
 
 
 # --- methods ----------------------------------------------------------------------
@@ -227,7 +259,7 @@ def load_method(name: str, device: torch.device, progress: bool = False, precisi
     model = load_model(name, device=device)
 
     def method(lr: Tensor, size: tuple[int, int]) -> Tensor:
-        return upscale_tensor(model, lr, size, progress=progress, precision=precision)
+        return upscale_tensor(model, lr, size, progress=None if progress else False, precision=precision)
 
     return method
 
@@ -304,6 +336,8 @@ def evaluate(
     if progress:
         for dataset, (chosen, why) in protocols.items():
             print(f"liifsr evaluate: {dataset.name}: {PROTOCOL_TEXT[chosen]} ({why})", file=sys.stderr)
+    for dataset in sets:
+        check_images(dataset, files[dataset], scales, protocols[dataset][0], progress)
 
     records = []
     for dataset in sets:
@@ -327,8 +361,8 @@ def _evaluate_one(
     progress: bool,
 ) -> dict[str, Tally]:
     tallies = {name: Tally() for name in methods}
-    bar = tqdm(files, desc=f"{dataset.name} x{scale:g}", unit="img", disable=not progress, file=sys.stderr)
-    with torch.no_grad():
+    bar = progress_bar(files, desc=f"{dataset.name} x{scale:g}", unit="img", enabled=None if progress else False)
+    with torch.no_grad(), bar:
         for hr_path in bar:
             hr, lr = make_pair(dataset, hr_path, scale)
             for name, method in methods.items():

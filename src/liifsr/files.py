@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OutputError", "atomic_write", "check_output_path", "one_line"]
+__all__ = ["OutputError", "atomic_write", "check_distinct_outputs", "check_output_path", "one_line"]
 
 
 class OutputError(ValueError):
@@ -63,6 +63,35 @@ def check_output_path(
     return dest
 
 
+def check_distinct_outputs(jobs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]]) -> None:
+    """Refuse (input, output) pairs that would destroy data, before any work: an output
+    that is one of the inputs, or two outputs with one name (only the last would survive).
+
+    Paths are compared after resolving links and `..`; an existing output is compared
+    with the inputs by identity (os.path.samefile), which also catches hard links.
+    """
+    inputs = [Path(source) for source, _ in jobs]
+    seen: dict[Path, Path] = {}
+    for source, target in jobs:
+        dest = Path(target)
+        for other in inputs:
+            if _same_file(dest, other):
+                raise output_error(target, f"it is the input {os.fspath(other)!r}",
+                                   "choose another output name or folder; liifsr never overwrites its inputs")
+        key = dest.resolve()
+        if key in seen:
+            raise output_error(target, f"inputs {os.fspath(seen[key])!r} and {os.fspath(source)!r} would both be written there",
+                               "upscale them in separate runs or into separate folders")
+        seen[key] = Path(source)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `path`; move it into place only if the block succeeds.
@@ -71,13 +100,16 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     rename on the same file system) and keeps the extension, so writers that infer the
     format from the name still work. On any failure, KeyboardInterrupt included, it is
     removed and `path` is untouched. Unlike `NamedTemporaryFile` (always mode 0600) the
-    file gets the usual umask-derived permissions, or those of the file it replaces.
+    file gets the usual umask-derived permissions, or those of the file it replaces, even
+    when the writer recreates it with its own mode (safetensors writes 0600).
+    SIGTERM cleans up the same way: `liifsr.cli` turns it into an exception.
     """
     dest = check_output_path(path)
     tmp = _create_temp_file(dest)
     try:
+        umask_mode = stat.S_IMODE(tmp.stat().st_mode)
         yield tmp
-        _copy_existing_mode(dest, tmp)
+        _set_mode(dest, tmp, umask_mode)
         _fsync(tmp)
         os.replace(tmp, dest)
     except BaseException:
@@ -104,13 +136,14 @@ def _create_temp_file(dest: Path) -> Path:
     raise output_error(dest, "could not create a temporary file", "clean up stray .tmp files")
 
 
-def _copy_existing_mode(dest: Path, tmp: Path) -> None:
-    """Keep the permissions of a file we overwrite, as a plain open('w') would."""
+def _set_mode(dest: Path, tmp: Path, umask_mode: int) -> None:
+    """Keep the permissions of a file we overwrite, as a plain open('w') would; else the umask's."""
     try:
         mode = stat.S_IMODE(dest.stat().st_mode)
     except FileNotFoundError:
-        return
-    os.chmod(tmp, mode)
+        mode = umask_mode
+    if stat.S_IMODE(tmp.stat().st_mode) != mode:
+        os.chmod(tmp, mode)
 
 
 def _fsync(path: Path) -> None:

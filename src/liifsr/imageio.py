@@ -10,14 +10,20 @@ Pixels cross this boundary as float32 arrays in [0, 1]: the model always sees
 RGB, and the metadata it needs to write a faithful output (alpha, grayscale,
 bit depth) travels alongside in :class:`LoadedImage`.
 
+Inputs above :data:`MAX_INPUT_PIXELS` are refused from their header, before they are
+decoded (a small file can declare a huge image), unless the caller lifts the limit.
+
 Outputs are written with :func:`liifsr.files.atomic_write`, so an interrupted or
 failed run never leaves a partial file, nor clobbers a previous good one.
+:func:`write_image_bands` writes an image that arrives top to bottom in bands: PNG
+is streamed (each row is compressed and written when its band arrives), other
+formats are assembled in memory at 8 bits and saved by Pillow.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +43,7 @@ __all__ = [
     "read_image",
     "read_uint8",
     "write_image",
+    "write_image_bands",
 ]
 
 #: Extensions (lower case, with the dot) treated as images when scanning folders
@@ -60,6 +67,11 @@ _SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "JPEG": {"quality": 95, "subsampling": 0},
     "WEBP": {"lossless": True},
 }
+# Inputs beyond this many pixels are refused unless the caller allows huge images
+# (`--allow-huge`): decoding one takes about 30 bytes per pixel.
+MAX_INPUT_PIXELS = 2**27  # 134,217,728, e.g. 11585 x 11585
+# Largest side each format can store; PNG and TIFF have no practical limit here.
+_MAX_SIDE = {"JPEG": 65535, "WEBP": 16383}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXIF_ORIENTATION = 0x0112
 _FIX_CORRUPT = "re-export or re-download it"
@@ -115,20 +127,25 @@ def _os_error_problem(error: OSError) -> str:
 # reading
 
 
-def read_image(path: str | os.PathLike[str]) -> LoadedImage:
+def read_image(path: str | os.PathLike[str], max_pixels: int | None = MAX_INPUT_PIXELS) -> LoadedImage:
     """Decode an image file fully into a :class:`LoadedImage`, EXIF orientation applied.
 
     The whole file is decoded here (not lazily) so a truncated or corrupt
-    file fails before any expensive model work starts.
+    file fails before any expensive model work starts. An image of more than
+    `max_pixels` pixels (None: no limit) is refused from its header, undecoded.
     """
     if os.path.isdir(path):
         raise _read_error(path, "it is a directory, not an image file", "pass an image file")
     try:
-        with Image.open(path) as img:
+        with _pillow_pixel_limit_off(), Image.open(path) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise _read_error(
+                    path, f"image of {img.height}x{img.width} (HEIGHTxWIDTH) pixels is over the limit of {max_pixels:,} pixels",
+                    "use --allow-huge if you mean it, or downscale it first")
             _load_fully(path, img)
             _check_single_frame(path, img)
             if img.width == 0 or img.height == 0:
-                raise _read_error(path, f"image has zero size ({img.width}x{img.height})", _FIX_CORRUPT)
+                raise _read_error(path, f"image has zero size ({img.height}x{img.width}, HEIGHTxWIDTH)", _FIX_CORRUPT)
             orientation = _exif_orientation(img)
             if img.format == "PNG" and _png_needs_pypng(path):
                 loaded = _read_png_16bit_color(path, source_mode=f"{img.mode};16")
@@ -141,19 +158,38 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     except UnidentifiedImageError:
         supported = ", ".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
         raise _read_error(path, "not a recognised image file", f"use one of: {supported}") from None
-    except Image.DecompressionBombError as error:
-        raise _read_error(path, f"image is too large ({error})", "downscale or crop it first") from None
     except OSError as error:
         raise _read_error(path, _os_error_problem(error), "check the file") from None
+    except (ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+        if isinstance(error, ImageError):
+            raise
+        # Pillow's header parsers raise these for malformed files (e.g. an oversized PNG text chunk).
+        raise _read_error(path, f"file is corrupt ({one_line(error) or type(error).__name__})", _FIX_CORRUPT) from None
     return _apply_orientation(loaded, orientation)
 
 
-def read_uint8(path: str | os.PathLike[str]) -> torch.Tensor:
+@contextmanager
+def _pillow_pixel_limit_off() -> Iterator[None]:
+    """Pillow's own decompression-bomb check off while a file is opened.
+
+    Pillow warns above the module-wide `Image.MAX_IMAGE_PIXELS` and refuses twice that;
+    liifsr checks its own limit on the header instead (and lifts it for --allow-huge),
+    with a message that says so.
+    """
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def read_uint8(path: str | os.PathLike[str], max_pixels: int | None = MAX_INPUT_PIXELS) -> torch.Tensor:
     """An image file as a uint8 (3, H, W) tensor, gray replicated to RGB as LIIF's loader does.
 
     8-bit files come back with their exact values; 16-bit ones are rounded to 8 bits.
     """
-    levels = np.rint(read_image(path).rgb * 255).astype(np.uint8)
+    levels = np.rint(read_image(path, max_pixels).rgb * 255).astype(np.uint8)
     return torch.from_numpy(levels).permute(2, 0, 1).contiguous()
 
 
@@ -176,8 +212,6 @@ def _load_fully(path: str | os.PathLike[str], img: Image.Image) -> None:
     """Force the full decode, turning decoder failures into one-line ImageErrors."""
     try:
         img.load()
-    except Image.DecompressionBombError:
-        raise
     except OSError as error:
         if "truncated" in str(error):
             raise _read_error(path, "file is truncated", _FIX_CORRUPT) from None
@@ -330,12 +364,14 @@ def _to_rgb3(color: np.ndarray) -> np.ndarray:
 # writing
 
 
-def check_writable(path: str | os.PathLike[str], *, bit_depth: int = 8, alpha: bool = False) -> Path:
+def check_writable(
+    path: str | os.PathLike[str], *, bit_depth: int = 8, alpha: bool = False, size: tuple[int, int] | None = None
+) -> Path:
     """Validate an output destination before any expensive work, so the CLI fails fast.
 
     Checks the extension is supported (and can hold the requested alpha /
-    bit depth), that the path is not a directory, and that its directory
-    exists and is writable. Returns the destination as a Path.
+    bit depth and `size` (HEIGHT, WIDTH)), that the path is not a directory, and that
+    its directory exists and is writable. Returns the destination as a Path.
     """
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
@@ -346,6 +382,10 @@ def check_writable(path: str | os.PathLike[str], *, bit_depth: int = 8, alpha: b
         raise _write_error(path, f"{ext} cannot store 16-bit images", "use .png, or write 8-bit")
     if alpha and ext not in _ALPHA_EXTENSIONS:
         raise _write_error(path, f"{ext} cannot store an alpha channel", "use .png (or .webp/.tiff)")
+    limit = _MAX_SIDE.get(_PIL_FORMATS[ext])
+    if size is not None and limit is not None and max(size) > limit:
+        raise _write_error(path, f"{ext} images are at most {limit} pixels on a side, this one is {size[0]}x{size[1]} "
+                           "(HEIGHTxWIDTH)", "use .png")
     return dest
 
 
@@ -407,7 +447,7 @@ def _quantize_inputs(
 def _quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
     levels = 255 if bit_depth == 8 else 65535
     dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.rint(np.clip(values.astype(np.float64), 0.0, 1.0) * levels).astype(dtype)
+    return np.rint(np.clip(values.astype(np.float32), 0.0, 1.0) * levels).astype(dtype)
 
 
 def _write_pil(tmp: Path, pixels: np.ndarray, pil_format: str) -> None:
@@ -433,14 +473,73 @@ def _write_png_16bit(tmp: Path, pixels: np.ndarray, grayscale: bool) -> None:
         writer.write_packed(handle, (row.tobytes() for row in rows))
 
 
+def write_image_bands(
+    path: str | os.PathLike[str],
+    size: tuple[int, int],
+    bands: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    *,
+    alpha: bool = False,
+    grayscale: bool = False,
+    bit_depth: int = 8,
+) -> None:
+    """Write an image of `size` (HEIGHT, WIDTH) given top to bottom as bands (rgb (h, W, 3)
+    float in [0, 1], alpha (h, W) or None), atomically, with `write_image`'s rules.
+
+    PNG is streamed through pypng: each band is quantised, its rows compressed and
+    written, and dropped, so memory does not grow with the image. Other formats cannot
+    be written row by row through Pillow: they are assembled in memory at 8 bits (3 or
+    4 bytes per pixel), then saved.
+    """
+    height, width = size
+    dest = check_writable(path, bit_depth=bit_depth, alpha=alpha, size=size)
+    planes = (1 if grayscale else 3) + (1 if alpha else 0)
+
+    def levels() -> Iterator[np.ndarray]:
+        done = 0
+        for rgb, alpha_band in bands:
+            color, alpha_levels = _quantize_inputs(rgb, alpha_band, grayscale, bit_depth)
+            if (alpha_levels is not None) != alpha or color.shape[1] != width:
+                raise ValueError(f"band of shape {rgb.shape} does not fit a {height}x{width} image (alpha: {alpha})")
+            done += color.shape[0]
+            yield color if alpha_levels is None else np.concatenate([color, alpha_levels[..., None]], axis=-1)
+        if done != height:
+            raise ValueError(f"bands hold {done} rows, the image {height}")
+
+    try:
+        with _as_image_error(), atomic_write(dest) as tmp:
+            if dest.suffix.lower() == ".png":
+                writer = png.Writer(width, height, greyscale=grayscale, alpha=alpha, bitdepth=bit_depth)
+                dtype = ">u2" if bit_depth == 16 else np.uint8
+                rows = (row.astype(dtype).tobytes() for band in levels() for row in band.reshape(band.shape[0], -1))
+                with open(tmp, "wb") as handle:
+                    writer.write_packed(handle, rows)
+            else:
+                pixels = np.empty((height, width, planes), np.uint8)
+                row = 0
+                for band in levels():
+                    pixels[row : row + band.shape[0]] = band
+                    row += band.shape[0]
+                _write_pil(tmp, pixels, _PIL_FORMATS[dest.suffix.lower()])
+    except OSError as error:
+        raise _write_error(path, _os_error_problem(error), "check free disk space and permissions") from None
+
+
 # --------------------------------------------------------------------------
 # in-memory PIL images (the Python API's `model.upscale(pil_image)`)
 
 
 def from_pil(img: Image.Image) -> LoadedImage:
-    """A PIL image already in memory, normalised like `read_image` (no EXIF rotation)."""
-    img.load()
-    return _from_pil("<PIL image>", img)
+    """A PIL image already in memory, normalised like `read_image` (no EXIF rotation).
+
+    The rules of files hold: a lazily opened image that turns out truncated or corrupt
+    is an ImageError, and animations are refused rather than reduced to frame 0.
+    """
+    name = getattr(img, "filename", "") or "<PIL image>"
+    _load_fully(name, img)
+    _check_single_frame(name, img)
+    if img.width == 0 or img.height == 0:
+        raise _read_error(name, f"image is empty ({img.height}x{img.width}, HEIGHTxWIDTH)", "pass a non-empty image")
+    return _from_pil(name, img)
 
 
 def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None, grayscale: bool = False) -> Image.Image:

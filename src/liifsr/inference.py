@@ -11,6 +11,13 @@ within 2 cells of it, plus the encoder's margin.
 Peak memory beyond the input and output buffers is therefore bounded by the tile
 (encoder activations over (tile + 2 * (margin + 2))^2 pixels) and the chunk
 (about chunk_size * 4 * hidden floats for the MLP), whatever the image size.
+`upscale_bands` goes one step further for outputs written to disk: it yields the
+output top to bottom in bands of at most `BAND_PIXELS` pixels, so that no buffer
+grows with the output (`liifsr.imageio.write_image_bands` streams them into a PNG).
+
+Every request is validated here, once, for the Python API and the command line alike
+(`check_options`, `output_size`, `check_input`): bad sizes, scales, options and pixel
+values raise `UpscaleError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -22,12 +29,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from liifsr import coords as C
-from liifsr.runtime import autocast
+from liifsr.progress import progress_bar
+from liifsr.resize import bicubic_taps
+from liifsr.runtime import PRECISIONS, autocast
 
 if TYPE_CHECKING:  # the model is only named in annotations: liif.py imports this module
     from liifsr.liif import LIIF
@@ -42,25 +49,36 @@ DEFAULT_TILE = 256
 UNTILED_MAX_PIXELS = 512 * 512
 # Outputs beyond this need allow_huge=True: a typo like --scale 300 should not eat the disk.
 MAX_OUTPUT_PIXELS = 20000 * 20000
+# Output pixels per band of `upscale_bands` (float32 RGB: 48 MB).
+BAND_PIXELS = 2**22
 
 
 class UpscaleError(ValueError):
     """A request that cannot be served; the message names the problem and the fix."""
 
 
+def _is_number(value: object) -> bool:
+    """A real number, and not a bool (True is an int in Python, but never a size or a scale)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | None, size: tuple[int, int] | None) -> tuple[int, int]:
-    """Output (H, W) from a scale (one or per axis) or an explicit size; validated."""
+    """Output (H, W) from a scale (one or per axis) or an explicit size (HEIGHT, WIDTH); validated."""
     if (scale is None) == (size is None):
         raise UpscaleError("give exactly one of scale or size")
     if size is not None:
-        if len(size) != 2 or any(not isinstance(n, (int, np.integer)) or n <= 0 for n in size):
-            raise UpscaleError(f"size must be two positive integers (height, width), got {size!r}")
+        if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_count(n) and n > 0 for n in size):
+            raise UpscaleError(f"size must be two positive integers (HEIGHT, WIDTH), got {size!r}")
         return int(size[0]), int(size[1])
     scales = scale if isinstance(scale, (tuple, list)) else (scale, scale)
     if len(scales) != 2:
         raise UpscaleError(f"scale must be one number or (sy, sx), got {scale!r}")
     for s in scales:
-        if not isinstance(s, (int, float, np.floating, np.integer)) or not math.isfinite(s) or s <= 0:
+        if not _is_number(s) or not math.isfinite(s) or s <= 0:
             raise UpscaleError(f"scale must be a positive finite number, got {s!r}")
     out = tuple(max(1, round(n * s)) for n, s in zip(in_hw, scales))
     return out[0], out[1]
@@ -70,9 +88,30 @@ def check_output_size(out_hw: tuple[int, int], allow_huge: bool) -> None:
     pixels = out_hw[0] * out_hw[1]
     if pixels > MAX_OUTPUT_PIXELS and not allow_huge:
         raise UpscaleError(
-            f"output of {out_hw[1]}x{out_hw[0]} pixels exceeds the limit of {MAX_OUTPUT_PIXELS:,} pixels "
+            f"output of {out_hw[0]}x{out_hw[1]} (HEIGHTxWIDTH) pixels exceeds the limit of {MAX_OUTPUT_PIXELS:,} pixels "
             "(use --allow-huge / allow_huge=True if you mean it)"
         )
+
+
+def check_options(chunk_size: int | None = None, tile_size: int | None = None, precision: str = "fp32") -> None:
+    """The tuning options of an upscale: positive integers (or None for the default) and a known precision."""
+    for name, flag, value in (("chunk_size", "--chunk", chunk_size), ("tile_size", "--tile", tile_size)):
+        if value is not None and not (_is_count(value) and value > 0):
+            raise UpscaleError(f"{name} ({flag}) must be a positive integer, got {value!r}")
+    if precision not in PRECISIONS:
+        raise UpscaleError(f"unknown precision {precision!r} (choose one of: {', '.join(PRECISIONS)})")
+
+
+def check_input(lr: Tensor) -> None:
+    """An LR image tensor (1, 3, H, W): float, not empty, no NaN or infinity."""
+    if lr.dim() != 4 or lr.shape[:2] != (1, 3):
+        raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {tuple(lr.shape)}")
+    if lr.shape[-2] == 0 or lr.shape[-1] == 0:
+        raise UpscaleError(f"the image is empty ({lr.shape[-2]}x{lr.shape[-1]} pixels, HEIGHTxWIDTH)")
+    if not lr.is_floating_point():
+        raise UpscaleError(f"tensors must be float in [0, 1], got {lr.dtype}")
+    if not bool(torch.isfinite(lr).all()):
+        raise UpscaleError("the image contains NaN or infinite values (expected floats in [0, 1])")
 
 
 @dataclass(frozen=True)
@@ -159,30 +198,63 @@ def decode_region(
         yield Span(rows.start + r0, rows.start + r1), cols, rgb.view(1, r1 - r0, width, -1)
 
 
-def decode_blocks(
+def lr_row_bands(in_h: int, tile_size: int, band_rows: int | None = None) -> list[Span]:
+    """Spans of LR rows decoded together: a tile's height, or fewer to bound a band's output."""
+    return tile_spans(in_h, min(tile_size, band_rows) if band_rows else tile_size)
+
+
+def decode_row_band(
+    model: LIIF, inp: Tensor, out_hw: tuple[int, int], out_rows: Span, tile_size: int, chunk_size: int
+) -> Iterator[tuple[Span, Span, Tensor]]:
+    """Decode output rows `out_rows` across the whole width, one LR tile column at a time."""
+    xs = C.pixel_centers(out_hw[1], inp.device)
+    for tile_cols in tile_spans(inp.shape[-1], tile_size):
+        out_cols = owned_outputs(xs, inp.shape[-1], tile_cols)
+        if out_cols.start < out_cols.stop:
+            yield from decode_region(model, inp, out_hw, out_rows, out_cols, chunk_size)
+
+
+def decode_bands(
     model: LIIF,
     inp: Tensor,
     out_hw: tuple[int, int],
-    chunk_size: int | None = None,
+    chunk_size: int,
     tile_size: int | None = None,
-) -> Iterator[tuple[Span, Span, Tensor]]:
-    """Yield (rows, cols, rgb (1, h, w, 3) in normalised space) covering the whole output.
-
-    Each LR tile decodes the output pixels whose centres fall in it.
-    """
+    band_pixels: int | None = None,
+) -> Iterator[tuple[Span, Iterator[tuple[Span, Span, Tensor]]]]:
+    """Yield (output rows, their blocks) top to bottom; the blocks (rows, cols, rgb (1, h, w, 3)
+    in normalised space) cover those rows. Each LR tile decodes the output pixels whose
+    centres fall in it; with `band_pixels` a band also holds at most about that many pixels."""
     in_h, in_w = inp.shape[-2:]
     if tile_size is None:
         tile_size = max(in_h, in_w) if in_h * in_w <= UNTILED_MAX_PIXELS else DEFAULT_TILE
+    band_rows = None
+    if band_pixels is not None:  # LR rows whose output rows (about out_h / in_h each) fit the budget
+        band_rows = max(1, band_pixels // (out_hw[1] * math.ceil(out_hw[0] / in_h)))
     ys = C.pixel_centers(out_hw[0], inp.device)
-    xs = C.pixel_centers(out_hw[1], inp.device)
-    for tile_rows in tile_spans(in_h, tile_size):
-        out_rows = owned_outputs(ys, in_h, tile_rows)
-        if out_rows.start == out_rows.stop:
-            continue
-        for tile_cols in tile_spans(in_w, tile_size):
-            out_cols = owned_outputs(xs, in_w, tile_cols)
-            if out_cols.start < out_cols.stop:
-                yield from decode_region(model, inp, out_hw, out_rows, out_cols, chunk_size)
+    for lr_rows in lr_row_bands(in_h, tile_size, band_rows):
+        out_rows = owned_outputs(ys, in_h, lr_rows)
+        if out_rows.start < out_rows.stop:
+            yield out_rows, decode_row_band(model, inp, out_hw, out_rows, tile_size, chunk_size)
+
+
+def _prepare(model: LIIF, lr: Tensor, chunk_size: int | None, tile_size: int | None, precision: str) -> tuple[Tensor, int]:
+    """Validate a request; the normalised input on the model's device and the chunk size."""
+    check_input(lr)
+    check_options(chunk_size, tile_size, precision)
+    device = next(model.parameters()).device
+    chunk_size = chunk_size or (CPU_CHUNK if device.type == "cpu" else GPU_CHUNK)
+    return C.normalise(lr.to(device, torch.float32)), chunk_size
+
+
+def _store(result: Tensor, rgb: Tensor, row: int, col: int) -> None:
+    """Write a decoded block (1, h, w, 3), normalised, into `result` (H, W, 3) at (row, col),
+    in [0, 1] for floats or rounded to the full range for uint8/uint16 buffers."""
+    block = C.denormalise(rgb[0].float()).clamp_(0, 1).cpu()
+    levels = {torch.uint8: 255, torch.uint16: 65535}.get(result.dtype)
+    if levels is not None:
+        block = (block * levels).round_()
+    result[row : row + block.shape[0], col : col + block.shape[1]] = block.to(result.dtype)
 
 
 @torch.no_grad()
@@ -194,7 +266,7 @@ def upscale_tensor(
     chunk_size: int | None = None,
     tile_size: int | None = None,
     precision: str = "fp32",
-    progress: bool = False,
+    progress: bool | None = False,
     out: Tensor | None = None,
     region: tuple[Span, Span] | None = None,
     on_block: Callable[[int], None] | None = None,
@@ -204,35 +276,56 @@ def upscale_tensor(
     Runs on the model's device. `out` may be a preallocated (H, W, 3) CPU tensor of any
     dtype (uint8 or uint16 to save memory: values are then rounded to that range) which
     is filled and returned instead. `region` = (rows, cols) decodes only that part of
-    the output (for zoomed crops): the result is then that region's size. `on_block` is
+    the output (for zoomed crops): the result is then that region's size. `progress`:
+    True shows a bar, None only on a terminal (the command line's choice). `on_block` is
     called with the pixel count of each decoded block (progress; raising in it stops).
     """
-    if lr.dim() != 4 or lr.shape[:2] != (1, 3):
-        raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {tuple(lr.shape)}")
-    device = next(model.parameters()).device
-    chunk_size = chunk_size or (CPU_CHUNK if device.type == "cpu" else GPU_CHUNK)
-    inp = C.normalise(lr.to(device, torch.float32))
+    inp, chunk_size = _prepare(model, lr, chunk_size, tile_size, precision)
+    device = inp.device
     if region is None:
         origin, out_hw = (0, 0), size
-        blocks = decode_blocks(model, inp, size, chunk_size, tile_size)
+        blocks = (block for _, band in decode_bands(model, inp, size, chunk_size, tile_size) for block in band)
     else:
         origin, out_hw = (region[0].start, region[1].start), (region[0].stop - region[0].start, region[1].stop - region[1].start)
         blocks = decode_region(model, inp, size, *region, chunk_size)
     result = out if out is not None else torch.empty(out_hw[0], out_hw[1], 3)
-    levels = {torch.uint8: 255, torch.uint16: 65535}.get(result.dtype)
-    bar = tqdm(total=out_hw[0] * out_hw[1], unit="px", unit_scale=True, disable=not progress, leave=False)
-    with autocast(device, precision):
+    with progress_bar(total=out_hw[0] * out_hw[1], unit="px", unit_scale=True, enabled=progress) as bar, \
+            autocast(device, precision):
         for rows, cols, rgb in blocks:
-            block = C.denormalise(rgb[0].float()).clamp_(0, 1).cpu()
-            if levels is not None:
-                block = (block * levels).round_()
-            r0, c0 = rows.start - origin[0], cols.start - origin[1]
-            result[r0 : r0 + block.shape[0], c0 : c0 + block.shape[1]] = block.to(result.dtype)
+            _store(result, rgb, rows.start - origin[0], cols.start - origin[1])
             bar.update((rows.stop - rows.start) * (cols.stop - cols.start))
             if on_block is not None:
                 on_block((rows.stop - rows.start) * (cols.stop - cols.start))
-    bar.close()
     return result if out is not None else result.permute(2, 0, 1).unsqueeze(0)
+
+
+@torch.no_grad()
+def upscale_bands(
+    model: LIIF,
+    lr: Tensor,
+    size: tuple[int, int],
+    *,
+    chunk_size: int | None = None,
+    tile_size: int | None = None,
+    precision: str = "fp32",
+    progress: bool | None = False,
+    band_pixels: int = BAND_PIXELS,
+) -> Iterator[tuple[Span, Tensor]]:
+    """Upscale `lr` (1, 3, h, w) in [0, 1] to `size`, yielding (rows, rgb (h, W, 3) float32 in
+    [0, 1] on the CPU) top to bottom, each band of at most about `band_pixels` pixels.
+
+    The same pixels as `upscale_tensor`, without ever holding the whole output: memory
+    is bounded by one band, one tile's encoder and one chunk of queries.
+    """
+    inp, chunk_size = _prepare(model, lr, chunk_size, tile_size, precision)
+    with progress_bar(total=size[0] * size[1], unit="px", unit_scale=True, enabled=progress) as bar, \
+            autocast(inp.device, precision):
+        for rows, blocks in decode_bands(model, inp, size, chunk_size, tile_size, band_pixels):
+            band = torch.empty(rows.stop - rows.start, size[1], 3)
+            for block_rows, cols, rgb in blocks:
+                _store(band, rgb, block_rows.start - rows.start, cols.start)
+                bar.update((block_rows.stop - block_rows.start) * (cols.stop - cols.start))
+            yield rows, band
 
 
 def upscale(
@@ -261,13 +354,15 @@ def upscale(
     if isinstance(image, np.ndarray):
         if image.dtype not in (np.uint8, np.uint16):
             raise UpscaleError(f"arrays must be uint8 or uint16, got {image.dtype} (pass floats as a torch tensor)")
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 2, 3, 4)):
+            raise UpscaleError(f"arrays must be (H, W) or (H, W, 1-4 channels), got shape {image.shape}")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise UpscaleError(f"the image is empty (shape {image.shape})")
         levels = np.iinfo(image.dtype).max
         array = image.astype(np.float32) / levels
         gray = array.ndim == 2
         if gray:
             array = array[..., None]
-        if array.shape[-1] not in (1, 2, 3, 4):
-            raise UpscaleError(f"arrays must be (H, W) or (H, W, 1-4 channels), got shape {image.shape}")
         color = array[..., :3] if array.shape[-1] >= 3 else np.repeat(array[..., :1], 3, axis=-1)
         alpha = array[..., -1] if array.shape[-1] in (2, 4) else None
         rgb, alpha = upscale_array(model, color, alpha, scale, size, allow_huge=allow_huge, **options)
@@ -283,6 +378,9 @@ def upscale(
         batch = image if image.dim() == 4 else image.unsqueeze(0)
         if batch.dim() != 4 or batch.shape[1] != 3:
             raise UpscaleError(f"tensors must be shaped (3, H, W) or (N, 3, H, W), got {tuple(image.shape)}")
+        if batch.shape[0] == 0:
+            raise UpscaleError(f"the batch is empty (shape {tuple(image.shape)})")
+        check_options(options.get("chunk_size"), options.get("tile_size"), options.get("precision", "fp32"))
         out_hw = output_size(tuple(batch.shape[-2:]), scale, size)
         check_output_size(out_hw, allow_huge)
         outs = [upscale_tensor(model, b.unsqueeze(0), out_hw, **options) for b in batch]
@@ -302,6 +400,7 @@ def upscale_array(
     **options,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Float (H, W, 3) in [0, 1] (and an optional (H, W) alpha) -> upscaled float arrays."""
+    check_options(options.get("chunk_size"), options.get("tile_size"), options.get("precision", "fp32"))
     out_hw = output_size(rgb.shape[:2], scale, size)
     check_output_size(out_hw, allow_huge)
     lr = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
@@ -309,8 +408,16 @@ def upscale_array(
     return out, (resize_alpha(alpha, out_hw) if alpha is not None else None)
 
 
-def resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bicubic resize of an alpha plane in [0, 1], clamped: transparency is not super-resolved."""
-    plane = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None, None]
-    resized = F.interpolate(plane, size=size, mode="bicubic", align_corners=False)
-    return resized[0, 0].clamp_(0, 1).numpy()
+def resize_alpha(alpha: np.ndarray, size: tuple[int, int], rows: Span | None = None) -> np.ndarray:
+    """Bicubic resize of an alpha plane in [0, 1], clamped: transparency is not super-resolved.
+
+    PyTorch's bicubic (`F.interpolate(mode="bicubic")`), computed for output rows `rows`
+    only (default: all), so that a streamed output resizes its alpha band by band.
+    """
+    rows = rows or Span(0, size[0])
+    plane = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
+    row_w, row_i = bicubic_taps(plane.shape[0], size[0], rows.start, rows.stop)
+    col_w, col_i = bicubic_taps(plane.shape[1], size[1])
+    band = sum(plane[row_i[:, k]] * row_w[:, k, None] for k in range(4))  # (rows, in_w)
+    resized = sum(band[:, col_i[:, k]] * col_w[None, :, k] for k in range(4))  # (rows, out_w)
+    return resized.clamp_(0, 1).numpy()

@@ -33,7 +33,7 @@ PROTOCOLS = ("benchmark", "div2k", "rgb", "plain")
 # Wang et al. 2004 constants and window, for images in [0, 255].
 _SSIM_C1 = (0.01 * 255) ** 2
 _SSIM_C2 = (0.03 * 255) ** 2
-_SSIM_WINDOW = 11
+SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
 
 
@@ -50,7 +50,7 @@ def rgb_to_y(x: torch.Tensor, offset: bool = True) -> torch.Tensor:
     return y + _Y_OFFSET if offset else y
 
 
-def _shave_for(protocol: str, scale: float) -> int:
+def shave_for(protocol: str, scale: float) -> int:
     """Border width each protocol ignores (LIIF's ``calc_psnr`` rule, plus 'rgb')."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -83,7 +83,7 @@ def calc_psnr(
         raise ValueError(f"shape mismatch: {tuple(sr.shape)} vs {tuple(hr.shape)}")
     protocol = dataset or "plain"
     diff = (sr - hr) / rgb_range
-    shave = _shave_for(protocol, scale)
+    shave = shave_for(protocol, scale)
     if protocol == "benchmark" and diff.shape[1] == 3:
         diff = rgb_to_y(diff, offset=False)
     mse = _shave(diff, shave).pow(2).mean()
@@ -98,7 +98,7 @@ def psnr(
     return float(calc_psnr(sr, hr, dataset=None if protocol == "plain" else protocol, scale=scale))
 
 
-def gaussian_window(size: int = _SSIM_WINDOW, sigma: float = _SSIM_SIGMA) -> torch.Tensor:
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = _SSIM_SIGMA) -> torch.Tensor:
     """Normalised 2-D Gaussian (MATLAB ``fspecial('gaussian', size, sigma)``), float64."""
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
@@ -128,10 +128,10 @@ def ssim(
     """
     if sr.shape != hr.shape or sr.dim() != 4:
         raise ValueError(f"expected equal (N, C, H, W) shapes, got {tuple(sr.shape)}, {tuple(hr.shape)}")
-    shave = _shave_for(protocol, scale)
+    shave = shave_for(protocol, scale)
     x = _shave(_luma_255(sr), shave)
     y = _shave(_luma_255(hr), shave)
-    if min(x.shape[-2:]) < _SSIM_WINDOW:
+    if min(x.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"image {tuple(x.shape[-2:])} after shaving is smaller than the SSIM window")
 
     # The Gaussian is separable: two 1-D passes equal the 11x11 filter, 5x faster.

@@ -35,16 +35,22 @@ def read_curves(run: str | Path, name: str | None = None) -> Curves:
     log = run if run.suffix == ".csv" else run / "log.csv"
     if not log.is_file():
         raise PlotError(f"{str(log)!r} does not exist (give run folders written by `liifsr train`)")
-    with log.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with log.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise PlotError(f"{str(log)!r} is not a CSV log ({error})") from None
     if not rows:
         raise PlotError(f"{str(log)!r} has no epochs yet")
     missing = {"epoch", "lr", "train_loss"} - set(rows[0])
     if missing:
         raise PlotError(f"{str(log)!r} lacks the column(s) {sorted(missing)}")
     label = name or (log.parent.name if log.name == "log.csv" else log.stem)
-    return Curves(label, [int(r["epoch"]) for r in rows], [float(r["lr"]) for r in rows],
-                  [float(r["train_loss"]) for r in rows])
+    try:
+        return Curves(label, [int(r["epoch"]) for r in rows], [float(r["lr"]) for r in rows],
+                      [float(r["train_loss"]) for r in rows])
+    except (TypeError, ValueError) as error:
+        raise PlotError(f"{str(log)!r} is damaged: {error} (give a log.csv written by `liifsr train`)") from None
 
 
 def unique_names(runs: list[Path]) -> list[str]:

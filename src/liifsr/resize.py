@@ -221,6 +221,26 @@ def bicubic_upsample(lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return imresize_uint8(levels, size=size).float().div(255).unsqueeze(0)
 
 
+def bicubic_taps(in_len: int, out_len: int, start: int = 0, stop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """PyTorch's bicubic (`F.interpolate(mode="bicubic", align_corners=False)`) along one
+    axis, for output pixels [start, stop): weights (n, 4) float32 and source indices (n, 4).
+
+    Keys' kernel with a = -0.75, source position scale * (i + 0.5) - 0.5 (not clamped),
+    indices clamped to the edge, no antialiasing: ATen's `upsample_bicubic2d`. Computing
+    any range of rows lets a large output be resized band by band.
+    """
+    stop = out_len if stop is None else stop
+    a = -0.75
+    src = (in_len / out_len) * (torch.arange(start, stop, dtype=torch.float64) + 0.5) - 0.5
+    base = torch.floor(src)
+    t = src - base
+    near = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1  # noqa: E731 - |x| <= 1
+    far = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a  # noqa: E731 - 1 < |x| < 2
+    weights = torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], dim=1)
+    indices = (base.long()[:, None] + torch.arange(-1, 3)).clamp_(0, in_len - 1)
+    return weights.float(), indices
+
+
 # ---------------------------------------------------------------------------
 # LIIF's PIL-based downsampler
 # ---------------------------------------------------------------------------

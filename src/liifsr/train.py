@@ -46,18 +46,28 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from liifsr.checkpoint import save_model
-from liifsr.config import ConfigError, ModelConfig, TrainConfig, dump_yaml, load_yaml, model_preset, to_dict
+from liifsr.config import (
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    check_model_config,
+    dump_yaml,
+    load_yaml,
+    model_preset,
+    to_dict,
+)
 from liifsr.coords import normalise
 from liifsr.data import ImageFolder, LIIFTrainSet, check_data_config, make_train_loader, split_paths, validation_pair
 from liifsr.files import atomic_write
 from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
 from liifsr.metrics import psnr
+from liifsr.progress import progress_bar
 from liifsr.runtime import PRECISIONS, autocast, resolve_device
 
 STATE_FORMAT = "liifsr-train-state/1"
@@ -65,6 +75,7 @@ LAST, BEST, STATE = "last.safetensors", "best.safetensors", "last.state.safetens
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "val_psnr", "seconds", "data_seconds"]
 SCHEDULES = ("step", "cosine")
 # Scheduler entries that record progress; the rest (milestones, gamma...) come from the config.
+_ADAM_STATE = {"step", "exp_avg", "exp_avg_sq"}  # what Adam keeps for every parameter it has updated
 _SCHEDULER_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step")
 
 
@@ -109,8 +120,24 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError("threads and num_workers must be >= 0")
     if any(scale < 1 for scale in config.val_scales):
         raise ConfigError(f"val_scales must be integers >= 1, got {config.val_scales}")
+    if config.val_chunk < 0:
+        raise ConfigError(f"val_chunk must be >= 0 (0 = automatic), got {config.val_chunk}")
+    check_optim_config(config)
     check_data_config(config.data)
-    resolve_model(config)  # an unknown preset name fails here, before any work
+    check_model_config(resolve_model(config))  # an unknown preset or an impossible size fails here, before any work
+
+
+def check_optim_config(config: TrainConfig) -> None:
+    optim = config.optim
+    if not (math.isfinite(optim.lr) and optim.lr > 0):
+        raise ConfigError(f"optim.lr must be a positive number, got {optim.lr}")
+    if not (math.isfinite(optim.min_lr) and 0 <= optim.min_lr <= optim.lr):
+        raise ConfigError(f"optim.min_lr must be in [0, optim.lr = {optim.lr}], got {optim.min_lr}")
+    if not 0 < optim.gamma <= 1:
+        raise ConfigError(f"optim.gamma must be in (0, 1] (the factor applied to the learning rate), got {optim.gamma}")
+    steps = optim.milestones
+    if any(m < 1 for m in steps) or any(a >= b for a, b in zip(steps, steps[1:])):
+        raise ConfigError(f"optim.milestones must be increasing positive epochs, got {steps}")
 
 
 def resolve_model(config: TrainConfig) -> ModelConfig:
@@ -119,6 +146,7 @@ def resolve_model(config: TrainConfig) -> ModelConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = load_train_config(args)
+    check_out(Path(args.out))
     if config.threads:
         torch.set_num_threads(config.threads)
     env = init_distributed(config.device)
@@ -128,6 +156,15 @@ def run(args: argparse.Namespace) -> int:
         if env.world_size > 1:
             dist.destroy_process_group()
     return 0
+
+
+def check_out(out: Path) -> None:
+    """The run folder must be a folder (or not exist yet, inside an existing one)."""
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {str(out)!r} is a file, not a folder (give a new or existing run folder)")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise TrainError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
 
 
 # --- devices and processes ----------------------------------------------------------
@@ -204,14 +241,12 @@ class EpochStats:
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any, epoch: int,
                 config: TrainConfig, env: DistEnv) -> EpochStats:
     """One epoch; the loss is averaged over iterations and processes."""
-    from tqdm import tqdm
-
     model.train()
     loader.sampler.set_epoch(epoch)
     start = time.perf_counter()
     data_seconds, total, steps = 0.0, torch.zeros((), device=env.device), 0
-    bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{config.epochs}", unit="it", leave=False,
-               disable=not env.is_main, file=sys.stderr, dynamic_ncols=True)
+    bar = progress_bar(total=len(loader), desc=f"epoch {epoch}/{config.epochs}", unit="it",
+                       enabled=None if env.is_main else False)
     iterator = iter(loader)
     while True:
         waited = time.perf_counter()
@@ -290,7 +325,22 @@ def save_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, schedu
 
 
 def load_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, scheduler: Any) -> Progress:
-    """Restore what `save_state` wrote into freshly built objects; returns the progress."""
+    """Restore what `save_state` wrote into freshly built objects; returns the progress.
+
+    A damaged file (truncated, empty, not safetensors, missing tensors or entries) is a
+    TrainError naming it; the run is left as it is.
+    """
+    try:
+        return _load_state(path, model, optimizer, scheduler)
+    except TrainError:
+        raise
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as error:
+        detail = f"missing {error}" if isinstance(error, KeyError) else " ".join(str(error).split()) or type(error).__name__
+        raise TrainError(f"cannot resume from {str(path)!r}: the file is damaged ({detail}); restore it, "
+                         "or start a new run in another --out") from None
+
+
+def _load_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, scheduler: Any) -> Progress:
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if metadata.get("format") != STATE_FORMAT:
@@ -308,6 +358,11 @@ def load_state(path: Path, model: LIIF, optimizer: torch.optim.Optimizer, schedu
         if key.startswith("optimizer."):
             _, index, name = key.split(".", 2)
             optim_state.setdefault(int(index), {})[name] = value
+    incomplete = [index for index, entries in optim_state.items() if _ADAM_STATE - entries.keys()]
+    if incomplete:
+        raise TrainError(f"cannot resume from {str(path)!r}: the file is damaged (the optimizer state of parameter "
+                         f"{incomplete[0]} lacks {sorted(_ADAM_STATE - optim_state[incomplete[0]].keys())}); restore it, "
+                         "or start a new run in another --out")
     optimizer.load_state_dict({"state": optim_state, "param_groups": param_groups})
     scheduler.load_state_dict({**scheduler.state_dict(), **json.loads(metadata["scheduler"])})
 
@@ -331,7 +386,10 @@ def read_log(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
     with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        rows = list(csv.DictReader(handle))
+    if any(not str(row.get("epoch") or "").isdigit() for row in rows):
+        raise TrainError(f"{str(path)!r} is damaged (a row without a whole epoch number); fix or delete it")
+    return rows
 
 
 def write_log(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
