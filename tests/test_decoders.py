@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from liifsr.config import DecoderConfig, model_preset
@@ -52,3 +53,43 @@ def test_siren15_presets_cover_both_readings_of_the_paper():
     assert [m.w0 for m in first_only.layers if isinstance(m, Sine)] == [15.0, 30.0, 30.0, 30.0]
     later = linears(first_only)[1]
     assert later.weight.abs().max() <= math.sqrt(6 / later.in_features) / 30.0  # initialised for w0 = 30
+
+
+@pytest.mark.parametrize("activation", ["relu", "sine"])
+@pytest.mark.parametrize("block_rows", [7, 64, 4096])
+def test_blockwise_mlp_equals_the_plain_layers_forward_and_backward(activation: str, block_rows: int) -> None:
+    """after_first_linear (blocks of rows, fused oneDNN Linears, the hand-written backward)
+    gives the Sequential's output and gradients, whatever the block size (7 leaves a remainder)."""
+    torch.manual_seed(0)
+    mlp = MLP(12, DecoderConfig(activation=activation, hidden=[32, 32, 32], w0_first=30.0, w0_hidden=30.0))
+    pre = torch.randn(50, 32) * 0.3
+    plain_pre, block_pre = pre.clone().requires_grad_(), pre.clone().requires_grad_()
+    target = torch.randn(50, 3)
+
+    plain = mlp.layers[1:](plain_pre.clone())  # the in-place ReLU needs a non-leaf
+    (plain - target).abs().sum().backward()
+    plain_grads = [None if p.grad is None else p.grad.clone() for p in mlp.parameters()]
+    mlp.zero_grad()
+    blocked = mlp.after_first_linear(block_pre, block_rows)
+    (blocked - target).abs().sum().backward()
+
+    assert torch.allclose(blocked, plain, atol=1e-5)
+    assert torch.allclose(block_pre.grad, plain_pre.grad, atol=1e-4)
+    for name, (param, expected) in zip([n for n, _ in mlp.named_parameters()], zip(mlp.parameters(), plain_grads)):
+        if name.startswith("layers.0."):  # the first Linear is the caller's (liif.py)
+            assert param.grad is None
+        else:
+            assert torch.allclose(param.grad, expected, atol=1e-4), name
+    with torch.no_grad():  # inference takes the forward-only path
+        assert torch.allclose(mlp.after_first_linear(pre.clone(), block_rows), plain.detach(), atol=1e-5)
+
+
+def test_blockwise_mlp_in_bf16_stays_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    mlp = MLP(12, DecoderConfig(activation="relu", hidden=[256, 256, 256, 256]))
+    pre = torch.randn(3000, 256) * 0.5
+    with torch.no_grad():
+        fp32 = mlp.after_first_linear(pre.clone())
+        bf16 = mlp.after_first_linear(pre.bfloat16())
+    assert bf16.dtype == torch.bfloat16
+    assert (bf16.float() - fp32).abs().max() < 0.05 * fp32.abs().max()
