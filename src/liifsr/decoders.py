@@ -149,7 +149,6 @@ class BlockwiseMLP(torch.autograd.Function):
                     else:
                         grad = grad_h.mul_(derivative)
                 grad_pre[start : start + grad.shape[0]] = grad
-        del ctx.blocks
         return grad_pre, None, None, *(g.to(p.dtype) for g, p in zip(grads, params))
 
 
