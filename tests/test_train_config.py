@@ -113,9 +113,31 @@ def test_damaged_resume_states_are_one_line(tmp_path, capsys):
     assert "scheduler" in fails(capsys, "train", config, "--out", state.parent, "--resume", "--set", "epochs=2")
 
 
-def test_a_damaged_log_is_named(tmp_path, capsys):
+def test_a_damaged_log_is_rebuilt_from_the_state(tmp_path):
+    """The state holds the log's rows: a resume rewrites a damaged log.csv from them."""
+    state = good_state(tmp_path)
+    log = state.parent / "log.csv"
+    good = log.read_text()
+    log.write_text("epoch,lr\nseven,1\n")
+    assert main(["train", str(tmp_path / "config.yaml"), "--out", str(state.parent), "--resume", "--set", "epochs=2"]) == 0
+    lines = log.read_text().splitlines()
+    assert lines[:2] == good.splitlines()[:2] and [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+
+
+def test_a_damaged_log_is_named_when_the_state_has_no_rows(tmp_path, capsys, monkeypatch):
+    """States written before the rows were kept in them fall back to reading log.csv."""
+    from liifsr import train as train_module
+
     state = good_state(tmp_path)
     (state.parent / "log.csv").write_text("epoch,lr\nseven,1\n")
+    real = train_module.load_state
+
+    def without_rows(*args, **kwargs):
+        progress = real(*args, **kwargs)
+        progress.log = None
+        return progress
+
+    monkeypatch.setattr(train_module, "load_state", without_rows)
     err = fails(capsys, "train", tmp_path / "config.yaml", "--out", state.parent, "--resume", "--set", "epochs=2")
     assert "log.csv" in err
 
