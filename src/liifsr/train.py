@@ -152,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     env = init_distributed(config.device)
     try:
         train(config, Path(args.out), env, resume=args.resume)
+        if env.world_size > 1:
+            dist.barrier()  # leave together: tearing gloo down while a peer still talks can abort it
     finally:
         if env.world_size > 1:
             dist.destroy_process_group()
