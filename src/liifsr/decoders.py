@@ -9,8 +9,8 @@ both. The fast decoder evaluates the first Linear itself (see `liif.py`) and cal
 block's activations stay in the CPU's cache while its activation function, and in
 training its derivative, are applied: on full-size tensors those elementwise passes
 are bound by memory bandwidth and cost more than the matrix multiplies themselves.
-Training goes through `BlockwiseMLP`, an autograd Function with the same blocked
-backward; it keeps only the pre-activations, as autograd would.
+Training goes through `BlockwiseMLP`, an autograd Function with a blocked backward;
+it keeps each block's activations (and, for SIREN, their derivatives), as autograd would.
 """
 
 from __future__ import annotations
