@@ -42,3 +42,15 @@ def test_each_command_loads_its_own_functions():
     for name, command in COMMANDS.items():
         configure, run = command.load()
         assert callable(configure) and callable(run), name
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`liifsr models | head -1`: the reader leaves early; no traceback, SIGPIPE's status."""
+    import subprocess
+    import sys
+
+    code = "import sys\nfrom liifsr.cli import main\nsys.exit(main(['models']))\n"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the first line is written
+    assert process.wait() == 141
+    assert process.stderr.read() == b""

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from conftest import FIXTURES
-from liifsr.checkpoint import load_model, save_model
+from liifsr.checkpoint import bundled_models, load_model, read_metadata, save_model
 from liifsr.cli import main
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
 from liifsr.imageio import sample_image
@@ -140,7 +140,14 @@ def test_convert_and_models(tmp_path, capsys):
     bad.write_bytes(b"garbage")
     assert_fails(capsys, ["convert", bad, tmp_path / "x.safetensors"], "cannot read LIIF checkpoint", tmp_path / "x.safetensors")
     assert run("models") == 0
-    assert "edsr-liif-siren30" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "edsr-liif-siren30" in listing  # a preset
+    for name, path in bundled_models().items():  # every bundled model with its measured facts
+        meta = read_metadata(path)
+        assert f"  {name}" in listing
+        assert f"Set5 x4: {float(meta['set5_x4_psnr']):.2f} dB" in listing
+        assert f"held-out validation: {float(meta['val_psnr']):.2f} dB" in listing
+        assert meta["training"] in listing and meta["trained_on"] in listing
 
 
 # --- hardening: no data loss, limits, streaming, signals ------------------------------

@@ -17,7 +17,7 @@ from liifsr.data import (
     LIIFTrainSet,
     augment,
     ensure_min_side,
-    holdout_indices,
+    spread_indices,
     list_images,
     make_sample,
     make_train_loader,
@@ -214,7 +214,9 @@ def test_validation_images_are_held_out_of_training(tmp_path):
     train, val = split_paths(config)
     assert [p.stem for p in val] == ["a", "d", "g"] and len(train) == 7 and not set(train) & set(val)
     assert split_paths(config) == (train, val)  # deterministic
-    assert holdout_indices(0, 5) == []
+    assert spread_indices(0, 5) == []
+    with pytest.raises(DataError, match="cannot hold out 11 validation images from 10"):
+        split_paths(DataConfig(train_dirs=[str(tmp_path)], val_count=11))
 
 
 def test_validation_pair():

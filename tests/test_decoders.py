@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from liifsr.config import DecoderConfig, model_preset
-from liifsr.decoders import MLP, Sine
-from liifsr.liif import LIIF
+from liifsr.decoders import MLP, Sine, cast_folded
+from liifsr.liif import LIIF, GatheredRows
 
 
 def linears(mlp):
@@ -93,3 +93,38 @@ def test_blockwise_mlp_in_bf16_stays_close_to_fp32() -> None:
         bf16 = mlp.after_first_linear(pre.bfloat16())
     assert bf16.dtype == torch.bfloat16
     assert (bf16.float() - fp32).abs().max() < 0.05 * fp32.abs().max()
+
+
+def test_bf16_folds_w0_into_the_weights_and_fp32_stays_literal() -> None:
+    torch.manual_seed(0)
+    mlp = MLP(12, DecoderConfig(activation="sine", hidden=[32, 32, 32], w0_first=15.0, w0_hidden=30.0))
+    params = mlp._later_params()
+    same, w0s = cast_folded(params, mlp.w0s(), torch.float32)
+    assert w0s == (15.0, 30.0, 30.0) and all(a is b or torch.equal(a, b) for a, b in zip(same, params))
+    folded, w0s = cast_folded(params, mlp.w0s(), torch.bfloat16)
+    assert w0s == (15.0, 1.0, 1.0)  # the first sine acts on the caller's Linear: not folded
+    assert torch.equal(folded[0], (30.0 * params[0]).bfloat16()) and torch.equal(folded[1], (30.0 * params[1]).bfloat16())
+    assert torch.equal(folded[-2], params[-2].bfloat16())  # the linear output layer keeps its weights
+    pre = torch.randn(300, 32) * 0.05
+    with torch.no_grad():
+        fp32 = mlp.layers[1:](pre.clone())
+        bf16 = mlp.after_first_linear(pre.bfloat16())
+    assert (bf16.float() - fp32).abs().max() < 0.05 * fp32.abs().max()
+
+
+@pytest.mark.parametrize("activation", ["relu", "sine"])
+def test_a_row_source_is_decoded_block_by_block_as_its_rows(activation: str) -> None:
+    """Inference makes the first layer's rows block by block (liif.GatheredRows): the same
+    output as the whole tensor, whatever the block size (7 leaves a remainder)."""
+    torch.manual_seed(0)
+    mlp = MLP(12, DecoderConfig(activation=activation, hidden=[32, 32, 32], w0_first=30.0, w0_hidden=30.0))
+    source = GatheredRows(table=torch.randn(20, 32) * 0.1, index=torch.randint(0, 20, (50,)),
+                          terms=torch.randn(50, 4), weight=torch.randn(32, 4) * 0.1)
+    whole = source.all_rows()
+    expected = whole[7:19].clone()
+    assert torch.equal(source.rows(7, 19), expected)
+    assert torch.equal(expected, source.table[source.index[7:19]] + source.terms[7:19] @ source.weight.t())
+    with torch.no_grad():
+        plain = mlp.layers[1:](whole.clone())
+        for block_rows in (7, 64):
+            assert torch.allclose(mlp.after_first_linear(source, block_rows), plain, atol=1e-6)

@@ -28,6 +28,7 @@ from liifsr.evaluate import (
     make_pair,
     parse_scales,
     resolve_protocol,
+    spread_subset,
     to_float,
     write_report,
 )
@@ -511,3 +512,26 @@ def test_bf16_precision_reaches_the_model_and_the_records(tmp_path, monkeypatch)
     records = evaluate(["bicubic", model], [tmp_path / "Set1"], [2], precision="bf16", progress=False)
     assert [r["precision"] for r in records] == ["-", "bf16"]
     assert seen == ["bf16"]
+
+
+def test_spread_subset_spreads_evenly_from_the_first_file() -> None:
+    files = [Path(f"img_{i:03d}.png") for i in range(1, 101)]
+    picked = spread_subset(files, 20)
+    assert [p.name for p in picked[:3]] == ["img_001.png", "img_006.png", "img_011.png"]
+    assert len(set(picked)) == 20 and picked[-1].name == "img_096.png"
+    assert spread_subset(files, None) == files and spread_subset(files, 500) == files
+    with pytest.raises(ValueError, match=">= 1"):
+        spread_subset(files, 0)
+
+
+def test_images_scores_a_named_subset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images = {stem: synthetic_rgb(48, 40, seed) for seed, stem in enumerate("abcd")}
+    dataset = make_dataset(tmp_path, "Four", images)
+    subset = evaluate(["bicubic"], [dataset], [2], progress=False, images=2)
+    assert [(r["dataset"], r["images"]) for r in subset] == [("Four (2 of 4)", 2)]
+    # the subset's mean is the mean over images a and c, scored one at a time
+    alone = [evaluate(["bicubic"], [make_dataset(tmp_path / s, "One", {s: images[s]})], [2], progress=False)[0]
+             for s in "ac"]
+    assert subset[0]["psnr"] == pytest.approx((alone[0]["psnr"] + alone[1]["psnr"]) / 2, abs=1e-9)
+    assert main(["evaluate", "--model", "bicubic", "--dataset", str(dataset), "--scales", "2", "--images", "0"]) != 0
+    assert "--images" in _error_line(capsys)

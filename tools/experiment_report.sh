@@ -1,40 +1,67 @@
 #!/usr/bin/env bash
 # Tables 3 and 4 (its analogue on Urban100) and Figures 3-4 of the experiment
-# (docs/experiment.md) from the runs of tools/train_experiment.sh.
+# (docs/results.md) from the runs of tools/train_experiment.sh.
 #
 #   tools/experiment_report.sh RUNS_DIR [OUT_DIR]      (OUT_DIR: docs/results)
 #
+# Each (model, table) is one `liifsr evaluate` report in RUNS_DIR/eval/, written when it
+# completes and skipped when it exists, so the script carries on after a stop and picks up
+# runs that finish later. Then tools/results_tables.py gathers the reports into
+# OUT_DIR/tables.md, and `liifsr plot-log` draws the curves.
+#
 # Environment: PRECISION (bf16; its measured PSNR difference from fp32 on Set5 is in the
-# README), BENCHMARK (../shared/data/benchmark), LIIFSR (.venv/bin/liifsr).
-# Each run's last.safetensors is copied to RUNS_DIR/models/<run>.safetensors, so that
-# the tables name the runs; runs not trained yet are left out.
+# README), URBAN_IMAGES (20: Urban100 images scored for Table 3, spread over the set; 100
+# for all), URBAN_IMAGES_T4 (10, for the Table 4 analogue), BENCHMARK (../shared/data/benchmark),
+# LIIFSR (.venv/bin/liifsr), PYTHON (.venv/bin/python).
+# Each finished run's last.safetensors is copied to RUNS_DIR/models/<run>.safetensors, so
+# that the tables name the runs; runs not finished yet are left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:?usage: tools/experiment_report.sh RUNS_DIR [OUT_DIR]}
 out=${2:-docs/results}
 precision=${PRECISION:-bf16}
+urban=${URBAN_IMAGES:-20}
+urban_t4=${URBAN_IMAGES_T4:-10}
 bench=${BENCHMARK:-../shared/data/benchmark}
 liifsr=${LIIFSR:-.venv/bin/liifsr}
-mkdir -p "$out" "$runs/models"
+python=${PYTHON:-.venv/bin/python}
+mkdir -p "$out" "$runs/models" "$runs/eval"
 
 models=(bicubic)
 trained=()
 for run in edsr-liif-relu-seed0 edsr-liif-siren30-seed0 edsr-liif-siren15-seed0 edsrless-liif-relu-seed0 \
            edsrless-liif-siren30-seed0 edsr-liif-relu-seed1 edsr-liif-siren15-seed1; do
-    if [[ ! -f "$runs/$run/last.safetensors" ]]; then
-        echo "experiment_report: $run has no last.safetensors yet: left out" >&2
+    trained+=("$runs/$run")
+    epochs=$(sed -n 's/^epochs: *//p' "$runs/$run/config.yaml" 2>/dev/null)
+    if [[ -z $epochs ]] || ! grep -q "^$epochs," "$runs/$run/log.csv"; then
+        echo "experiment_report: $run has not finished: left out of the tables" >&2
         continue
     fi
     cp "$runs/$run/last.safetensors" "$runs/models/$run.safetensors"
     models+=("$runs/models/$run.safetensors")
-    trained+=("$runs/$run")
 done
 
-# Table 3: the benchmark protocol (Y, shave = scale), in-domain x2-x4 and out-of-domain x6, x8.
-"$liifsr" evaluate --model "${models[@]}" --precision "$precision" --scales 2,3,4,6,8 \
-    --dataset "$bench/Set5" "$bench/Set14" "$bench/B100" "$bench/Urban100" --out "$out/table3.json"
-# Table 4's protocol (RGB, shave = scale + 6, x2 to x30) on the largest images here.
-"$liifsr" evaluate --model "${models[@]}" --precision "$precision" --scales 2,3,4,6,12,18,24,30 \
-    --dataset "$bench/Urban100" --protocol div2k --out "$out/table4-urban100.json"
-# Figures 3 and 4: learning rate and training loss of every run.
-"$liifsr" plot-log "${trained[@]}" -o "$out/curves.png"
+evaluate() {  # NAME MODEL PRECISION [liifsr evaluate options]: one report, unless it exists
+    local report="$runs/eval/$1.json" model=$2 precision=$3
+    shift 3
+    [[ -f "$report" ]] && return
+    echo "experiment_report: $report" >&2
+    "$liifsr" evaluate --model "$model" --precision "$precision" --quiet --out "$report" "$@" > /dev/null
+}
+for model in "${models[@]}"; do
+    name=$(basename "$model" .safetensors)
+    # Table 3: the benchmark protocol (Y, shave = scale), in-domain x2-x4 and out-of-domain x6, x8.
+    evaluate "t3-sets-$name" "$model" "$precision" --scales 2,3,4,6,8 --dataset "$bench/Set5" "$bench/Set14" "$bench/B100"
+    # bf16's PSNR difference from fp32, on Set5.
+    [[ $model == bicubic || $precision == fp32 ]] || \
+        evaluate "t3-set5-fp32-$name" "$model" fp32 --scales 2,3,4,6,8 --dataset "$bench/Set5"
+    evaluate "t3-urban100-$name" "$model" "$precision" --scales 2,3,4,6,8 --dataset "$bench/Urban100" --images "$urban"
+    # Table 4's protocol (RGB, shave = scale + 6, x2 to x30) on the largest images here.
+    evaluate "t4-urban100-$name" "$model" "$precision" --scales 2,3,4,6,12,18,24,30 --dataset "$bench/Urban100" \
+        --protocol div2k --images "$urban_t4"
+done
+"$python" tools/results_tables.py "$runs/eval" -o "$out/tables.md"
+# Figures 3 and 4: learning rate and training loss of every run started.
+existing=()
+for run in "${trained[@]}"; do [[ -f "$run/log.csv" ]] && existing+=("$run"); done
+"$liifsr" plot-log "${existing[@]}" -o "$out/curves.png"

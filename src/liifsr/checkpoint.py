@@ -23,6 +23,13 @@ from liifsr.runtime import resolve_device
 
 FORMAT = "liifsr/1"
 DEFAULT_MODEL = "edsr-liif-relu-skip-shared"
+# What a bundled model's metadata says of it (`liifsr models`), label -> key.
+MODEL_FACTS = {
+    "Set5 x4": "set5_x4_psnr",
+    "held-out validation": "val_psnr",
+    "trained on": "trained_on",
+    "training": "training",
+}
 # LIIF's EDSR keeps two mean-shift convs that its forward pass never applies.
 _LIIF_UNUSED_PREFIXES = ("encoder.sub_mean.", "encoder.add_mean.")
 # LIIF's `make_rdn` configurations: D residual dense blocks of C layers, growth G.

@@ -201,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         if message is None:
             raise
         return _error(message)
+    except BrokenPipeError:
+        # The reader of our output left (`liifsr models | head`): stop quietly, as a pipe
+        # writer killed by SIGPIPE would; stdout goes to /dev/null so the flush at exit is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except Terminated:
         print("liifsr: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM

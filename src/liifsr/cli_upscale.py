@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, convert_liif, load_model
+from liifsr.checkpoint import DEFAULT_MODEL, MODEL_FACTS, bundled_models, convert_liif, load_model, read_metadata
 from liifsr.config import MODEL_PRESETS
 from liifsr.files import check_distinct_outputs, check_output_path
 from liifsr.imageio import MAX_INPUT_PIXELS, LoadedImage, check_writable, read_image, write_image_bands
@@ -122,9 +122,15 @@ def configure_models_parser(parser: argparse.ArgumentParser) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     del args
-    print("bundled models (trained weights):")
-    for name in sorted(bundled_models()):
+    print("bundled models (trained weights; their results: docs/results.md):")
+    for name, path in sorted(bundled_models().items()):
+        meta = read_metadata(path)
         print(f"  {name}{'  (default)' if name == DEFAULT_MODEL else ''}")
+        for label, key in MODEL_FACTS.items():
+            if key in meta:
+                unit = " dB" if key.endswith("psnr") else ""
+                value = f"{float(meta[key]):.2f}" if unit else meta[key]
+                print(f"      {label}: {value}{unit}")
     print("presets (architectures for `liifsr train`):")
     for name in MODEL_PRESETS:
         print(f"  {name}")

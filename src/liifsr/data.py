@@ -145,11 +145,9 @@ def _progress(items: Sequence[Path], enabled: bool, description: str) -> Sequenc
     return progress_bar(items, desc=description, unit="img")
 
 
-def holdout_indices(count: int, total: int) -> list[int]:
-    """`count` indices spread evenly over range(total): deterministic, seed-independent,
-    and drawn from every folder of a multi-folder list."""
-    if count > total:
-        raise DataError(f"cannot hold out {count} validation images from {total} training images")
+def spread_indices(count: int, total: int) -> list[int]:
+    """`count` indices spread evenly over range(total), 0 first: deterministic, and over a
+    multi-folder list drawn from every folder (held-out images, evaluation subsets)."""
     return [(i * total) // count for i in range(count)]
 
 
@@ -165,7 +163,9 @@ def split_paths(config: DataConfig) -> tuple[list[Path], list[Path]]:
         if overlap:
             raise DataError(f"validation images are also training images (e.g. {str(sorted(overlap)[0])!r})")
         return train, val
-    held = set(holdout_indices(config.val_count, len(train)))
+    if config.val_count > len(train):
+        raise DataError(f"cannot hold out {config.val_count} validation images from {len(train)} training images")
+    held = set(spread_indices(config.val_count, len(train)))
     kept = [p for i, p in enumerate(train) if i not in held]
     if not kept:
         raise DataError("no training images left after holding out the validation images")

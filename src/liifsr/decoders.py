@@ -9,6 +9,9 @@ both. The fast decoder evaluates the first Linear itself (see `liif.py`) and cal
 block's activations stay in the CPU's cache while its activation function, and in
 training its derivative, are applied: on full-size tensors those elementwise passes
 are bound by memory bandwidth and cost more than the matrix multiplies themselves.
+In inference the first Linear's output itself is made block by block (a `RowSource`:
+liif.py gathers it), so no full-size tensor is ever written. In bf16, SIREN's w0 is
+folded into the weights: sin((w0 W) x + w0 b) saves a multiply pass and a rounding.
 Training goes through `BlockwiseMLP`, an autograd Function with a blocked backward;
 it keeps each block's activations (and, for SIREN, their derivatives), as autograd would.
 """
@@ -16,6 +19,7 @@ it keeps each block's activations (and, for SIREN, their derivatives), as autogr
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -72,25 +76,61 @@ def linear_act(h: Tensor, weight: Tensor, bias: Tensor, w0: float | None) -> Ten
 
 
 def activate_(z: Tensor, w0: float | None) -> Tensor:
-    return z.relu_() if w0 is None else z.mul_(w0).sin_()
+    if w0 is None:
+        return z.relu_()
+    return z.sin_() if w0 == 1.0 else z.mul_(w0).sin_()  # w0 = 1: folded into the weights
 
 
 def cast(params: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
     return [p.to(dtype) for p in params]
 
 
-def blockwise_forward(pre: Tensor, w0s: tuple[float | None, ...], block_rows: int, params: list[Tensor]) -> Tensor:
-    """act -> Linear -> act -> ... -> Linear from `pre` (overwritten), block by block.
+def cast_folded(params: list[Tensor], w0s: tuple[float | None, ...], dtype: torch.dtype) -> tuple[list[Tensor], tuple]:
+    """(params, w0s) for `blockwise_forward` in `dtype`. Below fp32, each sine's w0 is
+    folded into the Linear before it (scaled in fp32, then rounded once) and its w0
+    becomes 1; fp32 keeps the literal sin(w0 (W x + b))."""
+    if dtype == torch.float32:
+        return cast(params, dtype), w0s
+    folded, later = [], w0s[1:]  # later[i]: the activation after Linear i (of those after the first)
+    for i, (weight, bias) in enumerate(zip(params[0::2], params[1::2])):
+        w0 = later[i] if i < len(later) else None
+        scale = 1.0 if w0 is None else w0
+        folded += [(weight * scale).to(dtype), (bias * scale).to(dtype)]
+    return folded, (w0s[0], *(None if w0 is None else 1.0 for w0 in later))
+
+
+class RowSource(Protocol):
+    """The first Linear's output, N rows made on demand (see liif.py's `GatheredRows`)."""
+
+    dtype: torch.dtype
+
+    def __len__(self) -> int: ...
+
+    def rows(self, start: int, stop: int) -> Tensor:
+        """Rows start:stop as a fresh (stop - start, hidden) tensor."""
+        ...
+
+    def all_rows(self) -> Tensor:
+        """All N rows as a fresh (N, hidden) tensor."""
+        ...
+
+
+def blockwise_forward(pre: Tensor | RowSource, w0s: tuple[float | None, ...], block_rows: int,
+                      params: list[Tensor]) -> Tensor:
+    """act -> Linear -> act -> ... -> Linear from `pre`, block by block (a tensor `pre`
+    is overwritten; a RowSource makes each block when its turn comes, in cache).
 
     `params` are (weight, bias) of every Linear after the first, in `pre`'s dtype.
     """
     weights, biases = params[0::2], params[1::2]
-    out = pre.new_empty(pre.shape[0], weights[-1].shape[0])
-    for start in range(0, pre.shape[0], block_rows):
-        h = activate_(pre[start : start + block_rows], w0s[0])
+    rows = (lambda start, stop: pre[start:stop]) if isinstance(pre, Tensor) else pre.rows
+    out = torch.empty(len(pre), weights[-1].shape[0], dtype=pre.dtype, device=weights[-1].device)
+    for start in range(0, len(pre), block_rows):
+        stop = min(start + block_rows, len(pre))
+        h = activate_(rows(start, stop), w0s[0])
         for weight, bias, w0 in zip(weights[:-1], biases[:-1], w0s[1:]):
             h = linear_act(h, weight, bias, w0)
-        torch.addmm(biases[-1], h, weights[-1].t(), out=out[start : start + block_rows])
+        torch.addmm(biases[-1], h, weights[-1].t(), out=out[start:stop])
     return out
 
 
@@ -183,21 +223,32 @@ class MLP(nn.Module):
         """Each hidden activation as its w0 (None for ReLU)."""
         return tuple(getattr(module, "w0", None) for module in self.layers[1::2])
 
-    def after_first_linear(self, pre: Tensor, block_rows: int = 0) -> Tensor:
+    def after_first_linear(self, pre: Tensor | RowSource, block_rows: int = 0) -> Tensor:
         """The MLP from the first Linear's output `pre` (N, hidden) on: (N, out_dim).
 
-        Runs in `pre`'s dtype (bf16 under autocast: the weights are cast once per call).
+        `pre` is a tensor or a RowSource. Runs in `pre`'s dtype (bf16 under autocast:
+        the weights are cast once per call).
         """
+        if not isinstance(pre, Tensor):
+            if not (torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing()):
+                return self._forward_blocks(pre, block_rows)
+            pre = pre.all_rows()
         if torch.compiler.is_compiling() or torch.jit.is_tracing():
             # Graphs (inductor, ONNX export) take the plain layers: inductor fuses the
             # elementwise passes itself, and a traced block loop would fix the row count.
             return self.layers[1:](pre)
-        params = [p for layer in self.layers[2::2] for p in (layer.weight, layer.bias)]
-        block_rows = block_rows or BLOCK_ROWS
+        params = self._later_params()
         if torch.is_grad_enabled() and (pre.requires_grad or any(p.requires_grad for p in params)):
-            return BlockwiseMLP.apply(pre, self.w0s(), block_rows, *params)
-        with torch.autocast(pre.device.type, enabled=False):
-            return blockwise_forward(pre, self.w0s(), block_rows, cast(params, pre.dtype))
+            return BlockwiseMLP.apply(pre, self.w0s(), block_rows or BLOCK_ROWS, *params)
+        return self._forward_blocks(pre, block_rows)
+
+    def _later_params(self) -> list[Tensor]:
+        return [p for layer in self.layers[2::2] for p in (layer.weight, layer.bias)]
+
+    def _forward_blocks(self, pre: Tensor | RowSource, block_rows: int) -> Tensor:
+        params, w0s = cast_folded(self._later_params(), self.w0s(), pre.dtype)
+        with torch.autocast(params[0].device.type, enabled=False):
+            return blockwise_forward(pre, w0s, block_rows or BLOCK_ROWS, params)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)

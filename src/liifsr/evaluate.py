@@ -23,7 +23,9 @@ choice is printed for every dataset and stored in every record.
 Every HR image (and pre-made LR image) is read once before any model runs: a corrupt
 file, or an image too small for a scale and its shave, stops the evaluation at the
 start with one line naming the file, never after hours and never with a partial
-report (published averages over a subset would not be comparable).
+report (published averages over a subset would not be comparable). Where a full set is
+too slow, `--images N` scores N images spread evenly over its sorted list, and the
+records name the set with the count (e.g. "Urban100 (20 of 100)").
 
 Grayscale HR images are read as RGB (channel replicated), as LIIF's loader does.
 Models are scored on their clamped float output, as LIIF's test script does; the
@@ -53,6 +55,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from liifsr.data import spread_indices
 from liifsr.files import atomic_write, check_output_path
 from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
 from liifsr.metrics import SSIM_WINDOW, calc_psnr, shave_for, ssim
@@ -171,6 +174,15 @@ def hr_images(dataset: EvalSet) -> list[Path]:
     if not files:
         raise ValueError(f"dataset folder {str(dataset.hr_dir)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return files
+
+
+def spread_subset(files: list[Path], count: int | None) -> list[Path]:
+    """`count` of `files` spread evenly over the list, first file included (all for None)."""
+    if count is None or count >= len(files):
+        return files
+    if count < 1:
+        raise ValueError(f"bad image count {count}: give a number of images >= 1")
+    return [files[i] for i in spread_indices(count, len(files))]
 
 
 def lr_file(dataset: EvalSet, hr_path: Path, scale: float) -> Path | None:
@@ -308,6 +320,7 @@ def evaluate(
     device: str = "cpu",
     progress: bool = True,
     precision: str = "fp32",
+    images: int | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every model on every dataset at every scale; one record per combination.
 
@@ -316,7 +329,8 @@ def evaluate(
     stderr before any work. Each pair of images is made once and shared by all models.
     Models run in `precision` ('fp32', or 'bf16' autocast: see the README for its
     measured PSNR difference). Records come ordered by dataset, model, then scale; `seconds` is the time spent
-    upscaling and scoring (reading images and making LR inputs excluded).
+    upscaling and scoring (reading images and making LR inputs excluded). With `images`,
+    each dataset is scored on that many images (`spread_subset`), named "SET (N of M)".
     """
     if not models:
         raise ValueError("give at least one model (a bundled name, a model file, or 'bicubic')")
@@ -328,7 +342,9 @@ def evaluate(
     names = [d.name for d in sets]
     if len(set(names)) != len(names):
         raise ValueError(f"datasets must have distinct folder names (records are named by folder), got {names}")
-    files = {d: hr_images(d) for d in sets}
+    every = {d: hr_images(d) for d in sets}
+    files = {d: spread_subset(every[d], images) for d in sets}
+    labels = {d: d.name if len(files[d]) == len(every[d]) else f"{d.name} ({len(files[d])} of {len(every[d])})" for d in sets}
     protocols = {d: resolve_protocol(protocol, d) for d in sets}
     torch_device = resolve_device(device)
     autocast(torch_device, precision)  # an unknown precision fails here, before any work
@@ -344,11 +360,11 @@ def evaluate(
         chosen = protocols[dataset][0]
         for scale in scales:
             tallies = _evaluate_one(dataset, files[dataset], scale, chosen, methods, progress)
-            records += [tallies[name].record(name, dataset.name, chosen, scale) for name in methods]
+            records += [tallies[name].record(name, labels[dataset], chosen, scale) for name in methods]
     for record in records:
         record["precision"] = "-" if record["model"] == BICUBIC else precision
     order = {name: i for i, name in enumerate(methods)}
-    position = {d.name: i for i, d in enumerate(sets)}
+    position = {labels[d]: i for i, d in enumerate(sets)}
     return sorted(records, key=lambda r: (position[r["dataset"]], order[r["model"]], r["scale"]))
 
 
@@ -511,15 +527,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="fp32 (default), or bf16 autocast: about 3x faster on CPUs with AMX")
+    parser.add_argument("--images", type=int, metavar="N",
+                        help="score N images of each dataset, spread evenly over its sorted list (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars nor protocol lines on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
     scales = parse_scales(args.scales)
+    if args.images is not None and args.images < 1:
+        raise ValueError(f"bad --images {args.images}: give a number of images >= 1")
     if args.out is not None:
         check_report_path(args.out)  # before hours of evaluation, not after
     records = evaluate(args.models, args.datasets, scales, args.protocol, args.device, progress=not args.quiet,
-                       precision=args.precision)
+                       precision=args.precision, images=args.images)
     if args.out is not None:
         write_report(records, args.out)
     print(format_markdown(records), end="")

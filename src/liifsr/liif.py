@@ -9,7 +9,8 @@ Fast and exact: f's first layer is linear, so its latent part
 W_z . unfold(z)_t + b equals a 3x3 convolution of the feature map with W_z reshaped to
 (hidden, C, 3, 3). We compute that once per image (256-d rows instead of 576-d codes
 per query), find the latent codes by index arithmetic, gather their rows, add the
-coordinate and cell terms, and run the rest of the MLP on all ensemble members at once.
+coordinate and cell terms, and run the rest of the MLP on all ensemble members at once;
+in inference, block by block, so that a block is gathered, activated and decoded in cache.
 
 Decoding may run on a window of the latent grid (tiled inference): coordinates and
 indices stay those of the full grid, and `window` gives the window's top-left corner.
@@ -17,6 +18,7 @@ indices stay those of the full grid, and `window` gives the window's top-left co
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -32,6 +34,35 @@ from liifsr.inference import upscale
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
+
+
+@dataclass
+class GatheredRows:
+    """The first Linear's output for N queries (a `decoders.RowSource`): the latent term
+    of each query's code, gathered from `table` (the latent projection, one row per
+    code) at `index`, plus the coordinate and cell terms, `terms` (N, k) @ `weight`^T."""
+
+    table: Tensor
+    index: Tensor
+    terms: Tensor
+    weight: Tensor
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.table.dtype
+
+    def __len__(self) -> int:
+        return self.index.shape[0]
+
+    def rows(self, start: int, stop: int) -> Tensor:
+        return self._first_layer(self.index[start:stop], self.terms[start:stop])
+
+    def all_rows(self) -> Tensor:
+        return self._first_layer(self.index, self.terms)  # no slicing: traced graphs keep N dynamic
+
+    def _first_layer(self, index: Tensor, terms: Tensor) -> Tensor:
+        # index_select makes a fresh 2-D tensor: the in-place addmm_ needs no copy, for autograd too.
+        return self.table.index_select(0, index).addmm_(terms.to(self.dtype), self.weight.t().to(self.dtype))
 
 
 class LIIF(nn.Module):
@@ -102,21 +133,19 @@ class LIIF(nn.Module):
             rel_coords.append(C.relative_coord(coord, latent_coord, grid_hw))
             rows.append((iy - window[0]) * win_w + (ix - window[1]))
 
-        # One gather and one MLP call for all ensemble members: B * K * Q rows.
+        # One MLP call for all ensemble members: B * K * Q rows of the first layer.
         members = len(offsets)
         batch_offset = torch.arange(batch, device=coord.device).view(batch, 1) * (win_h * win_w)
-        flat_rows = (torch.cat(rows, dim=1) + batch_offset).view(-1)
-        pre = proj.reshape(-1, hidden).index_select(0, flat_rows)
-
-        # The coordinate and cell terms of the first layer: one small matmul added in
-        # place to the gathered rows (a fresh 2-D tensor, so autograd needs no copy).
         terms = [torch.cat(rel_coords, dim=1)]
         if self.config.cell_decode:
             terms.append(C.relative_cell(cell, grid_hw).repeat(1, members, 1))
-        terms = torch.cat(terms, dim=-1).view(pre.shape[0], -1)
-        w_terms = self.imnet.first_linear.weight[:, self.latent_dim :]
-        pre.addmm_(terms.to(pre.dtype), w_terms.t().to(pre.dtype))
-        preds = self.imnet.after_first_linear(pre).view(batch, members * coord.shape[1], -1)
+        first_layer = GatheredRows(
+            table=proj.reshape(-1, hidden),
+            index=(torch.cat(rows, dim=1) + batch_offset).view(-1),
+            terms=torch.cat(terms, dim=-1).view(batch * members * coord.shape[1], -1),
+            weight=self.imnet.first_linear.weight[:, self.latent_dim :],
+        )
+        preds = self.imnet.after_first_linear(first_layer).view(batch, members * coord.shape[1], -1)
         preds = preds.chunk(members, dim=1)
 
         weights = C.ensemble_weights(rel_coords)

@@ -1,0 +1,108 @@
+"""The experiment's tools: the results tables and the model shipping facts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from liifsr.config import DataConfig, TrainConfig, to_dict
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+results_tables = load_tool("results_tables")
+ship_model = load_tool("ship_model")
+
+
+def record(model: str, dataset: str, scale: float, psnr: float, protocol: str = "benchmark",
+           precision: str = "bf16") -> dict:
+    return {"model": model, "dataset": dataset, "protocol": protocol, "precision": precision, "scale": scale,
+            "psnr": psnr, "ssim": 0.5, "images": 5, "seconds": 1.0}
+
+
+def run_file(preset: str, seed: int) -> str:
+    return f"/runs/models/{preset}-seed{seed}.safetensors"
+
+
+def test_run_names_become_the_papers_names() -> None:
+    assert results_tables.run_of(run_file("edsrless-liif-siren30", 1)) == ("edsrless-liif-siren30", 1)
+    assert results_tables.label(run_file("edsr-liif-siren15", 0)) == "EDSR-LIIF-SIREN-15, seed 0"
+    assert results_tables.label("bicubic") == "bicubic"
+
+
+def test_claim_differences_are_ours_and_the_papers() -> None:
+    psnr = {("edsr-liif-relu", 0): 30.00, ("edsr-liif-siren30", 0): 30.25, ("edsr-liif-siren15", 0): 29.90,
+            ("edsrless-liif-relu", 0): 29.50, ("edsrless-liif-siren30", 0): 29.40,
+            ("edsr-liif-relu", 1): 30.10, ("edsr-liif-siren15", 1): 29.85}
+    records = [record(run_file(p, s), "Set5", 4.0, v) for (p, s), v in psnr.items()]
+    lines = results_tables.differences(records, results_tables.PAPER_TABLE_3, results_tables.PAPER_SCALES_3)
+    rows = {line.split(" | ")[1]: line.split(" | ")[2].rstrip(" |") for line in lines[2:]}
+    paper = results_tables.PAPER_TABLE_3["Set5"]
+    i = results_tables.PAPER_SCALES_3.index(4)
+    assert rows["SIREN-30 - ReLU, EDSR"] == f"+0.25 ({paper['edsr-liif-siren30'][i] - paper['edsr-liif-relu'][i]:+.2f})"
+    assert rows["SIREN-15 - ReLU, EDSR"] == "-0.10 (+0.02)"  # 32.13 - 32.11 in the paper
+    assert rows["EDSR - EDSR-LESS, ReLU"] == "+0.50 (+0.08)"
+    assert rows["EDSR - EDSR-LESS, SIREN-30"] == "+0.85 (+0.12)"
+    assert rows["seed spread, EDSR-LIIF-ReLU (seed 1 - seed 0)"] == "+0.10"  # the paper has one seed
+    assert rows["seed spread, EDSR-LIIF-SIREN-15 (seed 1 - seed 0)"] == "-0.05"
+
+
+def test_tables_put_bicubic_first_and_check_bf16_against_fp32(tmp_path: Path) -> None:
+    reports = {
+        "a.json": [record(run_file("edsr-liif-siren15", 0), "Set5", 2.0, 33.0),
+                   record(run_file("edsr-liif-relu", 0), "Set5", 2.0, 34.0)],
+        "b.json": [record("bicubic", "Set5", 2.0, 32.0, precision="-"),
+                   record(run_file("edsr-liif-relu", 0), "Set5", 2.0, 34.004, precision="fp32")],
+    }
+    for name, records in reports.items():
+        (tmp_path / name).write_text(json.dumps(records))
+    text = results_tables.render(results_tables.read_records(tmp_path))
+    table3 = text.split("## Table 3")[1].split("SSIM")[0]
+    order = [line.split(" | ")[1] for line in table3.splitlines() if line.startswith("| ") and " | x" not in line
+             and "---" not in line and "Method" not in line]
+    assert order == ["bicubic", "EDSR-LIIF-ReLU, seed 0", "EDSR-LIIF-SIREN-15, seed 0"]
+    assert "34.00" in table3 and "34.004" not in table3  # the table shows bf16
+    assert "| Set5 | EDSR-LIIF-ReLU, seed 0 | -0.0040 |" in text and "Largest difference: 0.0040 dB." in text
+    assert "| Set5 | EDSR-LIIF-ReLU | 34.00 / 37.96 |" in text  # ours / the paper's Table 3 at x2
+    (tmp_path / "c.json").write_text(json.dumps(reports["a.json"][:1]))
+    with pytest.raises(SystemExit, match="repeats"):
+        results_tables.read_records(tmp_path)
+
+
+def write_run(folder: Path, train_dir: Path, epochs_logged: int) -> Path:
+    for i in range(12):
+        Image.new("RGB", (8, 8)).save(train_dir / f"{i:02d}.png")
+    config = TrainConfig(data=DataConfig(train_dirs=[str(train_dir)], val_count=2, repeat=3), epochs=3, batch_size=4,
+                         val_scales=[2, 4])
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(to_dict(config)))
+    rows = ["epoch,lr,train_loss,val_psnr,seconds,data_seconds,val_psnr_x2,val_psnr_x4"]
+    rows += [f"{e},0.0001,0.1,{26 + e}.5,{30 * e},0.1,{28 + e},{25 + e}" for e in range(1, epochs_logged + 1)]
+    (folder / "log.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_ship_model_facts_come_from_the_run(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    run = write_run(tmp_path / "run", tmp_path / "images", epochs_logged=3)
+    facts = ship_model.run_facts(run, "configs/x.yaml", "a test machine")
+    # 10 training images x repeat 3 / batch 4 = 7 iterations per epoch; 30 + 60 + 90 s of epochs
+    assert facts["training"] == ("configs/x.yaml, seed 0: 21 iterations (3 epochs of 7) at batch 4, fp32, "
+                                 "on a test machine, 3 minutes of epochs")
+    assert facts["trained_on"] == "images (10 images; 2 held out for validation)"
+    assert facts["val_psnr"] == "29.5000" and "x2 31.00, x4 28.00 dB" in facts["val_detail"]
+    unfinished = write_run(tmp_path / "unfinished", tmp_path / "images", epochs_logged=2)
+    with pytest.raises(SystemExit, match="has not finished"):
+        ship_model.run_facts(unfinished, "configs/x.yaml", "a test machine")
