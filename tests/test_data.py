@@ -20,6 +20,7 @@ from liifsr.data import (
     spread_indices,
     list_images,
     make_sample,
+    iterations_per_epoch,
     make_train_loader,
     sample_generator,
     split_paths,
@@ -226,3 +227,11 @@ def test_validation_pair():
     lr, hr = validation_pair(image, 3, "matlab", max_size=30)
     assert hr.shape == (3, 30, 30) and lr.shape == (3, 10, 10)
     assert torch.equal(lr, (lr * 255).round() / 255)  # 8-bit, like an LR file
+
+
+@pytest.mark.parametrize("samples, batch_size, world_size", [(962, 16, 1), (22, 4, 2), (23, 4, 2), (10, 4, 1)])
+def test_iterations_per_epoch_is_the_loaders_length(tmp_path, samples, batch_size, world_size):
+    dataset = LIIFTrainSet(folder_of(tmp_path, 1), DataConfig(patch_size=8, sample_q=16, repeat=samples), seed=0)
+    loader = make_train_loader(dataset, batch_size=batch_size, num_workers=0, rank=world_size - 1, world_size=world_size)
+    assert len(dataset) == samples
+    assert iterations_per_epoch(samples, batch_size, world_size) == len(loader)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -15,7 +16,7 @@ from safetensors import safe_open
 
 from conftest import shared_path
 from liifsr import LIIF, ModelConfig, save_model
-from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, load_model
+from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, load_model, read_metadata
 from liifsr.cli import main
 from liifsr.config import DecoderConfig, EncoderConfig, model_preset
 from liifsr.evaluate import (
@@ -355,10 +356,23 @@ def test_bicubic_reproduces_the_published_b100_table() -> None:
 
 # --- the bundled models' documented quality -----------------------------------------
 
-# Set5 x4 (benchmark protocol) of every bundled model, measured with `liifsr evaluate`
-# on the development CPU: (PSNR dB, SSIM). The README's table shows the PSNR to 0.01 dB.
-BUNDLED_SET5_X4 = {"edsr-liif-relu-skip-shared": (31.8960, 0.89210)}
+# Set5 x4 (benchmark protocol, fp32) of two bundled models, the default and one of the
+# paper's, measured with `liifsr evaluate` on the development CPU: (PSNR dB, SSIM).
+BUNDLED_SET5_X4 = {"edsr-liif-relu-skip-shared": (31.8960, 0.89210), "edsr-liif-relu": (29.1067, 0.83001)}
 README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+
+
+def documented_set5_x4(name: str, document: Path) -> str:
+    """The Set5 x4 cell of the model's row in a document's bundled-model table, the one
+    headed | Model | Set5 x4 (dB) | ..."""
+    lines = document.read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| Model | Set5 x4 (dB) |")), None)
+    assert start is not None, f"{document.name} has no bundled-model table"
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+    row = next((line for line in table if line.startswith(f"| `{name}` |")), None)
+    assert row is not None, f"{document.name}'s bundled-model table has no row for {name}"
+    return row.split("|")[2].strip()
 
 
 def set5_x4_psnr(model: LIIF, precision: str = "fp32") -> float:
@@ -378,8 +392,13 @@ def set5_x4_records() -> dict[str, dict]:
     return {record["model"]: record for record in records}
 
 
-def test_every_bundled_model_has_a_pinned_set5_score() -> None:
-    assert sorted(bundled_models()) == sorted(BUNDLED_SET5_X4)
+def test_every_bundled_model_states_its_set5_x4_where_users_read_it() -> None:
+    """Its metadata (`liifsr models`), the README's model table and docs/results.md agree."""
+    assert set(BUNDLED_SET5_X4) <= set(bundled_models())
+    for name, path in bundled_models().items():
+        psnr = f"{float(read_metadata(path)['set5_x4_psnr']):.2f}"
+        assert documented_set5_x4(name, README) == psnr, name
+        assert documented_set5_x4(name, RESULTS) == psnr, name
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED_SET5_X4))
@@ -389,9 +408,8 @@ def test_bundled_model_scores_its_documented_set5_x4(name: str, set5_x4_records:
     assert record["images"] == 5
     assert record["psnr"] == pytest.approx(psnr, abs=0.01)
     assert record["ssim"] == pytest.approx(similarity, abs=1e-4)
-    # The README's row for the model: | `name` | **x2** | **x3** | **x4** |
-    row = next(line for line in README.read_text().splitlines() if line.startswith(f"| `{name}` |"))
-    assert row.replace("*", "").split("|")[4].strip() == f"{psnr:.2f}", row
+    assert float(read_metadata(bundled_models()[name])["set5_x4_psnr"]) == pytest.approx(record["psnr"], abs=1e-4)
+    assert float(documented_set5_x4(name, RESULTS)) == pytest.approx(record["psnr"], abs=0.01)
 
 
 def test_fp16_weights_score_as_any_fp32_weights_they_round_from(set5_x4_records: dict[str, dict]) -> None:

@@ -106,3 +106,12 @@ def test_ship_model_facts_come_from_the_run(tmp_path: Path) -> None:
     unfinished = write_run(tmp_path / "unfinished", tmp_path / "images", epochs_logged=2)
     with pytest.raises(SystemExit, match="has not finished"):
         ship_model.run_facts(unfinished, "configs/x.yaml", "a test machine")
+
+
+def test_a_subset_of_urban100_is_set_beside_the_papers_div2k_table(tmp_path: Path) -> None:
+    records = [record(run_file("edsr-liif-relu", 0), "Urban100 (5 of 100)", 2.0, 28.35, protocol="div2k"),
+               record(run_file("edsrless-liif-relu", 0), "Urban100 (5 of 100)", 2.0, 28.25, protocol="div2k")]
+    (tmp_path / "t4.json").write_text(json.dumps(records))
+    text = results_tables.render(results_tables.read_records(tmp_path))
+    assert "| Urban100 (5 of 100) | EDSR-LIIF-ReLU | 28.35 / 34.62 |" in text
+    assert "| Urban100 (5 of 100) | EDSR - EDSR-LESS, ReLU | +0.10 (+0.23) |" in text  # 34.62 - 34.39

@@ -10,8 +10,8 @@
 # OUT_DIR/tables.md, and `liifsr plot-log` draws the curves.
 #
 # Environment: PRECISION (bf16; its measured PSNR difference from fp32 on Set5 is in the
-# README), URBAN_IMAGES (20: Urban100 images scored for Table 3, spread over the set; 100
-# for all), URBAN_IMAGES_T4 (10, for the Table 4 analogue), BENCHMARK (../shared/data/benchmark),
+# README), URBAN_IMAGES (10: Urban100 images scored for Table 3, spread over the set; 100
+# for all), URBAN_IMAGES_T4 (5, for the Table 4 analogue), BENCHMARK (../shared/data/benchmark),
 # LIIFSR (.venv/bin/liifsr), PYTHON (.venv/bin/python).
 # Each finished run's last.safetensors is copied to RUNS_DIR/models/<run>.safetensors, so
 # that the tables name the runs; runs not finished yet are left out.
@@ -20,8 +20,8 @@ cd "$(dirname "$0")/.."
 runs=${1:?usage: tools/experiment_report.sh RUNS_DIR [OUT_DIR]}
 out=${2:-docs/results}
 precision=${PRECISION:-bf16}
-urban=${URBAN_IMAGES:-20}
-urban_t4=${URBAN_IMAGES_T4:-10}
+urban=${URBAN_IMAGES:-10}
+urban_t4=${URBAN_IMAGES_T4:-5}
 bench=${BENCHMARK:-../shared/data/benchmark}
 liifsr=${LIIFSR:-.venv/bin/liifsr}
 python=${PYTHON:-.venv/bin/python}
@@ -32,7 +32,7 @@ trained=()
 for run in edsr-liif-relu-seed0 edsr-liif-siren30-seed0 edsr-liif-siren15-seed0 edsrless-liif-relu-seed0 \
            edsrless-liif-siren30-seed0 edsr-liif-relu-seed1 edsr-liif-siren15-seed1; do
     trained+=("$runs/$run")
-    epochs=$(sed -n 's/^epochs: *//p' "$runs/$run/config.yaml" 2>/dev/null)
+    epochs=$(sed -n 's/^epochs: *//p' "$runs/$run/config.yaml" 2>/dev/null || true)
     if [[ -z $epochs ]] || ! grep -q "^$epochs," "$runs/$run/log.csv"; then
         echo "experiment_report: $run has not finished: left out of the tables" >&2
         continue
@@ -48,19 +48,27 @@ evaluate() {  # NAME MODEL PRECISION [liifsr evaluate options]: one report, unle
     echo "experiment_report: $report" >&2
     "$liifsr" evaluate --model "$model" --precision "$precision" --quiet --out "$report" "$@" > /dev/null
 }
+# Table by table, so that an interrupted report has whole tables for the first ones.
+# Table 3: the benchmark protocol (Y, shave = scale), in-domain x2-x4 and out-of-domain x6, x8.
 for model in "${models[@]}"; do
-    name=$(basename "$model" .safetensors)
-    # Table 3: the benchmark protocol (Y, shave = scale), in-domain x2-x4 and out-of-domain x6, x8.
-    evaluate "t3-sets-$name" "$model" "$precision" --scales 2,3,4,6,8 --dataset "$bench/Set5" "$bench/Set14" "$bench/B100"
-    # bf16's PSNR difference from fp32, on Set5.
-    [[ $model == bicubic || $precision == fp32 ]] || \
-        evaluate "t3-set5-fp32-$name" "$model" fp32 --scales 2,3,4,6,8 --dataset "$bench/Set5"
-    evaluate "t3-urban100-$name" "$model" "$precision" --scales 2,3,4,6,8 --dataset "$bench/Urban100" --images "$urban"
-    # Table 4's protocol (RGB, shave = scale + 6, x2 to x30) on the largest images here.
-    evaluate "t4-urban100-$name" "$model" "$precision" --scales 2,3,4,6,12,18,24,30 --dataset "$bench/Urban100" \
-        --protocol div2k --images "$urban_t4"
+    evaluate "t3-sets-$(basename "$model" .safetensors)" "$model" "$precision" --scales 2,3,4,6,8 \
+        --dataset "$bench/Set5" "$bench/Set14" "$bench/B100"
 done
-"$python" tools/results_tables.py "$runs/eval" -o "$out/tables.md"
+# bf16's PSNR difference from fp32, on Set5.
+for model in "${models[@]:1}"; do
+    [[ $precision == fp32 ]] || evaluate "t3-set5-fp32-$(basename "$model" .safetensors)" "$model" fp32 \
+        --scales 2,3,4,6,8 --dataset "$bench/Set5"
+done
+for model in "${models[@]}"; do
+    evaluate "t3-urban100-$(basename "$model" .safetensors)" "$model" "$precision" --scales 2,3,4,6,8 \
+        --dataset "$bench/Urban100" --images "$urban"
+done
+# Table 4's protocol (RGB, shave = scale + 6, x2 to x30) on the largest images here.
+for model in "${models[@]}"; do
+    evaluate "t4-urban100-$(basename "$model" .safetensors)" "$model" "$precision" --scales 2,3,4,6,12,18,24,30 \
+        --dataset "$bench/Urban100" --protocol div2k --images "$urban_t4"
+done
+"$python" tools/results_tables.py "$runs/eval" --runs "$runs" -o "$out/tables.md"
 # Figures 3 and 4: learning rate and training loss of every run started.
 existing=()
 for run in "${trained[@]}"; do [[ -f "$run/log.csv" ]] && existing+=("$run"); done

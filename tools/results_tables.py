@@ -1,10 +1,11 @@
 """The experiment's tables (docs/results.md) from `liifsr evaluate` JSON reports.
 
-    python tools/results_tables.py EVAL_DIR [-o docs/results/tables.md]
+    python tools/results_tables.py EVAL_DIR [--runs RUNS_DIR] [-o docs/results/tables.md]
 
 Reads every `*.json` report in EVAL_DIR (records of `liifsr evaluate --out X.json`; model
 files named `<preset>-seed<N>.safetensors`, as `tools/experiment_report.sh` names them)
 and writes, in Markdown:
+- with --runs, the training runs: epochs, iterations, time, last loss and validation;
 - Table 3 (benchmark protocol) and the Table 4 analogue (div2k protocol), PSNR and SSIM,
   bicubic first, then the paper's five models in the paper's order, second seeds last;
 - the paper's Tables 3 and 4 beside ours ("ours / paper");
@@ -15,12 +16,15 @@ and writes, in Markdown:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from liifsr.config import TrainConfig, load_yaml
+from liifsr.data import iterations_per_epoch, split_paths
 from liifsr.evaluate import format_markdown
 from liifsr.files import atomic_write
 
@@ -203,13 +207,39 @@ def differences(records: list[dict[str, Any]], paper: dict[str, dict[str, tuple[
     return lines
 
 
-def render(records: list[dict[str, Any]]) -> str:
+def runs_table(runs: Path) -> list[str]:
+    """One row per run folder with a log.csv: how far it got, how long it took, where it ended."""
+    lines = ["| Run | Epochs | Iterations | Minutes of epochs | Last training loss | Held-out PSNR x2 / x4 (dB) |",
+             "|---|---:|---:|---:|---:|---|"]
+    logs = sorted(runs.glob("*/log.csv"), key=lambda p: order({"model": p.parent.name, "dataset": "", "scale": 0}))
+    for log in logs:
+        with log.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows:
+            continue
+        config = load_yaml(TrainConfig, log.parent / "config.yaml")
+        train, _ = split_paths(config.data)
+        per_epoch = iterations_per_epoch(len(train) * config.data.repeat, config.batch_size)
+        validated = [row for row in rows if row.get("val_psnr")]
+        val = "-"
+        if validated:
+            last = validated[-1]
+            val = f"{float(last['val_psnr_x2']):.2f} / {float(last['val_psnr_x4']):.2f} (epoch {last['epoch']})"
+        minutes = sum(float(row["seconds"]) for row in rows) / 60
+        lines.append(f"| {label(log.parent.name)} | {rows[-1]['epoch']} of {config.epochs} "
+                     f"| {int(rows[-1]['epoch']) * per_epoch:,} | {minutes:.0f} | {float(rows[-1]['train_loss']):.4f} | {val} |")
+    return lines
+
+
+def render(records: list[dict[str, Any]], runs: Path | None = None) -> str:
     records, pairs = split_precision_check(records)
     records = sorted(records, key=order)
     shown = [{**r, "model": label(r["model"])} for r in records]
     benchmark = [r for r in records if r["protocol"] == "benchmark"]
     div2k = [r for r in records if r["protocol"] == "div2k"]
     out = ["<!-- Written by tools/results_tables.py from `liifsr evaluate` reports; do not edit. -->", ""]
+    if runs is not None:
+        out += ["## The training runs", ""] + runs_table(runs) + [""]
     if benchmark:
         out += ["## Table 3: benchmark sets", "", format_markdown([r for r in shown if r["protocol"] == "benchmark"]), ""]
     if div2k:
@@ -219,15 +249,16 @@ def render(records: list[dict[str, Any]]) -> str:
         out += ["## Ours / the paper's Table 3 (PSNR, dB, seed 0)", ""]
         out += side_by_side(benchmark, PAPER_TABLE_3, PAPER_SCALES_3) + [""]
     if div2k:
-        paper4 = {dataset: PAPER_TABLE_4 for dataset in {r["dataset"] for r in div2k}}
+        paper4 = {base_name(r["dataset"]): PAPER_TABLE_4 for r in div2k}
         out += ["## Ours (Urban100) / the paper's Table 4 (DIV2K) (PSNR, dB, seed 0)", ""]
         out += side_by_side(div2k, paper4, PAPER_SCALES_4) + [""]
-    if benchmark:
-        out += ["## The claims' differences: ours (the paper's), PSNR dB, benchmark protocol", ""]
-        out += differences(benchmark, PAPER_TABLE_3, PAPER_SCALES_3) + [""]
-    if div2k:
-        out += ["## The claims' differences: ours on Urban100 (the paper's on DIV2K), div2k protocol", ""]
-        out += differences(div2k, {d: PAPER_TABLE_4 for d in {r["dataset"] for r in div2k}}, PAPER_SCALES_4) + [""]
+    claims = [("## The claims' differences: ours (the paper's), PSNR dB, benchmark protocol",
+               differences(benchmark, PAPER_TABLE_3, PAPER_SCALES_3)),
+              ("## The claims' differences: ours on Urban100 (the paper's on DIV2K), div2k protocol",
+               differences(div2k, {base_name(r["dataset"]): PAPER_TABLE_4 for r in div2k}, PAPER_SCALES_4))]
+    for title, lines in claims:
+        if len(lines) > 2:  # a header and at least one difference measured
+            out += [title, ""] + lines + [""]
     if pairs:
         out += ["## bf16 against fp32 (PSNR difference, dB)", ""] + precision_check(sorted(pairs, key=lambda p: order(p[0])))
     return "\n".join(out).rstrip() + "\n"
@@ -236,6 +267,7 @@ def render(records: list[dict[str, Any]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval_dir", type=Path, help="folder of `liifsr evaluate` JSON reports")
+    parser.add_argument("--runs", type=Path, help="the runs folder of tools/train_experiment.sh (adds the runs table)")
     parser.add_argument("-o", "--out", type=Path, default=Path("docs/results/tables.md"))
     args = parser.parse_args()
     records = read_records(args.eval_dir)
@@ -243,7 +275,7 @@ def main() -> int:
         raise SystemExit(f"results_tables: no records in {args.eval_dir}/*.json")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out) as tmp:
-        tmp.write_text(render(records), encoding="utf-8")
+        tmp.write_text(render(records, args.runs), encoding="utf-8")
     print(f"results_tables: {len(records)} records -> {args.out}")
     return 0
 

@@ -20,7 +20,7 @@ import torch
 
 from liifsr.checkpoint import bundled_models, load_model, read_metadata, save_model
 from liifsr.config import TrainConfig, load_yaml
-from liifsr.data import split_paths
+from liifsr.data import iterations_per_epoch, split_paths
 from liifsr.evaluate import evaluate
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "liifsr" / "weights"
@@ -35,7 +35,7 @@ def run_facts(run: Path, config_file: str, hardware: str) -> dict[str, str]:
     if not rows or int(rows[-1]["epoch"]) != config.epochs:
         raise SystemExit(f"ship_model: {run} has not finished ({len(rows)} of {config.epochs} epochs logged)")
     train, val = split_paths(config.data)
-    per_epoch = len(train) * config.data.repeat // config.batch_size
+    per_epoch = iterations_per_epoch(len(train) * config.data.repeat, config.batch_size)
     minutes = sum(float(row["seconds"]) for row in rows) / 60
     folders = " + ".join(Path(d).name for d in config.data.train_dirs)
     last = rows[-1]

@@ -296,6 +296,11 @@ class EpochSampler(Sampler[SampleKey]):
         return ((epoch, index) for index in self.inner)
 
 
+def iterations_per_epoch(samples: int, batch_size: int, world_size: int = 1) -> int:
+    """Iterations of `make_train_loader` per epoch: every process drops its last partial batch."""
+    return (samples // world_size) // (batch_size // world_size)
+
+
 def make_train_loader(
     dataset: LIIFTrainSet, batch_size: int, num_workers: int, rank: int = 0, world_size: int = 1, pin_memory: bool = False
 ) -> torch.utils.data.DataLoader:
