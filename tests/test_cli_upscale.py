@@ -46,6 +46,19 @@ def run(*args):
     return main([str(a) for a in args])
 
 
+@pytest.mark.parametrize("name", sorted(bundled_models()))
+def test_every_bundled_model_upscales_by_name(tmp_path, photo, name):
+    """`liifsr upscale --model NAME` works out of the box, and beats bicubic on a photo."""
+    small = tmp_path / "small.png"
+    hr = np.asarray(Image.open(photo))[:60, :44]
+    Image.fromarray(hr).resize((22, 30), Image.BICUBIC).save(small)
+    assert run("upscale", small, "--scale", "2", "-o", tmp_path / "up.png", "--model", name) == 0
+    up = np.asarray(Image.open(tmp_path / "up.png")).astype(float)
+    bicubic = np.asarray(Image.open(small).resize((44, 60), Image.BICUBIC)).astype(float)
+    assert up.shape == hr.shape
+    assert np.abs(up - hr).mean() < np.abs(bicubic - hr).mean(), name
+
+
 def test_float_and_per_axis_scales_and_size(tmp_path, photo, model_file):
     assert run("upscale", photo, "--scale", "3.5", "-o", tmp_path / "a.png", "--model", model_file) == 0
     assert Image.open(tmp_path / "a.png").size == (round(47 * 3.5), round(61 * 3.5))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tables 3 and 4 (its analogue on Urban100) and Figures 3-4 of the experiment
+# Tables 3 and 4 (its analogue on Urban100) and Figures 3-6 of the experiment
 # (docs/results.md) from the runs of tools/train_experiment.sh.
 #
 #   tools/experiment_report.sh RUNS_DIR [OUT_DIR]      (OUT_DIR: docs/results)
@@ -73,3 +73,13 @@ done
 existing=()
 for run in "${trained[@]}"; do [[ -f "$run/log.csv" ]] && existing+=("$run"); done
 "$liifsr" plot-log "${existing[@]}" -o "$out/curves.png"
+# Figures 5 and 6: ReLU next to SIREN-15 (and bicubic) at x30, once both runs have finished.
+relu=$runs/models/edsr-liif-relu-seed0.safetensors siren=$runs/models/edsr-liif-siren15-seed0.safetensors
+if [[ -f $relu && -f $siren ]]; then
+    # Figure 5: the "w" of Set14's ppt3 cropped and fed directly as the LR input.
+    [[ -f $out/figure5-ppt3-x30.png ]] || "$liifsr" compare "$bench/Set14/HR/ppt3.png" --models "$relu,$siren" \
+        --scale 30 --lr-crop --box 288,50,44,36 -o "$out/figure5-ppt3-x30.png"
+    # Figure 6: a photograph downsampled x30 (Urban100's img_009: a person, red on white).
+    [[ -f $out/figure6-img009-x30.png ]] || "$liifsr" compare "$bench/Urban100/HR/img_009.webp" --models "$relu,$siren" \
+        --scale 30 --box 330,20,300,420 -o "$out/figure6-img009-x30.png"
+fi
