@@ -128,6 +128,15 @@ def test_bundled_paper_models_are_their_presets_in_fp16_with_their_facts():
             assert meta["training"].startswith(f"configs/experiment/{name}.yaml, seed 0: 3,600 iterations"), name
 
 
+def test_the_default_is_the_best_bundled_model_by_held_out_validation():
+    """Chosen on the held-out training images (never on a benchmark): every bundled model's
+    val_psnr is measured on the same 10 images, at x2 and x4."""
+    scores = {name: float(read_metadata(path)["val_psnr"]) for name, path in bundled_models().items()}
+    assert max(scores, key=scores.get) == DEFAULT_MODEL, scores
+    details = {read_metadata(path).get("val_detail", "") for path in bundled_models().values()}
+    assert all("10 held-out images" in detail and "centre 256 px crops" in detail for detail in details), details
+
+
 # --- converting LIIF's full-size checkpoints ---------------------------------------------
 
 

@@ -96,6 +96,11 @@ def run_of(model: str) -> tuple[str, int] | None:
     return (match["preset"], int(match["seed"])) if match else None
 
 
+def base_name(dataset: str) -> str:
+    """'Urban100 (20 of 100)' -> 'Urban100'."""
+    return dataset.split(" (")[0]
+
+
 def label(model: str) -> str:
     run = run_of(model)
     if run is None:
@@ -128,9 +133,11 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
 def split_precision_check(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[dict, dict]]]:
     """(the tables' records, (bf16, fp32) pairs): where a model was scored in both
     precisions, the tables show bf16 (as every other result) and the pair checks it."""
-    fp32 = {(r["model"], r["dataset"], r["protocol"], r["scale"]): r for r in records if r["precision"] == "fp32"}
-    pairs = [(r, fp32[(r["model"], r["dataset"], r["protocol"], r["scale"])]) for r in records
-             if r["precision"] == "bf16" and (r["model"], r["dataset"], r["protocol"], r["scale"]) in fp32]
+    def key(record: dict[str, Any]) -> tuple:
+        return record["model"], record["dataset"], record["protocol"], record["scale"]
+
+    fp32 = {key(r): r for r in records if r["precision"] == "fp32"}
+    pairs = [(r, fp32[key(r)]) for r in records if r["precision"] == "bf16" and key(r) in fp32]
     checked = {id(f) for _, f in pairs}
     return [r for r in records if id(r) not in checked], pairs
 
@@ -147,11 +154,6 @@ def precision_check(pairs: list[tuple[dict, dict]]) -> list[str]:
         lines.append(f"| {dataset} | {model} | " + " | ".join(f"{by_scale[s]:+.4f}" if s in by_scale else "" for s in scales) + " |")
     worst = max(abs(b["psnr"] - f["psnr"]) for b, f in pairs)
     return lines + ["", f"Largest difference: {worst:.4f} dB."]
-
-
-def base_name(dataset: str) -> str:
-    """'Urban100 (20 of 100)' -> 'Urban100'."""
-    return dataset.split(" (")[0]
 
 
 def psnr_of(records: list[dict[str, Any]]) -> dict[tuple[str, int, str, float], float]:
