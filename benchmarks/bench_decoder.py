@@ -4,11 +4,13 @@ Both paths run the same EDSR-LIIF weights on the same real LR crops, in one proc
 interleaved, so machine noise hits both alike; each figure is the best of --repeats.
 The literal path decodes in chunks of 30,000 queries as LIIF's `batched_predict`
 does, and also, to separate the formulation's gain from the chunking's, in our CPU
-chunk of 1,024 queries; ours goes through `upscale_tensor` with its default chunking. Output sizes are
-about 256x256 at every scale (LR size 256 / scale) so that each row measures a
-comparable amount of decoding.
+chunk of 1,024 queries; ours goes through `upscale_tensor` with its default chunking.
+Outputs are about --output (default 256x256) at every scale, so that each row measures
+a comparable amount of decoding; the LR input is the bundled photograph resized to
+output / scale. On CUDA, TF32 is off: fp32 is fp32.
 
     python benchmarks/bench_decoder.py [--scales 2,4,12,30] [--repeats 3] [--device cpu]
+    python benchmarks/bench_decoder.py --device cuda --scales 4 --output 3840x2160
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from liifsr.liif import LIIF
 from liifsr.reference import literal_query
 
 SAMPLE = sample_image()
-OUTPUT_SIDE = 256
 
 
 def literal_upscale(model: LIIF, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000) -> torch.Tensor:
@@ -61,20 +62,25 @@ def main() -> None:
     parser.add_argument("--scales", default="2,4,12,30")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output", default="256x256", help="output WIDTHxHEIGHT (about; the LR is output / scale)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    out_w, out_h = (int(n) for n in args.output.lower().split("x"))
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     model = LIIF(model_preset("edsr-liif-relu")).to(device).eval()
-    image = np.asarray(Image.open(SAMPLE).convert("RGB"), dtype=np.float32) / 255
+    photo = Image.open(SAMPLE).convert("RGB")
 
     print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
     print("| scale | LR | output | precision | literal kpx/s (30k chunks) | literal kpx/s (1k chunks) | fast kpx/s "
           "| fast / literal fp32 | fast / literal same precision | fast / literal 1k chunks |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for scale in [float(s) for s in args.scales.split(",")]:
-        side = max(4, round(OUTPUT_SIDE / scale))
-        lr = torch.from_numpy(image[200 : 200 + side, 200 : 200 + side]).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
-        size = (round(side * scale), round(side * scale))
+        lr_w, lr_h = max(4, round(out_w / scale)), max(4, round(out_h / scale))
+        image = np.asarray(photo.resize((lr_w, lr_h), Image.BICUBIC), dtype=np.float32) / 255
+        lr = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
+        size = (round(lr_h * scale), round(lr_w * scale))
         kpx = size[0] * size[1] / 1000
         literal_fp32 = None
         for precision in ("fp32", "bf16"):
@@ -88,7 +94,7 @@ def main() -> None:
             fast = best_time(fast_fn, args.repeats, device)
             literal_fp32 = literal_fp32 or literal
             print(
-                f"| x{scale:g} | {side}x{side} | {size[1]}x{size[0]} | {precision} | {kpx / literal:.0f} | {kpx / literal_small:.0f} "
+                f"| x{scale:g} | {lr_w}x{lr_h} | {size[1]}x{size[0]} | {precision} | {kpx / literal:.0f} | {kpx / literal_small:.0f} "
                 f"| {kpx / fast:.0f} | {literal_fp32 / fast:.2f}x | {literal / fast:.2f}x | {literal_small / fast:.2f}x |"
             )
 
