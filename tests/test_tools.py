@@ -115,3 +115,28 @@ def test_a_subset_of_urban100_is_set_beside_the_papers_div2k_table(tmp_path: Pat
     text = results_tables.render(results_tables.read_records(tmp_path))
     assert "| Urban100 (5 of 100) | EDSR-LIIF-ReLU | 28.35 / 34.62 |" in text
     assert "| Urban100 (5 of 100) | EDSR - EDSR-LESS, ReLU | +0.10 (+0.23) |" in text  # 34.62 - 34.39
+
+
+def test_into_replaces_only_the_marked_blocks() -> None:
+    tables = "## Table 3: benchmark sets\n\nPSNR.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nSSIM\n\n| c |\n"
+    document = "Intro.\n<!-- table3 -->\nold table\n<!-- /table3 -->\n<!-- table4 -->\nkept\n<!-- /table4 -->\n"
+    filled = results_tables.fill(document, tables)
+    assert filled == "Intro.\n<!-- table3 -->\n| a | b |\n|---|---|\n| 1 | 2 |\n<!-- /table3 -->\n<!-- table4 -->\nkept\n<!-- /table4 -->\n"
+    assert results_tables.fill("<!-- table3 -->\n<!-- /table3 -->", tables) == "<!-- table3 -->\n| a | b |\n|---|---|\n| 1 | 2 |\n<!-- /table3 -->"
+    assert results_tables.fill(filled, tables) == filled  # filling again changes nothing
+
+
+def test_every_model_in_the_committed_table_3_beats_bicubic() -> None:
+    """docs/results/tables.md, Table 3 (PSNR): each model row is above bicubic at every scale."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "results" / "tables.md").read_text()
+    table = results_tables.first_table(text, "## Table 3: benchmark sets")
+    rows = [line.split(" | ") for line in table.splitlines()[3:]]
+    bicubic, checked = None, 0
+    for cells in rows:
+        values = [float(v.strip(" |")) for v in cells[2:]]
+        if cells[1] == "bicubic":
+            bicubic = values
+        else:
+            assert all(v > b for v, b in zip(values, bicubic, strict=True)), cells
+            checked += 1
+    assert checked >= 3

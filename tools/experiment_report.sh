@@ -7,7 +7,8 @@
 # Each (model, table) is one `liifsr evaluate` report in RUNS_DIR/eval/, written when it
 # completes and skipped when it exists, so the script carries on after a stop and picks up
 # runs that finish later. Then tools/results_tables.py gathers the reports into
-# OUT_DIR/tables.md, and `liifsr plot-log` draws the curves.
+# OUT_DIR/tables.md (and their tables into OUT_DIR.md, e.g. docs/results.md), `liifsr
+# plot-log` draws the curves, and `liifsr compare` the figures.
 #
 # Environment: PRECISION (bf16; its measured PSNR difference from fp32 on Set5 is in the
 # README), URBAN_IMAGES (10: Urban100 images scored for Table 3, spread over the set; 100
@@ -68,10 +69,12 @@ for model in "${models[@]}"; do
     evaluate "t4-urban100-$(basename "$model" .safetensors)" "$model" "$precision" --scales 2,3,4,6,12,18,24,30 \
         --dataset "$bench/Urban100" --protocol div2k --images "$urban_t4"
 done
-"$python" tools/results_tables.py "$runs/eval" --runs "$runs" -o "$out/tables.md"
-# Figures 3 and 4: learning rate and training loss of every run started.
+"$python" tools/results_tables.py "$runs/eval" --runs "$runs" -o "$out/tables.md" --into "$out.md"
+# Figures 3 and 4: learning rate and training loss of every run with an epoch done.
 existing=()
-for run in "${trained[@]}"; do [[ -f "$run/log.csv" ]] && existing+=("$run"); done
+for run in "${trained[@]}"; do  # runs with at least one epoch logged
+    [[ -f "$run/log.csv" && $(wc -l < "$run/log.csv") -gt 1 ]] && existing+=("$run")
+done
 "$liifsr" plot-log "${existing[@]}" -o "$out/curves.png"
 # Figures 5 and 6: ReLU next to SIREN-15 (and bicubic) at x30, once both runs have finished.
 relu=$runs/models/edsr-liif-relu-seed0.safetensors siren=$runs/models/edsr-liif-siren15-seed0.safetensors

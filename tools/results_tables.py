@@ -1,6 +1,7 @@
 """The experiment's tables (docs/results.md) from `liifsr evaluate` JSON reports.
 
     python tools/results_tables.py EVAL_DIR [--runs RUNS_DIR] [-o docs/results/tables.md]
+                                   [--into docs/results.md]
 
 Reads every `*.json` report in EVAL_DIR (records of `liifsr evaluate --out X.json`; model
 files named `<preset>-seed<N>.safetensors`, as `tools/experiment_report.sh` names them)
@@ -11,12 +12,15 @@ and writes, in Markdown:
 - the paper's Tables 3 and 4 beside ours ("ours / paper");
 - the differences behind the paper's claims: SIREN minus ReLU under each encoder, EDSR
   minus EDSR-LESS, and the seed spread (seed 1 minus seed 0), ours and the paper's.
+With --into, the first table of each section also replaces the text between
+`<!-- NAME -->` and `<!-- /NAME -->` in that document (NAME: one of `INTO_SECTIONS`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import re
 import sys
@@ -87,6 +91,15 @@ CLAIM_DIFFERENCES = (
 SEEDS = (("seed spread, EDSR-LIIF-ReLU (seed 1 - seed 0)", "edsr-liif-relu"),
          ("seed spread, EDSR-LIIF-SIREN-15 (seed 1 - seed 0)", "edsr-liif-siren15"))
 DATASETS = ("Set5", "Set14", "B100", "Urban100")
+# Marker name in a document -> the heading of the section whose first table goes there.
+INTO_SECTIONS = {
+    "runs": "## The training runs",
+    "table3": "## Table 3: benchmark sets",
+    "table4": "## Table 4 analogue",
+    "claims3": "## The claims' differences: ours (the paper's)",
+    "claims4": "## The claims' differences: ours on Urban100",
+    "bf16": "## bf16 against fp32",
+}
 RUN_NAME = re.compile(r"(?P<preset>[a-z0-9-]+)-seed(?P<seed>\d+)$")
 
 
@@ -266,19 +279,44 @@ def render(records: list[dict[str, Any]], runs: Path | None = None) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def first_table(text: str, heading: str) -> str | None:
+    """The first Markdown table after `heading` in `text` (None without that heading)."""
+    if heading not in text:
+        return None
+    after = text.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(after) if line.startswith("|"))
+    return "\n".join(itertools.takewhile(lambda line: line.startswith("|"), after[start:]))
+
+
+def fill(document: str, tables: str) -> str:
+    """`document` with each marked block replaced by its section's first table."""
+    for name, heading in INTO_SECTIONS.items():
+        table = first_table(tables, heading)
+        pattern = re.compile(rf"(<!-- {name} -->\n)(?:.*?\n)?(<!-- /{name} -->)", re.S)
+        if table is not None and pattern.search(document):
+            document = pattern.sub(lambda match: match.group(1) + table + "\n" + match.group(2), document)
+    return document
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval_dir", type=Path, help="folder of `liifsr evaluate` JSON reports")
     parser.add_argument("--runs", type=Path, help="the runs folder of tools/train_experiment.sh (adds the runs table)")
     parser.add_argument("-o", "--out", type=Path, default=Path("docs/results/tables.md"))
+    parser.add_argument("--into", type=Path, help="a document with <!-- NAME --> blocks to update (docs/results.md)")
     args = parser.parse_args()
     records = read_records(args.eval_dir)
     if not records:
         raise SystemExit(f"results_tables: no records in {args.eval_dir}/*.json")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    tables = render(records, args.runs)
     with atomic_write(args.out) as tmp:
-        tmp.write_text(render(records, args.runs), encoding="utf-8")
+        tmp.write_text(tables, encoding="utf-8")
     print(f"results_tables: {len(records)} records -> {args.out}")
+    if args.into is not None:
+        with atomic_write(args.into) as tmp:
+            tmp.write_text(fill(args.into.read_text(), tables), encoding="utf-8")
+        print(f"results_tables: tables -> {args.into}")
     return 0
 
 
