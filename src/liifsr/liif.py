@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 class GatheredRows:
     """The first Linear's output for N queries (a `decoders.RowSource`): the latent term
     of each query's code, gathered from `table` (the latent projection, one row per
-    code) at `index`, plus the coordinate and cell terms, `terms` (N, k) @ `weight`^T."""
+    code) at `index`, plus the coordinate and cell terms, `terms` (N, k) @ `weight`^T;
+    all in `table`'s dtype."""
 
     table: Tensor
     index: Tensor
@@ -62,7 +63,7 @@ class GatheredRows:
 
     def _first_layer(self, index: Tensor, terms: Tensor) -> Tensor:
         # index_select makes a fresh 2-D tensor: the in-place addmm_ needs no copy, for autograd too.
-        return self.table.index_select(0, index).addmm_(terms.to(self.dtype), self.weight.t().to(self.dtype))
+        return self.table.index_select(0, index).addmm_(terms, self.weight.t())
 
 
 class LIIF(nn.Module):
@@ -142,8 +143,9 @@ class LIIF(nn.Module):
         first_layer = GatheredRows(
             table=proj.reshape(-1, hidden),
             index=(torch.cat(rows, dim=1) + batch_offset).view(-1),
-            terms=torch.cat(terms, dim=-1).view(batch * members * coord.shape[1], -1),
-            weight=self.imnet.first_linear.weight[:, self.latent_dim :],
+            # cast once here, not per block: the first layer runs in the projection's dtype
+            terms=torch.cat(terms, dim=-1).view(batch * members * coord.shape[1], -1).to(proj.dtype),
+            weight=self.imnet.first_linear.weight[:, self.latent_dim :].to(proj.dtype),
         )
         preds = self.imnet.after_first_linear(first_layer).view(batch, members * coord.shape[1], -1)
         preds = preds.chunk(members, dim=1)
