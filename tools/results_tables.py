@@ -19,7 +19,6 @@ With --into, the first table of each section also replaces the text between
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import re
@@ -27,10 +26,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from liifsr.config import TrainConfig, load_yaml
-from liifsr.data import iterations_per_epoch, split_paths
 from liifsr.evaluate import format_markdown
 from liifsr.files import atomic_write
+from liifsr.train import read_run
 
 # The paper's names, in its tables' order.
 PAPER_NAMES = {
@@ -228,21 +226,18 @@ def runs_table(runs: Path) -> list[str]:
              "|---|---:|---:|---:|---:|---|"]
     logs = sorted(runs.glob("*/log.csv"), key=lambda p: order({"model": p.parent.name, "dataset": "", "scale": 0}))
     for log in logs:
-        with log.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
+        record = read_run(log.parent)
+        rows = record.rows
         if not rows:
             continue
-        config = load_yaml(TrainConfig, log.parent / "config.yaml")
-        train, _ = split_paths(config.data)
-        per_epoch = iterations_per_epoch(len(train) * config.data.repeat, config.batch_size)
         validated = [row for row in rows if row.get("val_psnr")]
         val = "-"
         if validated:
             last = validated[-1]
             val = f"{float(last['val_psnr_x2']):.2f} / {float(last['val_psnr_x4']):.2f} (epoch {last['epoch']})"
-        minutes = sum(float(row["seconds"]) for row in rows) / 60
-        lines.append(f"| {label(log.parent.name)} | {rows[-1]['epoch']} of {config.epochs} "
-                     f"| {int(rows[-1]['epoch']) * per_epoch:,} | {minutes:.0f} | {float(rows[-1]['train_loss']):.4f} | {val} |")
+        lines.append(f"| {label(log.parent.name)} | {rows[-1]['epoch']} of {record.config.epochs} "
+                     f"| {int(rows[-1]['epoch']) * record.iterations_per_epoch:,} | {record.minutes:.0f} "
+                     f"| {float(rows[-1]['train_loss']):.4f} | {val} |")
     return lines
 
 

@@ -12,16 +12,15 @@ its Set5 x4 PSNR, measured here on the fp16 file itself (benchmark protocol, fp3
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 import torch
 
 from liifsr.checkpoint import bundled_models, load_model, read_metadata, save_model
-from liifsr.config import TrainConfig, load_yaml
-from liifsr.data import iterations_per_epoch, split_paths
+from liifsr.data import split_paths
 from liifsr.evaluate import evaluate
+from liifsr.train import read_run
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "liifsr" / "weights"
 DEV_CPU = "the 2-core development CPU (AVX-512 + AMX)"
@@ -29,21 +28,18 @@ DEV_CPU = "the 2-core development CPU (AVX-512 + AMX)"
 
 def run_facts(run: Path, config_file: str, hardware: str) -> dict[str, str]:
     """The training facts of a finished run, from its config.yaml and log.csv."""
-    config = load_yaml(TrainConfig, run / "config.yaml")
-    with (run / "log.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or int(rows[-1]["epoch"]) != config.epochs:
-        raise SystemExit(f"ship_model: {run} has not finished ({len(rows)} of {config.epochs} epochs logged)")
+    record = read_run(run)
+    config, per_epoch = record.config, record.iterations_per_epoch
+    if not record.finished:
+        raise SystemExit(f"ship_model: {run} has not finished ({len(record.rows)} of {config.epochs} epochs logged)")
     train, val = split_paths(config.data)
-    per_epoch = iterations_per_epoch(len(train) * config.data.repeat, config.batch_size)
-    minutes = sum(float(row["seconds"]) for row in rows) / 60
     folders = " + ".join(Path(d).name for d in config.data.train_dirs)
-    last = rows[-1]
+    last = record.rows[-1]
     scales = ", ".join(f"x{s} {float(last[f'val_psnr_x{s}']):.2f}" for s in config.val_scales)
     return {
         "training": f"{config_file}, seed {config.seed}: {config.epochs * per_epoch:,} iterations ({config.epochs} epochs of "
                     f"{per_epoch}) at batch {config.batch_size}, {config.precision}, on {hardware}, "
-                    f"{minutes:.0f} minutes of epochs",
+                    f"{record.minutes:.0f} minutes of epochs",
         "trained_on": f"{folders} ({len(train)} images; {len(val)} held out for validation)",
         "val_psnr": f"{float(last['val_psnr']):.4f}",
         "val_detail": f"mean RGB PSNR of the {len(val)} held-out images ({scales} dB; centre "

@@ -62,7 +62,15 @@ from liifsr.config import (
     to_dict,
 )
 from liifsr.coords import normalise
-from liifsr.data import ImageFolder, LIIFTrainSet, check_data_config, make_train_loader, split_paths, validation_pair
+from liifsr.data import (
+    ImageFolder,
+    LIIFTrainSet,
+    check_data_config,
+    iterations_per_epoch,
+    make_train_loader,
+    split_paths,
+    validation_pair,
+)
 from liifsr.files import atomic_write
 from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
@@ -392,6 +400,29 @@ def read_log(path: Path) -> list[dict[str, str]]:
     if any(not str(row.get("epoch") or "").isdigit() for row in rows):
         raise TrainError(f"{str(path)!r} is damaged (a row without a whole epoch number); fix or delete it")
     return rows
+
+
+@dataclass
+class RunRecord:
+    """A run folder as its files tell it: the config, the logged epochs, and what they add up to."""
+
+    config: TrainConfig
+    rows: list[dict[str, str]]
+    iterations_per_epoch: int
+    minutes: float  # of epochs (training and validation), as logged
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.rows) and int(self.rows[-1]["epoch"]) == self.config.epochs
+
+
+def read_run(out: Path) -> RunRecord:
+    """The record of a run folder written by `liifsr train` (its config.yaml and log.csv)."""
+    config = load_yaml(TrainConfig, out / "config.yaml")
+    rows = read_log(out / "log.csv")
+    train_paths, _ = split_paths(config.data)
+    per_epoch = iterations_per_epoch(len(train_paths) * config.data.repeat, config.batch_size)
+    return RunRecord(config, rows, per_epoch, sum(float(row["seconds"]) for row in rows) / 60)
 
 
 def write_log(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
