@@ -82,6 +82,7 @@ PAPER_TABLE_4 = {
 CLAIM_DIFFERENCES = (
     ("SIREN-30 - ReLU, EDSR", "edsr-liif-siren30", "edsr-liif-relu"),
     ("SIREN-15 - ReLU, EDSR", "edsr-liif-siren15", "edsr-liif-relu"),
+    ("SIREN-15 - SIREN-30, EDSR", "edsr-liif-siren15", "edsr-liif-siren30"),
     ("SIREN-30 - ReLU, EDSR-LESS", "edsrless-liif-siren30", "edsrless-liif-relu"),
     ("EDSR - EDSR-LESS, ReLU", "edsr-liif-relu", "edsrless-liif-relu"),
     ("EDSR - EDSR-LESS, SIREN-30", "edsr-liif-siren30", "edsrless-liif-siren30"),
