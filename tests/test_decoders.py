@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from liifsr.config import DecoderConfig, model_preset
-from liifsr import decoders
-from liifsr.decoders import MLP, Sine, blockwise_forward, cast_folded, prepack
+from liifsr.decoders import MLP, Sine, cast_folded
 from liifsr.liif import LIIF, GatheredRows
 
 
@@ -111,25 +110,6 @@ def test_bf16_folds_w0_into_the_weights_and_fp32_stays_literal() -> None:
         fp32 = mlp.layers[1:](pre.clone())
         bf16 = mlp.after_first_linear(pre.bfloat16())
     assert (bf16.float() - fp32).abs().max() < 0.05 * fp32.abs().max()
-
-
-@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="prepacking is for oneDNN's CPU matmuls")
-def test_bf16_weights_are_prepacked_and_decode_as_the_plain_ones(monkeypatch) -> None:
-    torch.manual_seed(0)
-    mlp = MLP(12, DecoderConfig(activation="relu", hidden=[256, 256, 256, 256]))
-    params, w0s = cast_folded(mlp._later_params(), mlp.w0s(), torch.bfloat16)
-    assert all(w.is_mkldnn for w in prepack(params[0::2], 64))
-    fp32 = mlp._later_params()[0::2]
-    assert all(a is b for a, b in zip(prepack(fp32, 64), fp32))  # fp32 keeps its literal matmuls
-    pre = torch.randn(300, 256).bfloat16()
-    packed = blockwise_forward(pre.clone(), w0s, 64, params)
-    monkeypatch.setattr(decoders, "prepack", lambda weights, block_rows: weights)
-    assert torch.equal(packed, blockwise_forward(pre.clone(), w0s, 64, params))
-    h = pre.relu()  # the literal layers, in bf16
-    for weight, bias in zip(params[0:-2:2], params[1:-2:2]):
-        h = (h @ weight.t() + bias).relu()
-    literal = h @ params[-2].t() + params[-1]
-    assert (packed.float() - literal.float()).abs().max() < 0.02 * literal.float().abs().max()
 
 
 @pytest.mark.parametrize("activation", ["relu", "sine"])

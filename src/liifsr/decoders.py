@@ -61,14 +61,10 @@ def siren_init_(layers: list[nn.Linear], w0_hidden: float) -> None:
 BLOCK_ROWS = 2048
 
 
-def _onednn(t: Tensor) -> bool:
-    return t.device.type == "cpu" and torch.backends.mkldnn.is_available()
-
-
 def linear(h: Tensor, weight: Tensor, bias: Tensor, relu: bool = False) -> Tensor:
     """h W^T + b, then ReLU if `relu`. On CPU one oneDNN matmul with the bias and the
     ReLU fused into it, instead of a bias copy and a ReLU pass over the result."""
-    if _onednn(h):
+    if h.device.type == "cpu" and torch.backends.mkldnn.is_available():
         return torch.ops.mkldnn._linear_pointwise(h, weight, bias, "relu" if relu else "none", [], "")
     z = torch.addmm(bias, h, weight.t())
     return z.relu_() if relu else z
@@ -103,15 +99,6 @@ def cast_folded(params: list[Tensor], w0s: tuple[float | None, ...], dtype: torc
     return folded, (w0s[0], *(None if w0 is None else 1.0 for w0 in later))
 
 
-def prepack(weights: list[Tensor], block_rows: int) -> list[Tensor]:
-    """bf16 weights on CPU reordered once into oneDNN's blocked layout for `linear`,
-    which would otherwise reorder them on every block's matmul (about a tenth of a bf16
-    hidden layer's time); other weights unchanged (fp32 gains nothing and stays literal)."""
-    if not weights or weights[0].dtype != torch.bfloat16 or not _onednn(weights[0]):
-        return weights
-    return [torch.ops.mkldnn._reorder_linear_weight(w, block_rows) for w in weights]
-
-
 class RowSource(Protocol):
     """The first Linear's output, N rows made on demand (see liif.py's `GatheredRows`)."""
 
@@ -135,7 +122,7 @@ def blockwise_forward(pre: Tensor | RowSource, w0s: tuple[float | None, ...], bl
 
     `params` are (weight, bias) of every Linear after the first, in `pre`'s dtype.
     """
-    weights, biases = prepack(params[0::2], block_rows), params[1::2]
+    weights, biases = params[0::2], params[1::2]
     rows = (lambda start, stop: pre[start:stop]) if isinstance(pre, Tensor) else pre.rows
     out = torch.empty(len(pre), weights[-1].shape[0], dtype=pre.dtype, device=weights[-1].device)
     for start in range(0, len(pre), block_rows):
@@ -143,7 +130,7 @@ def blockwise_forward(pre: Tensor | RowSource, w0s: tuple[float | None, ...], bl
         h = activate_(rows(start, stop), w0s[0])
         for weight, bias, w0 in zip(weights[:-1], biases[:-1], w0s[1:]):
             h = linear_act(h, weight, bias, w0)
-        out[start:stop] = linear(h, weights[-1], biases[-1])
+        torch.addmm(biases[-1], h, weights[-1].t(), out=out[start:stop])
     return out
 
 
