@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 
 from liifsr.checkpoint import bundled_models, load_model, read_metadata, save_model
-from liifsr.data import split_paths
 from liifsr.evaluate import evaluate
 from liifsr.train import read_run
 
@@ -32,7 +31,6 @@ def run_facts(run: Path, config_file: str, hardware: str) -> dict[str, str]:
     config, per_epoch = record.config, record.iterations_per_epoch
     if not record.finished:
         raise SystemExit(f"ship_model: {run} has not finished ({len(record.rows)} of {config.epochs} epochs logged)")
-    train, val = split_paths(config.data)
     folders = " + ".join(Path(d).name for d in config.data.train_dirs)
     last = record.rows[-1]
     scales = ", ".join(f"x{s} {float(last[f'val_psnr_x{s}']):.2f}" for s in config.val_scales)
@@ -40,9 +38,9 @@ def run_facts(run: Path, config_file: str, hardware: str) -> dict[str, str]:
         "training": f"{config_file}, seed {config.seed}: {config.epochs * per_epoch:,} iterations ({config.epochs} epochs of "
                     f"{per_epoch}) at batch {config.batch_size}, {config.precision}, on {hardware}, "
                     f"{record.minutes:.0f} minutes of epochs",
-        "trained_on": f"{folders} ({len(train)} images; {len(val)} held out for validation)",
+        "trained_on": f"{folders} ({record.train_images} images; {record.val_images} held out for validation)",
         "val_psnr": f"{float(last['val_psnr']):.4f}",
-        "val_detail": f"mean RGB PSNR of the {len(val)} held-out images ({scales} dB; centre "
+        "val_detail": f"mean RGB PSNR of the {record.val_images} held-out images ({scales} dB; centre "
                       f"{config.data.val_max_size} px crops, shave = scale)",
     }
 

@@ -404,25 +404,32 @@ def read_log(path: Path) -> list[dict[str, str]]:
 
 @dataclass
 class RunRecord:
-    """A run folder as its files tell it: the config, the logged epochs, and what they add up to."""
+    """A run folder as its files tell it: the config, the logged epochs, the data split."""
 
     config: TrainConfig
     rows: list[dict[str, str]]
-    iterations_per_epoch: int
-    minutes: float  # of epochs (training and validation), as logged
+    train_images: int
+    val_images: int
 
     @property
     def finished(self) -> bool:
         return bool(self.rows) and int(self.rows[-1]["epoch"]) == self.config.epochs
 
+    @property
+    def iterations_per_epoch(self) -> int:
+        return iterations_per_epoch(self.train_images * self.config.data.repeat, self.config.batch_size)
+
+    @property
+    def minutes(self) -> float:
+        """Minutes of the logged epochs (training and validation)."""
+        return sum(float(row["seconds"]) for row in self.rows) / 60
+
 
 def read_run(out: Path) -> RunRecord:
     """The record of a run folder written by `liifsr train` (its config.yaml and log.csv)."""
     config = load_yaml(TrainConfig, out / "config.yaml")
-    rows = read_log(out / "log.csv")
-    train_paths, _ = split_paths(config.data)
-    per_epoch = iterations_per_epoch(len(train_paths) * config.data.repeat, config.batch_size)
-    return RunRecord(config, rows, per_epoch, sum(float(row["seconds"]) for row in rows) / 60)
+    train_paths, val_paths = split_paths(config.data)
+    return RunRecord(config, read_log(out / "log.csv"), len(train_paths), len(val_paths))
 
 
 def write_log(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
