@@ -122,6 +122,14 @@ def test_train_cli_writes_checkpoints_logs_and_events(tmp_path, capsys):
     assert main(cli) == 2 and "--resume" in capsys.readouterr().err
     assert main([*cli, "--resume"]) == 0 and "already finished" in capsys.readouterr().err
 
+    # The run's record: a stopped epoch (900 s) counts in the minutes, not in the median epoch.
+    columns = list(rows[0])
+    train_module.write_log(out / "log.csv", [{**row, "seconds": s} for row, s in zip(rows, (10, 20, 900))], columns)
+    record = train_module.read_run(out)
+    assert record.finished and record.minutes == pytest.approx(930 / 60) and record.median_epoch_seconds == 20
+    train_module.write_log(out / "log.csv", rows[:1], columns)
+    assert not train_module.read_run(out).finished
+
 
 def test_bad_config_is_a_one_line_error(tmp_path, capsys):
     config = write_config(tmp_path)

@@ -223,8 +223,9 @@ def differences(records: list[dict[str, Any]], paper: dict[str, dict[str, tuple[
 
 def runs_table(runs: Path) -> list[str]:
     """One row per run folder with a log.csv: how far it got, how long it took, where it ended."""
-    lines = ["| Run | Epochs | Iterations | Minutes of epochs | Last training loss | Held-out PSNR x2 / x4 (dB) |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = ["| Run | Epochs | Iterations | Minutes of epochs | Median s per epoch | Last training loss "
+             "| Held-out PSNR x2 / x4 (dB) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     logs = sorted(runs.glob("*/log.csv"), key=lambda p: order({"model": p.parent.name, "dataset": "", "scale": 0}))
     for log in logs:
         record = read_run(log.parent)
@@ -238,6 +239,7 @@ def runs_table(runs: Path) -> list[str]:
             val = f"{float(last['val_psnr_x2']):.2f} / {float(last['val_psnr_x4']):.2f} (epoch {last['epoch']})"
         lines.append(f"| {label(log.parent.name)} | {rows[-1]['epoch']} of {record.config.epochs} "
                      f"| {int(rows[-1]['epoch']) * record.iterations_per_epoch:,} | {record.minutes:.0f} "
+                     f"| {record.median_epoch_seconds:.0f} "
                      f"| {float(rows[-1]['train_loss']):.4f} | {val} |")
     return lines
 

@@ -37,6 +37,7 @@ import csv
 import json
 import math
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -413,7 +414,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return bool(self.rows) and int(self.rows[-1]["epoch"]) == self.config.epochs
+        return bool(self.rows) and int(self.rows[-1]["epoch"]) >= self.config.epochs
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -423,6 +424,12 @@ class RunRecord:
     def minutes(self) -> float:
         """Minutes of the logged epochs (training and validation)."""
         return sum(float(row["seconds"]) for row in self.rows) / 60
+
+    @property
+    def median_epoch_seconds(self) -> float:
+        """The median epoch's seconds: unlike `minutes`, not inflated by an epoch during which
+        the process was stopped or the machine was busy with other work."""
+        return statistics.median(float(row["seconds"]) for row in self.rows)
 
 
 def read_run(out: Path) -> RunRecord:
