@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from liifsr.imageio import sample_image
-from liifsr.metrics import calc_psnr, gaussian_window, psnr, rgb_to_y, ssim
+from liifsr.metrics import calc_psnr, filter_valid, gaussian_window, psnr, rgb_to_y, ssim
 from liifsr.resize import imresize, modcrop
 
 FIXTURE = Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz"
@@ -102,6 +102,16 @@ def test_gaussian_window():
     assert w.shape == (11, 11)
     assert math.isclose(w.sum().item(), 1.0, rel_tol=1e-12)
     assert math.isclose((w[5, 6] / w[5, 5]).item(), math.exp(-1 / (2 * 1.5**2)), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("block", [4, 7, 128])
+def test_filter_valid_is_the_literal_sliding_sum(block):
+    """Output column j = sum_i taps[i] * t[..., j + i], whatever the blocks' split of the columns."""
+    generator = torch.Generator().manual_seed(0)
+    t = torch.rand(2, 3, 5, 23, dtype=torch.float64, generator=generator)
+    taps = torch.rand(6, dtype=torch.float64, generator=generator)
+    literal = sum(taps[i] * t[..., i : i + 18] for i in range(6))
+    torch.testing.assert_close(filter_valid(t, taps, block), literal, rtol=1e-14, atol=1e-14)
 
 
 def test_ssim_identity_is_one():
