@@ -132,6 +132,13 @@ def filter_valid(t: torch.Tensor, taps: torch.Tensor, block: int = 128) -> torch
     return out
 
 
+def gaussian_filter_valid(t: torch.Tensor) -> torch.Tensor:
+    """SSIM's 11x11 Gaussian over the last two dimensions, 'valid' part only. The Gaussian
+    is separable: a 1-D pass along each dimension equals the 2-D filter."""
+    taps = gaussian_window().sum(dim=1).to(t.device)
+    return filter_valid(filter_valid(t, taps).transpose(-1, -2), taps).transpose(-1, -2)
+
+
 def _luma_255(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) in [0, 1] -> float64 (N, 1, H, W) Y (or the single channel) in [0, 255]."""
     x = x.to(torch.float64)
@@ -160,13 +167,7 @@ def ssim(
     if min(x.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"image {tuple(x.shape[-2:])} after shaving is smaller than the SSIM window")
 
-    # The Gaussian is separable: two 1-D passes equal the 11x11 filter.
-    taps = gaussian_window().sum(dim=1).to(x.device)
-
-    def filt(t: torch.Tensor) -> torch.Tensor:
-        return filter_valid(filter_valid(t, taps).transpose(-1, -2), taps).transpose(-1, -2)
-
-    mu_x, mu_y, xx, yy, xy = filt(torch.cat([x, y, x * x, y * y, x * y], dim=1)).unbind(dim=1)
+    mu_x, mu_y, xx, yy, xy = gaussian_filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1)).unbind(dim=1)
     var_x = xx - mu_x**2
     var_y = yy - mu_y**2
     cov = xy - mu_x * mu_y
