@@ -2,9 +2,9 @@
 
 The bf16 decoder is bound by its elementwise passes (docs/benchmarks.md): the first
 layer's gather, its coordinate and cell term and its activation, and SIREN's sines.
-This times the decoder on one chunk of queries (`inference.CPU_CHUNK` queries, four
+This times the decoder on one chunk of 4,096 queries (four
 ensemble members each, their first-layer rows gathered from a latent projection) in bf16:
-the eager decoder, which runs the chunk in blocks of `decoders.BLOCK_ROWS` rows, against
+the eager decoder, which runs the chunk in blocks of `decoders.rows_per_block` rows, against
 the same code compiled by inductor for one block (the plain-layer path that
 `MLP.after_first_linear` takes under torch.compile) and called block by block:
 - "inductor": default settings (its own C++ loops around oneDNN matmuls);
@@ -31,12 +31,12 @@ import torch._inductor.config as inductor_config
 from torch import Tensor, nn
 
 from liifsr.config import model_preset
-from liifsr.decoders import BLOCK_ROWS, activate_
-from liifsr.inference import CPU_CHUNK
+from liifsr.decoders import activate_, rows_per_block
 from liifsr.liif import LIIF, GatheredRows
 
 LATENT_CODES = 200 * 200  # a 200 x 200 latent grid: the table the rows are gathered from
-ROWS = 4 * CPU_CHUNK  # one chunk's first-layer rows: four ensemble members per query
+ROWS = 4 * 4096  # the first-layer rows of 4,096 queries: four ensemble members each
+BLOCK_ROWS = rows_per_block(256, torch.bfloat16)
 
 
 class DecodeBlock(nn.Module):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from liifsr.config import DecoderConfig, model_preset
-from liifsr.decoders import MLP, Sine, cast_folded
+from liifsr.decoders import MLP, Sine, cast_folded, relu, relu_
 from liifsr.liif import LIIF, GatheredRows
 
 
@@ -31,6 +31,20 @@ def test_siren_initial_weight_ranges():
             assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.98 * bound
             # uniform on [-b, b] has standard deviation b / sqrt(3)
             assert abs(layer.weight.std().item() - bound / math.sqrt(3)) < 0.05 * bound
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_relu_on_the_sign_bit_equals_torch_relu(dtype: torch.dtype) -> None:
+    special = torch.tensor([0.0, -0.0, 1e-30, -1e-30, float("inf"), -float("inf"), 3.5, -3.5])
+    z = torch.cat([special, torch.randn(1000)]).to(dtype)
+    expected = torch.relu(z)
+    out_of_place, in_place = relu(z), relu_(z.clone())
+    for result in (out_of_place, in_place):
+        assert result.dtype == dtype
+        assert torch.equal(result, expected)  # as floats: -0.0 == +0.0
+        if dtype != torch.float32:
+            assert not torch.signbit(result).any()  # -0.0 comes out as +0.0
+    assert torch.equal(z, torch.cat([special, z[len(special):].float()]).to(dtype))  # relu left its input alone
 
 
 def test_sine_activation_is_sin_of_w0_times_affine_on_every_hidden_layer():

@@ -13,6 +13,7 @@ from liifsr.config import MODEL_PRESETS
 from liifsr.files import check_distinct_outputs, check_output_path
 from liifsr.imageio import MAX_INPUT_PIXELS, LoadedImage, check_writable, read_image, write_image_bands
 from liifsr.inference import (
+    DEFAULT_CHUNK,
     MAX_OUTPUT_PIXELS,
     UpscaleError,
     check_options,
@@ -56,7 +57,7 @@ def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--tile", type=int, default=None, help="LR tile size for the encoder (default: automatic)")
-    parser.add_argument("--chunk", type=int, default=None, help="queries decoded at once (default: 1024 on CPU, 65536 on GPU)")
+    parser.add_argument("--chunk", type=int, default=None, help=f"queries decoded at once (default: {DEFAULT_CHUNK})")
     parser.add_argument("--allow-huge", action="store_true",
                         help=f"allow outputs beyond {MAX_OUTPUT_PIXELS / 1e6:.0f} megapixels and inputs beyond "
                         f"{MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
