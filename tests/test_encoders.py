@@ -52,3 +52,30 @@ def test_receptive_radius_bounds_the_influence_of_a_pixel():
         changed = (encoder(x) - encoder(y)).abs().amax(dim=(0, 1)) > 0
         rows = changed.any(dim=1).nonzero().view(-1)
         assert rows.min() == 20 - encoder.receptive_radius and rows.max() == 20 + encoder.receptive_radius
+
+
+def literal_edsr(encoder, x):
+    """EDSR with res_scale 1 written out: head, conv-ReLU-conv + input per block, last conv + head."""
+    conv = lambda layer, h: torch.nn.functional.conv2d(h, layer.weight, layer.bias, padding=1)  # noqa: E731
+    head = conv(encoder.head[0], x)
+    h = head
+    for block in encoder.body[:-1]:
+        h = conv(block.body[2], torch.relu(conv(block.body[0], h))) + h
+    return conv(encoder.body[-1], h) + head
+
+
+def test_edsr_inference_with_fused_convolutions_equals_the_literal_network():
+    torch.manual_seed(0)
+    encoder = EDSR(n_resblocks=3, n_feats=16)
+    x = torch.rand(2, 3, 19, 23) * 2 - 1
+    expected = literal_edsr(encoder, x)
+    trained = encoder(x)  # gradients enabled: the plain modules
+    with torch.no_grad():
+        fused = encoder(x)  # oneDNN convolutions with the ReLU and the additions in their epilogues
+        fused_channels_last = encoder(x.contiguous(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fused_bf16 = encoder(x)
+    for out in (trained, fused, fused_channels_last):
+        assert torch.allclose(out, expected, atol=1e-5)
+    assert fused_bf16.dtype == torch.bfloat16
+    assert (fused_bf16.float() - expected).abs().max() < 0.05 * expected.abs().max()

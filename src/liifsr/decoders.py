@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from liifsr.config import DecoderConfig
+from liifsr.runtime import onednn_cpu
 
 
 class Sine(nn.Module):
@@ -76,7 +77,7 @@ def rows_per_block(width: int, dtype: torch.dtype) -> int:
 def linear(h: Tensor, weight: Tensor, bias: Tensor, relu: bool = False) -> Tensor:
     """h W^T + b, then ReLU if `relu`. On CPU one oneDNN matmul with the bias and the
     ReLU fused into it, instead of a bias copy and a ReLU pass over the result."""
-    if h.device.type == "cpu" and torch.backends.mkldnn.is_available():
+    if onednn_cpu(h):
         return torch.ops.mkldnn._linear_pointwise(h, weight, bias, "relu" if relu else "none", [], "")
     z = torch.addmm(bias, h, weight.t())
     return z.relu_() if relu else z
