@@ -3,8 +3,8 @@
 Both paths run the same EDSR-LIIF weights on the same real LR crops, in one process,
 interleaved, so machine noise hits both alike; each figure is the best of --repeats.
 The literal path decodes in chunks of 30,000 queries as LIIF's `batched_predict`
-does, and also, to separate the formulation's gain from the chunking's, in our CPU
-chunk of 1,024 queries; ours goes through `upscale_tensor` with its default chunking.
+does, and also, to separate the formulation's gain from the chunking's, in small
+chunks of 1,024 queries; ours goes through `upscale_tensor` with its default chunking.
 Outputs are about --output (default 256x256) at every scale, so that each row measures
 a comparable amount of decoding; the LR input is the bundled photograph resized to
 output / scale. On CUDA, TF32 is off: fp32 is fp32.

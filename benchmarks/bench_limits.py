@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
 from liifsr.config import DataConfig, model_preset
 from liifsr.data import ImageFolder, LIIFTrainSet
@@ -46,6 +46,14 @@ OUTPUT_SIDE = 1024  # outputs of at least 1024 x 1024 pixels
 def _fused_linear_flops(x_shape, w_shape, *args, **kwargs) -> int:
     """The decoder's fused oneDNN Linear (bias and ReLU in its epilogue): a matmul's FLOPs."""
     return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
+
+
+@register_flop_formula(torch.ops.mkldnn._convolution_pointwise)
+def _fused_conv_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
+    """EDSR's fused oneDNN convolution (ReLU or residual addition in its epilogue): a
+    convolution's FLOPs. The `binary` overload (13 arguments) has the addend before the weight."""
+    w_shape = args[1] if len(args) + 1 == 13 else args[0]
+    return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
 
 
 def best_seconds(fn: Callable[[], object], repeats: int) -> float:
