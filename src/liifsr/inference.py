@@ -40,10 +40,9 @@ if TYPE_CHECKING:  # the model is only named in annotations: liif.py imports thi
     from liifsr.liif import LIIF
 
 # Queries decoded at once. On a CPU the MLP runs in cache-sized blocks of rows anyway
-# (decoders.BLOCK_ROWS), so a chunk only has to amortise the per-chunk index arithmetic
+# (decoders.rows_per_block), so a chunk only has to amortise the per-chunk index arithmetic
 # (about 150 small tensor operations): on this project's 2-core machine 65,536 decoded
 # x4 in bf16 1.28x faster than 4,096 (fp32 unchanged), and a GPU wants large chunks too.
-# A chunk's own tensors take about 200 bytes per query: 13 MB.
 DEFAULT_CHUNK = 65536
 DEFAULT_TILE = 256
 # Inputs up to this many pixels are encoded in one piece (no margin overhead).
