@@ -143,6 +143,29 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C while the block runs and raise KeyboardInterrupt after it, if one came.
+
+    Importing torch runs C++ (pybind11) and embedded Python that a KeyboardInterrupt
+    must not cross: there it aborts the process, gets swallowed, leaves a module half
+    imported, or marks the interpreter to kill itself with SIGINT at exit whatever the
+    exit status. A SIGINT that the parent shell ignores (`&` jobs) stays ignored.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 def memory_message(error: BaseException) -> str | None:
     """A one-line 'out of memory' message with the amount asked for, or None for other errors.
 
