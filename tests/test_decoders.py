@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from liifsr.config import DecoderConfig, model_preset
-from liifsr.decoders import MLP, Sine, cast_folded, relu, relu_
+from liifsr.decoders import MLP, Sine, cast_folded, relu, relu_, row_sum
 from liifsr.liif import LIIF, GatheredRows
 
 
@@ -109,6 +109,20 @@ def test_blockwise_mlp_in_bf16_stays_close_to_fp32() -> None:
         bf16 = mlp.after_first_linear(pre.bfloat16())
     assert bf16.dtype == torch.bfloat16
     assert (bf16.float() - fp32).abs().max() < 0.05 * fp32.abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_row_sum_is_the_sum_of_the_rows_in_fp32(dtype: torch.dtype) -> None:
+    """Bias gradients: exact in fp32; for 16-bit rows, the fp32 sum rounded once to 16 bits."""
+    torch.manual_seed(0)
+    grad = (torch.randn(5000, 40) + torch.linspace(-3, 3, 40)).to(dtype)  # columns of every sign and size
+    exact = grad.double().sum(0)
+    summed = row_sum(grad)
+    assert summed.dtype == torch.float32 and summed.shape == (40,)
+    if dtype == torch.float32:
+        assert torch.allclose(summed.double(), exact, rtol=1e-5, atol=1e-3)
+    else:  # one rounding to the 16-bit format, not one per addition
+        assert ((summed.double() - exact).abs() <= exact.abs() * 2.0 ** -8 + 1e-3).all()
 
 
 def test_bf16_folds_w0_into_the_weights_and_fp32_stays_literal() -> None:
