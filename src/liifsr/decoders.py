@@ -218,17 +218,18 @@ class BlockwiseMLP(torch.autograd.Function):
         with torch.autocast(grad_out.device.type, enabled=False):
             for index, kept in enumerate(ctx.blocks):
                 start = index * ctx.block_rows
-                grad = grad_out[start : start + kept[0][0].shape[0]].to(dtype)
+                rows = slice(start, start + kept[0][0].shape[0])
+                grad = grad_out[rows].to(dtype)
                 for k in reversed(range(len(kept))):
                     h, derivative = kept[k]
                     grads[2 * k] += (grad.t() @ h).float()
                     grads[2 * k + 1] += row_sum(grad)
                     grad_h = grad @ weights[k]
+                    out = grad_pre[rows] if k == 0 else grad_h  # in place; the last one straight into grad_pre
                     if derivative is None:  # ReLU: h > 0 where z > 0
-                        grad = torch.ops.aten.threshold_backward(grad_h, h, 0)
+                        grad = torch.ops.aten.threshold_backward.grad_input(grad_h, h, 0, grad_input=out)
                     else:
-                        grad = grad_h.mul_(derivative)
-                grad_pre[start : start + grad.shape[0]] = grad
+                        grad = torch.mul(grad_h, derivative, out=out)
         return grad_pre, None, None, *(g.to(p.dtype) for g, p in zip(grads, params))
 
 
