@@ -86,3 +86,25 @@ def test_ctrl_c_held_keeps_an_ignored_sigint_ignored():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_main_holds_ctrl_c_until_the_command_module_is_imported(monkeypatch, capsys):
+    """A SIGINT while `build_parser` imports the command's module (and torch) lets the
+    import finish, then ends the command as interrupted."""
+    import os
+    import signal
+
+    import liifsr.cli as cli
+
+    finished = []
+    real_build_parser = cli.build_parser
+
+    def interrupted_build_parser(argv):
+        os.kill(os.getpid(), signal.SIGINT)
+        result = real_build_parser(argv)
+        finished.append(True)
+        return result
+
+    monkeypatch.setattr(cli, "build_parser", interrupted_build_parser)
+    assert cli.main(["models"]) == 130
+    assert finished and capsys.readouterr().err == "liifsr: interrupted\n"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from liifsr.config import DecoderConfig, model_preset
-from liifsr.decoders import MLP, Sine, cast_folded, relu, relu_, row_sum
+from liifsr.decoders import MLP, Sine, cast_folded, relu, relu_, relu_backward, row_sum
 from liifsr.liif import LIIF, GatheredRows
 
 
@@ -47,6 +47,22 @@ def test_relu_on_the_sign_bit_equals_torch_relu(dtype: torch.dtype) -> None:
         assert torch.equal(result, expected)  # as floats: -0.0 == +0.0
         if dtype != torch.float32:
             assert not torch.signbit(result).any()  # -0.0 comes out as +0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_relu_backward_on_the_integers_equals_threshold_backward(dtype: torch.dtype) -> None:
+    """The gradient passes exactly where the ReLU's output is positive: h = -0.0 (which
+    oneDNN's ReLU can give), +0.0 and the smallest subnormal included."""
+    torch.manual_seed(0)
+    tiny = torch.finfo(dtype).smallest_normal / 4
+    h = torch.cat([torch.tensor([0.0, tiny, float("inf"), 2.0] + [-0.0] * 20), torch.randn(976).relu()]).to(dtype)
+    grad = torch.cat([torch.tensor([1.0, 3.0, -4.0, -0.0]), torch.randn(996)]).to(dtype)
+    expected = torch.where(h > 0, grad, torch.zeros_like(grad))
+    bits = torch.int32 if dtype == torch.float32 else torch.int16
+    out = torch.empty_like(grad)
+    for result in (relu_backward(grad, h), relu_backward(grad, h, out)):
+        assert result.dtype == dtype and torch.equal(result.view(bits), expected.view(bits))  # to the bit
+    assert torch.equal(out.view(bits), expected.view(bits))  # written into `out`
 
 
 def test_sine_activation_is_sin_of_w0_times_affine_on_every_hidden_layer():

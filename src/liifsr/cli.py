@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         with sigterm_raises():
-            parser, run = build_parser(argv)  # imports the command's module (and torch): inside the try
+            with ctrl_c_held():
+                parser, run = build_parser(argv)  # imports the command's module (and torch)
             args = parser.parse_args(argv)
             assert run is not None  # parse_args exits unless argv named a command
             return run(args) or 0

@@ -45,13 +45,8 @@ def onednn_cpu(x: torch.Tensor) -> bool:
 
 
 def onednn_eager(x: torch.Tensor) -> bool:
-    """`onednn_cpu`, with no gradient needed (the fused convolutions have no backward)
-    and eager execution (graphs for inductor or ONNX take the plain modules)."""
-    return (
-        onednn_cpu(x)
-        and not torch.is_grad_enabled()
-        and not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
-    )
+    """`onednn_cpu`, in eager execution (graphs for inductor or ONNX take the plain modules)."""
+    return onednn_cpu(x) and not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
 
 
 def kernel_dtype(x: torch.Tensor) -> torch.dtype:
