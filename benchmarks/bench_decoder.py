@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from liifsr.cli import keep_freed_memory
 from liifsr.config import model_preset
 from liifsr.coords import cell_size, denormalise, make_coord, normalise
 from liifsr.imageio import sample_image
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default="256x256", help="output WIDTHxHEIGHT (about; the LR is output / scale)")
     args = parser.parse_args()
+    keep_freed_memory()  # as every liifsr command does
     device = torch.device(args.device)
     out_w, out_h = (int(n) for n in args.output.lower().split("x"))
     torch.backends.cuda.matmul.allow_tf32 = False

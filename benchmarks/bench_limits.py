@@ -15,10 +15,12 @@ The limit of a job is its FLOPs divided by the measured rate on the decoder's sh
 the table prints the achieved fraction of that limit. Times are the best of --repeats.
 On a machine that other jobs share, measure with --threads 1: oversubscribed OpenMP
 threads wait for each other and make every 2-thread figure, the matmul rate included,
-meaningless.
+meaningless. Freed memory is kept for reuse as every `liifsr` command keeps it
+(`liifsr.cli.keep_freed_memory`); --glibc-defaults measures with glibc's own settings.
 
     python benchmarks/bench_limits.py [--precisions fp32,bf16] [--scales 2,4,8,30]
                                       [--repeats 3] [--threads 0] [--preset edsr-liif-relu]
+                                      [--glibc-defaults]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
+from liifsr.cli import keep_freed_memory
 from liifsr.config import DataConfig, model_preset
 from liifsr.data import ImageFolder, LIIFTrainSet
 from liifsr.imageio import read_uint8, sample_image
@@ -141,14 +144,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = PyTorch's default)")
     parser.add_argument("--preset", default="edsr-liif-relu")
     parser.add_argument("--no-training", action="store_true")
+    parser.add_argument("--glibc-defaults", action="store_true", help="leave malloc's settings as glibc sets them")
     args = parser.parse_args()
+    kept = not args.glibc_defaults and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = LIIF(model_preset(args.preset)).eval()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-    print(f"{args.preset}, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
+    print(f"{args.preset}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"freed memory {'kept for reuse' if kept else 'returned (glibc defaults)'}\n")
     print("| precision | matmul 4096x256x256 GFLOP/s | matmul 2048^3 GFLOP/s |")
     print("|---|---|---|")
     rates = {}

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from liifsr.cli import keep_freed_memory
 from liifsr.config import DataConfig, model_preset
 from liifsr.coords import normalise
 from liifsr.data import ImageFolder, LIIFTrainSet
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--preset", default="edsr-liif-relu")
     args = parser.parse_args()
+    keep_freed_memory()  # as every liifsr command does
     device = torch.device(args.device)
 
     torch.manual_seed(0)

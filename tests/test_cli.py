@@ -108,3 +108,33 @@ def test_main_holds_ctrl_c_until_the_command_module_is_imported(monkeypatch, cap
     monkeypatch.setattr(cli, "build_parser", interrupted_build_parser)
     assert cli.main(["models"]) == 130
     assert finished and capsys.readouterr().err == "liifsr: interrupted\n"
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_decoding_again_reuses_freed_memory_instead_of_faulting_in_fresh_pages():
+    """The same upscale three times in a fresh process: with `keep_freed_memory` the third
+    one finds its blocks already mapped; with glibc's defaults it faults most pages in again."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, sys, torch\n"
+        "from liifsr.cli import keep_freed_memory\n"
+        "from liifsr.config import model_preset\n"
+        "from liifsr.inference import upscale_tensor\n"
+        "from liifsr.liif import LIIF\n"
+        "if sys.argv[1] == 'keep':\n    assert keep_freed_memory()\n"
+        "torch.manual_seed(0)\n"
+        "model, image = LIIF(model_preset('edsr-liif-relu')).eval(), torch.rand(1, 3, 64, 64)\n"
+        "faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(3):\n"
+        "    start = faults()\n"
+        "    upscale_tensor(model, image, (256, 256), precision='bf16')\n"
+        "print(faults() - start)\n"
+    )
+    counts = {}
+    for mode in ("keep", "default"):
+        result = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        counts[mode] = int(result.stdout)
+    assert counts["keep"] < 0.1 * counts["default"], counts
