@@ -11,8 +11,10 @@ Everything is measured in one run, so the ratios hold on a noisy machine:
   (encoder plus latent projection on the same LR image);
 - one training step (batch 16, 48 x 48 LR patches, 2,304 queries each, Adam).
 
-The limit of a job is its FLOPs divided by the measured rate on the decoder's shape;
-the table prints the achieved fraction of that limit. Times are the best of --repeats.
+The limit of a job is its FLOPs divided by the matmul rate on the decoder's shape,
+measured right before and right after that job (the higher of the two: on a shared
+machine the rate drifts by tens of percent within minutes); the tables print that rate
+and the achieved fraction of the limit. Times are the best of --repeats.
 On a machine that other jobs share, measure with --threads 1: oversubscribed OpenMP
 threads wait for each other and make every 2-thread figure, the matmul rate included,
 meaningless. Freed memory is kept for reuse as every `liifsr` command keeps it
@@ -43,6 +45,7 @@ from liifsr.runtime import autocast
 from liifsr.train import train_step
 
 OUTPUT_SIDE = 1024  # outputs of at least 1024 x 1024 pixels
+DECODER_SHAPE = (4096, 256, 256)  # (m, k, n) of the rate that defines the limit
 
 
 @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
@@ -95,7 +98,8 @@ def lr_image(scale: int) -> torch.Tensor:
     return image[:, :side, :side].unsqueeze(0).contiguous()
 
 
-def decoding_row(model: LIIF, scale: int, precision: str, rate: float, repeats: int) -> dict[str, float]:
+def decoding_row(model: LIIF, scale: int, precision: str, repeats: int) -> dict[str, float]:
+    """Throughput and FLOP/s of upscaling, whole and apart for the encoder."""
     lr = lr_image(scale)
     size = (lr.shape[-2] * scale, lr.shape[-1] * scale)
     inp = (lr - 0.5) / 0.5
@@ -112,15 +116,16 @@ def decoding_row(model: LIIF, scale: int, precision: str, rate: float, repeats: 
     dec_seconds = max(seconds - enc_seconds, 1e-9)
     return {
         "kpx/s": size[0] * size[1] / seconds / 1e3,
-        "whole": flops / seconds / rate,
-        "decoder": (flops - enc_flops) / dec_seconds / rate,
-        "encoder": enc_flops / enc_seconds / rate,
+        "whole": flops / seconds,
+        "decoder": (flops - enc_flops) / dec_seconds,
+        "encoder": enc_flops / enc_seconds,
         "encoder share": enc_seconds / seconds,
         "MFLOP/px": flops / (size[0] * size[1]) / 1e6,
     }
 
 
-def training_row(preset: str, precision: str, rate: float, repeats: int) -> dict[str, float]:
+def training_row(preset: str, precision: str, repeats: int) -> dict[str, float]:
+    """Seconds and FLOP/s of one training step."""
     dataset = LIIFTrainSet(ImageFolder([sample_image()]), DataConfig(repeat=16), seed=0)
     samples = [dataset[(1, index)] for index in range(16)]
     batch = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
@@ -133,7 +138,15 @@ def training_row(preset: str, precision: str, rate: float, repeats: int) -> dict
 
     flops = count_flops(step)
     seconds = best_seconds(step, repeats)
-    return {"s/iteration": seconds, "whole": flops / seconds / rate, "GFLOP": flops / 1e9}
+    return {"s/iteration": seconds, "whole": flops / seconds, "GFLOP": flops / 1e9}
+
+
+def measured_around(job: Callable[[], dict[str, float]], dtype: torch.dtype, repeats: int) -> tuple[dict, float]:
+    """The job's row and the matmul rate on the decoder's shape around it (the higher of
+    the rates measured right before and right after)."""
+    before = matmul_rate(dtype, *DECODER_SHAPE, repeats)
+    row = job()
+    return row, max(before, matmul_rate(dtype, *DECODER_SHAPE, repeats))
 
 
 def main() -> None:
@@ -157,31 +170,36 @@ def main() -> None:
           f"freed memory {'kept for reuse' if kept else 'returned (glibc defaults)'}\n")
     print("| precision | matmul 4096x256x256 GFLOP/s | matmul 2048^3 GFLOP/s |")
     print("|---|---|---|")
-    rates = {}
-    for precision in args.precisions.split(","):
+    precisions = args.precisions.split(",")
+    for precision in precisions:
         dtype = dtypes[precision]
-        rates[precision] = matmul_rate(dtype, 4096, 256, 256, args.repeats)
+        decoder_shape = matmul_rate(dtype, *DECODER_SHAPE, args.repeats)
         square = matmul_rate(dtype, 2048, 2048, 2048, args.repeats)
-        print(f"| {precision} | {rates[precision] / 1e9:.0f} | {square / 1e9:.0f} |")
+        print(f"| {precision} | {decoder_shape / 1e9:.0f} | {square / 1e9:.0f} |")
 
-    print("\nDecoding (fraction of the limit = achieved FLOP/s / matmul rate on the decoder's shape):\n")
-    print("| scale | precision | output | kpx/s | MFLOP/px | whole | decoder | encoder | encoder share of time |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\nDecoding (fraction of the limit = achieved FLOP/s / matmul rate on the decoder's shape, "
+          "measured around each row):\n")
+    print("| scale | precision | output | kpx/s | MFLOP/px | matmul GFLOP/s | whole | decoder | encoder "
+          "| encoder share of time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for scale in (int(s) for s in args.scales.split(",")):
-        for precision in rates:
-            row = decoding_row(model, scale, precision, rates[precision], args.repeats)
+        for precision in precisions:
+            row, rate = measured_around(lambda: decoding_row(model, scale, precision, args.repeats),
+                                        dtypes[precision], args.repeats)
             side = math.ceil(OUTPUT_SIDE / scale) * scale
             print(f"| x{scale} | {precision} | {side}x{side} | {row['kpx/s']:.0f} | {row['MFLOP/px']:.2f} | "
-                  f"{row['whole']:.0%} | {row['decoder']:.0%} | {row['encoder']:.0%} | {row['encoder share']:.0%} |",
-                  flush=True)
+                  f"{rate / 1e9:.0f} | {row['whole'] / rate:.0%} | {row['decoder'] / rate:.0%} | "
+                  f"{row['encoder'] / rate:.0%} | {row['encoder share']:.0%} |", flush=True)
 
     if not args.no_training:
         print("\nTraining step (batch 16, 48 px, 2,304 queries, forward + backward + Adam):\n")
-        print("| precision | s / iteration | GFLOP | fraction of the limit |")
-        print("|---|---|---|---|")
-        for precision in rates:
-            row = training_row(args.preset, precision, rates[precision], args.repeats)
-            print(f"| {precision} | {row['s/iteration']:.2f} | {row['GFLOP']:.0f} | {row['whole']:.0%} |", flush=True)
+        print("| precision | s / iteration | GFLOP | matmul GFLOP/s | fraction of the limit |")
+        print("|---|---|---|---|---|")
+        for precision in precisions:
+            row, rate = measured_around(lambda: training_row(args.preset, precision, args.repeats),
+                                        dtypes[precision], args.repeats)
+            print(f"| {precision} | {row['s/iteration']:.2f} | {row['GFLOP']:.0f} | {rate / 1e9:.0f} | "
+                  f"{row['whole'] / rate:.0%} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -137,4 +137,5 @@ def test_decoding_again_reuses_freed_memory_instead_of_faulting_in_fresh_pages()
         result = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         counts[mode] = int(result.stdout)
+    print(f"pages faulted in by the third decode: {counts}")  # shown with pytest -s
     assert counts["keep"] < 0.1 * counts["default"], counts

@@ -173,11 +173,10 @@ def keep_freed_memory() -> bool:
     Decoding and training allocate and free the same 1-32 MiB blocks many times a
     second. By default glibc gives such blocks back to the system (unmapped, or trimmed
     off the heap), and each reuse then pays a page fault per 4 KiB and the kernel's
-    zeroing: a bf16 x4 decode to 512x512 faulted in about 1.1 GB of fresh pages.
-    Served from the heap (blocks up to 32 MiB), the heap grown 64 MiB at a time and
-    trimmed only past 1 GiB of free space, they are reused instead; the process keeps
-    its peak memory rather than giving it back. Every command runs with this; returns
-    whether it applied (not off glibc).
+    zeroing (tests/test_cli.py counts them). Served from the heap (blocks up to 32 MiB),
+    the heap grown 64 MiB at a time and trimmed only past 1 GiB of free space, they are
+    reused instead; the process keeps its peak memory rather than giving it back. Every
+    command runs with this; returns whether it applied (not off glibc).
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
