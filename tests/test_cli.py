@@ -1,4 +1,8 @@
-"""Every subcommand listed by `liifsr --help` builds its parser and runs --help."""
+"""The command line: every subcommand's help, one-line usage errors, Ctrl-C and pipes, and the allocator setting."""
+
+import os
+import platform
+import signal
 
 import pytest
 
@@ -58,9 +62,6 @@ def test_a_closed_pipe_ends_quietly():
 
 def test_ctrl_c_during_the_imports_waits_for_them_to_finish():
     """A SIGINT inside `ctrl_c_held` lets the block run to its end, then raises KeyboardInterrupt."""
-    import os
-    import signal
-
     from liifsr.cli import ctrl_c_held
 
     finished = False
@@ -74,9 +75,6 @@ def test_ctrl_c_during_the_imports_waits_for_them_to_finish():
 
 def test_ctrl_c_held_keeps_an_ignored_sigint_ignored():
     """Background jobs (`liifsr ... &`) inherit an ignored SIGINT; holding it must not revive it."""
-    import os
-    import signal
-
     from liifsr.cli import ctrl_c_held
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -91,9 +89,6 @@ def test_ctrl_c_held_keeps_an_ignored_sigint_ignored():
 def test_main_holds_ctrl_c_until_the_command_module_is_imported(monkeypatch, capsys):
     """A SIGINT while `build_parser` imports the command's module (and torch) lets the
     import finish, then ends the command as interrupted."""
-    import os
-    import signal
-
     import liifsr.cli as cli
 
     finished = []
@@ -110,7 +105,7 @@ def test_main_holds_ctrl_c_until_the_command_module_is_imported(monkeypatch, cap
     assert finished and capsys.readouterr().err == "liifsr: interrupted\n"
 
 
-@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_decoding_again_reuses_freed_memory_instead_of_faulting_in_fresh_pages():
     """The same upscale three times in a fresh process: with `keep_freed_memory` the third
     one finds its blocks already mapped; with glibc's defaults it faults most pages in again."""
