@@ -37,3 +37,14 @@ def pytest_terminal_summary(terminalreporter):
         )
         for report in skipped:
             terminalreporter.write_line(f"  {report.nodeid}", yellow=True)
+
+
+@pytest.fixture(params=["fused", "plain"])
+def kernel_branch(request, monkeypatch) -> str:
+    """Run a test on both branches of liifsr.kernels: the fused oneDNN ops (where the
+    environment has not switched them off) and the plain PyTorch ops."""
+    from liifsr import kernels
+
+    if request.param == "plain":
+        monkeypatch.setenv(kernels.SWITCH, "0")
+    return request.param

@@ -46,7 +46,14 @@ def test_decode_box_equals_the_crop_of_the_full_output(global_skip: bool) -> Non
     out_hw = (92, 71)
     box = Box(x=30, y=7, w=25, h=40)
     full = upscale_tensor(model, lr, out_hw)
-    assert torch.equal(decode_box(model, lr, out_hw, box, chunk_size=64), box.crop(full))
+    region = decode_box(model, lr, out_hw, box, chunk_size=64)
+    assert region.shape == box.crop(full).shape
+    # Equal up to fp32 rounding, not to the bit: the region's encoder runs over a smaller
+    # window of the input, and oneDNN picks its convolution kernels, and with them the
+    # order of the sums, by the shape (3e-8 to 6e-8 apart on AMD Zen 4, equal on Intel
+    # with AMX). 1e-6 is about 16 units in the last place of values near 1.
+    assert (region - box.crop(full)).abs().max() <= 1e-6
+    assert not torch.allclose(region, box.crop(upscale_tensor(model, lr, (92, 72))), atol=1e-3)  # a real comparison
 
 
 def test_downsampled_panels_show_lr_methods_and_hr_with_psnr() -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from liifsr.config import DecoderConfig, model_preset
-from liifsr.decoders import MLP, Sine, cast_folded, relu, relu_, relu_backward, row_sum
+from liifsr.decoders import MLP, Sine, cast_folded
 from liifsr.liif import LIIF, GatheredRows
 
 
@@ -33,38 +33,6 @@ def test_siren_initial_weight_ranges():
             assert abs(layer.weight.std().item() - bound / math.sqrt(3)) < 0.05 * bound
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_relu_on_the_sign_bit_equals_torch_relu(dtype: torch.dtype) -> None:
-    special = torch.tensor([0.0, -0.0, 1e-30, -1e-30, float("inf"), -float("inf"), 3.5, -3.5])
-    z = torch.cat([special, torch.randn(1000)]).to(dtype)
-    bits = torch.int32 if dtype == torch.float32 else torch.int16
-    before = z.view(bits).clone()
-    expected = torch.relu(z)
-    out_of_place, in_place = relu(z), relu_(z.clone())
-    assert torch.equal(z.view(bits), before)  # relu left its input alone, -0.0 included
-    for result in (out_of_place, in_place):
-        assert result.dtype == dtype
-        assert torch.equal(result, expected)  # as floats: -0.0 == +0.0
-        if dtype != torch.float32:
-            assert not torch.signbit(result).any()  # -0.0 comes out as +0.0
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_relu_backward_on_the_integers_equals_threshold_backward(dtype: torch.dtype) -> None:
-    """The gradient passes exactly where the ReLU's output is positive: h = -0.0 (which
-    oneDNN's ReLU can give), +0.0 and the smallest subnormal included."""
-    torch.manual_seed(0)
-    tiny = torch.finfo(dtype).smallest_normal / 4
-    h = torch.cat([torch.tensor([0.0, tiny, float("inf"), 2.0] + [-0.0] * 20), torch.randn(976).relu()]).to(dtype)
-    grad = torch.cat([torch.tensor([1.0, 3.0, -4.0, -0.0]), torch.randn(996)]).to(dtype)
-    expected = torch.where(h > 0, grad, torch.zeros_like(grad))
-    bits = torch.int32 if dtype == torch.float32 else torch.int16
-    out = torch.empty_like(grad)
-    for result in (relu_backward(grad, h), relu_backward(grad, h, out)):
-        assert result.dtype == dtype and torch.equal(result.view(bits), expected.view(bits))  # to the bit
-    assert torch.equal(out.view(bits), expected.view(bits))  # written into `out`
-
-
 def test_sine_activation_is_sin_of_w0_times_affine_on_every_hidden_layer():
     torch.manual_seed(0)
     mlp = MLP(6, DecoderConfig("sine", hidden=[5, 4], w0_first=7.0, w0_hidden=3.0))
@@ -89,6 +57,7 @@ def test_siren15_presets_cover_both_readings_of_the_paper():
 
 @pytest.mark.parametrize("activation", ["relu", "sine"])
 @pytest.mark.parametrize("block_rows", [7, 64, 4096])
+@pytest.mark.usefixtures("kernel_branch")
 def test_blockwise_mlp_equals_the_plain_layers_forward_and_backward(activation: str, block_rows: int) -> None:
     """after_first_linear (blocks of rows, fused oneDNN Linears, the hand-written backward)
     gives the Sequential's output and gradients, whatever the block size (7 leaves a remainder)."""
@@ -116,6 +85,7 @@ def test_blockwise_mlp_equals_the_plain_layers_forward_and_backward(activation: 
         assert torch.allclose(mlp.after_first_linear(pre.clone(), block_rows), plain.detach(), atol=1e-5)
 
 
+@pytest.mark.usefixtures("kernel_branch")
 def test_blockwise_mlp_in_bf16_stays_close_to_fp32() -> None:
     torch.manual_seed(0)
     mlp = MLP(12, DecoderConfig(activation="relu", hidden=[256, 256, 256, 256]))
@@ -125,20 +95,6 @@ def test_blockwise_mlp_in_bf16_stays_close_to_fp32() -> None:
         bf16 = mlp.after_first_linear(pre.bfloat16())
     assert bf16.dtype == torch.bfloat16
     assert (bf16.float() - fp32).abs().max() < 0.05 * fp32.abs().max()
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_row_sum_is_the_sum_of_the_rows_in_fp32(dtype: torch.dtype) -> None:
-    """Bias gradients: exact in fp32; for 16-bit rows, the fp32 sum rounded once to 16 bits."""
-    torch.manual_seed(0)
-    grad = (torch.randn(5000, 40) + torch.linspace(-3, 3, 40)).to(dtype)  # columns of every sign and size
-    exact = grad.double().sum(0)
-    summed = row_sum(grad)
-    assert summed.dtype == torch.float32 and summed.shape == (40,)
-    if dtype == torch.float32:
-        assert torch.allclose(summed.double(), exact, rtol=1e-5, atol=1e-3)
-    else:  # one rounding to the 16-bit format, not one per addition
-        assert ((summed.double() - exact).abs() <= exact.abs() * 2.0 ** -8 + 1e-3).all()
 
 
 def test_bf16_folds_w0_into_the_weights_and_fp32_stays_literal() -> None:

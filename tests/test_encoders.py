@@ -65,7 +65,8 @@ def literal_edsr(encoder, x):
     return conv(encoder.body[-1], h) + head
 
 
-def test_edsr_inference_with_fused_convolutions_equals_the_literal_network():
+@pytest.mark.usefixtures("kernel_branch")
+def test_edsr_inference_equals_the_literal_network():
     torch.manual_seed(0)
     encoder = EDSR(n_resblocks=3, n_feats=16)
     x = torch.rand(2, 3, 19, 23) * 2 - 1
@@ -90,7 +91,8 @@ def gradients(encoder, forward, x, weights):
     return [x.grad.clone()] + [p.grad.clone() for p in encoder.parameters()]
 
 
-def test_edsr_training_with_fused_convolutions_has_the_literal_gradients():
+@pytest.mark.usefixtures("kernel_branch")
+def test_edsr_training_has_the_literal_gradients():
     """FusedConv's backward (ReLU mask from the kept output, the addend's gradient passed
     through) against autograd through the literal network, for the input and every weight:
     equal in fp32; in bf16 as far from fp32 as the literal network under autocast is."""

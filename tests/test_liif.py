@@ -17,6 +17,7 @@ def tensors(cases, prefix):
 
 
 @pytest.mark.parametrize("name", TINY + ["edsr-baseline-liif"])
+@pytest.mark.usefixtures("kernel_branch")
 def test_reproduces_official_liif_outputs(cases, name):
     path = FIXTURES / f"{name}.pth" if name in TINY else shared_path("fixtures", "liif-reference", f"{name}.pth")
     model = load_model(path)
@@ -32,6 +33,7 @@ SWITCHES = list(itertools.product([True, False], repeat=3))
 
 @pytest.mark.parametrize("activation", ["relu", "sine"])
 @pytest.mark.parametrize("unfold,ensemble,cell", SWITCHES)
+@pytest.mark.usefixtures("kernel_branch")
 def test_fast_decoder_equals_literal_formulation(cases, activation, unfold, ensemble, cell):
     torch.manual_seed(0)
     config = ModelConfig(
@@ -50,6 +52,7 @@ def test_fast_decoder_equals_literal_formulation(cases, activation, unfold, ense
             assert (fast - literal).abs().max() <= 1e-5
 
 
+@pytest.mark.usefixtures("kernel_branch")
 def test_fast_decoder_gradients_equal_literal():
     torch.manual_seed(0)
     model = LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("sine", hidden=[32, 32])))

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Train the paper's experiment (docs/results.md): the five models of configs/experiment/
-# plus a second seed of edsr-liif-relu and edsr-liif-siren15.
+# plus a second seed of edsr-liif-relu and edsr-liif-siren15; with STUDY=budget, the budget
+# study instead: edsrless-liif-relu and edsrless-liif-siren30 at 1,200 iterations (seeds 0
+# and 1) and 10,800 iterations (seed 0), configs/experiment/iters-*/.
 # Every run resumes from its last epoch (a finished run returns at once), so after a stop
 # the same command carries on.
 #
 #   tools/train_experiment.sh RUNS_DIR [extra liifsr train options, e.g. --threads 1]
 #   LANES=2 tools/train_experiment.sh RUNS_DIR
+#   STUDY=budget LANES=2 tools/train_experiment.sh RUNS_DIR
 #
 # LANES=1 (default) trains the runs one after another. LANES=2 trains two at a time, one
 # CPU thread each: on a 2-core machine that other work shares, two single-thread runs
 # lose less to that work than one 2-thread run, whose threads wait for each other.
-# Runs land in RUNS_DIR/<preset>-seed<N>/ (checkpoints, log.csv, TensorBoard events);
+# Runs land in RUNS_DIR/<config>-seed<N>/ (e.g. RUNS_DIR/iters-1200/edsrless-liif-relu-seed0/) (checkpoints, log.csv, TensorBoard events);
 # RUNS_DIR/experiment.log collects the progress lines of all runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +22,7 @@ shift
 liifsr=${LIIFSR:-.venv/bin/liifsr}
 mkdir -p "$runs"
 
-train() {  # PRESET:SEED... [liifsr train options]: one run after another
+train() {  # CONFIG:SEED... [liifsr train options]: one run after another (CONFIG under configs/experiment/)
     local run preset seed
     local -a order=() options=()
     for run in "$@"; do
@@ -33,6 +36,20 @@ train() {  # PRESET:SEED... [liifsr train options]: one run after another
         echo "$(date -Is) done $preset seed $seed" >> "$runs/experiment.log"
     done
 }
+
+budget() {  # the budget study, in two lanes of about equal CPU time when LANES=2
+    local short=(iters-1200/edsrless-liif-relu:0 iters-1200/edsrless-liif-siren30:0
+                 iters-1200/edsrless-liif-relu:1 iters-1200/edsrless-liif-siren30:1)
+    case ${LANES:-1} in
+        1) train "${short[@]}" iters-10800/edsrless-liif-relu:0 iters-10800/edsrless-liif-siren30:0 "$@" ;;
+        2) train "${short[@]}" iters-10800/edsrless-liif-siren30:0 --threads 1 "$@" &
+           train iters-10800/edsrless-liif-relu:0 --threads 1 "$@" &
+           wait ;;
+        *) echo "train_experiment: LANES must be 1 or 2" >&2; exit 2 ;;
+    esac
+}
+[[ ${STUDY:-paper} == budget ]] && { budget "$@"; exit; }
+[[ ${STUDY:-paper} == paper ]] || { echo "train_experiment: STUDY must be paper or budget" >&2; exit 2; }
 
 case ${LANES:-1} in
     1) train edsr-liif-relu:0 edsr-liif-siren15:0 edsrless-liif-relu:0 edsr-liif-siren30:0 \

@@ -167,6 +167,14 @@ def ctrl_c_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+def glibc() -> bool:
+    """Whether this process runs on glibc (asked of the C library itself; no file is read)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, OSError, ValueError):  # no confstr (Windows), or a libc without the name (musl, macOS)
+        return False
+
+
 def keep_freed_memory() -> bool:
     """Have glibc's malloc keep freed memory for reuse, for the rest of the process.
 
@@ -178,9 +186,11 @@ def keep_freed_memory() -> bool:
     reused instead; the process keeps its peak memory rather than giving it back. Every
     command runs with this; returns whether it applied (not off glibc).
     """
+    if not glibc():  # mallopt's option numbers are glibc's own: musl, macOS and Windows are left alone
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError, ValueError):  # no C library to open, or no mallopt in it
         return False
     M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc's malloc.h
     settings = {M_MMAP_THRESHOLD: 32 * 2**20, M_TRIM_THRESHOLD: 2**30, M_TOP_PAD: 64 * 2**20}

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from liifsr.config import DecoderConfig
-from liifsr.runtime import onednn_cpu
+from liifsr.kernels import linear, relu, relu_, relu_backward, row_sum
 
 
 class Sine(nn.Module):
@@ -58,8 +58,6 @@ def siren_init_(layers: list[nn.Linear], w0_hidden: float) -> None:
             layer.weight.uniform_(-bound, bound)
 
 
-HALF_DTYPES = (torch.bfloat16, torch.float16)
-
 # Bytes of one block's activation. Blocks must be small enough for the cache and large
 # enough for fast matmuls: on this project's 2-core machine (2 MB of L2 per core, a large
 # shared L3) a 256-wide bf16 Linear ran at 1,260-1,740 GFLOP/s on 2,048 rows and
@@ -74,15 +72,6 @@ def rows_per_block(width: int, dtype: torch.dtype) -> int:
     return max(1, BLOCK_BYTES // (width * dtype.itemsize))
 
 
-def linear(h: Tensor, weight: Tensor, bias: Tensor, relu: bool = False) -> Tensor:
-    """h W^T + b, then ReLU if `relu`. On CPU one oneDNN matmul with the bias and the
-    ReLU fused into it, instead of a bias copy and a ReLU pass over the result."""
-    if onednn_cpu(h):
-        return torch.ops.mkldnn._linear_pointwise(h, weight, bias, "relu" if relu else "none", [], "")
-    z = torch.addmm(bias, h, weight.t())
-    return z.relu_() if relu else z
-
-
 def linear_act(h: Tensor, weight: Tensor, bias: Tensor, w0: float | None) -> Tensor:
     """act(h W^T + b): ReLU (w0 None) or sin(w0 z)."""
     return linear(h, weight, bias, relu=True) if w0 is None else activate_(linear(h, weight, bias), w0)
@@ -92,37 +81,6 @@ def activate_(z: Tensor, w0: float | None) -> Tensor:
     if w0 is None:
         return relu_(z)
     return z.sin_() if w0 == 1.0 else z.mul_(w0).sin_()  # w0 = 1: folded into the weights
-
-
-def relu_(z: Tensor) -> Tensor:
-    """In-place ReLU. For bf16 and fp16 on the sign bit: the values read as int16 are
-    negative exactly where the floats are, so clamping the integers at 0 is the ReLU
-    (giving +0.0 for -0.0) in one integer pass, 2-3x faster than PyTorch's 16-bit
-    ReLU, which converts to fp32 and back. A NaN with its sign bit set becomes 0."""
-    if z.dtype in HALF_DTYPES:
-        z.view(torch.int16).clamp_min_(0)
-        return z
-    return z.relu_()
-
-
-def relu(z: Tensor) -> Tensor:
-    """`relu_` into a new tensor."""
-    if z.dtype in HALF_DTYPES:
-        return z.view(torch.int16).clamp_min(0).view(z.dtype)
-    return torch.relu(z)
-
-
-def relu_backward(grad: Tensor, h: Tensor, out: Tensor | None = None) -> Tensor:
-    """ReLU's backward from its output `h`: `grad` where h > 0, else 0 (into `out` if given).
-    For bf16 and fp16 on the integers: h's bits read as int16 are positive exactly where
-    h > 0 (a -0.0 reads negative), so clamp(0, 1) is the mask and an integer multiply
-    applies it, 1.8x faster than threshold_backward on blocks out of cache."""
-    if grad.dtype in HALF_DTYPES:
-        mask = h.view(torch.int16).clamp(0, 1)
-        return torch.mul(grad.view(torch.int16), mask, out=None if out is None else out.view(torch.int16)).view(grad.dtype)
-    if out is None:
-        return torch.ops.aten.threshold_backward(grad, h, 0)
-    return torch.ops.aten.threshold_backward.grad_input(grad, h, 0, grad_input=out)
 
 
 def cast(params: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
@@ -182,15 +140,6 @@ def sine_and_derivative(z: Tensor, w0: float) -> tuple[Tensor, Tensor]:
     """sin(w0 z) and its derivative w0 cos(w0 z)."""
     z = z * w0
     return torch.sin(z), torch.cos(z).mul_(w0)
-
-
-def row_sum(grad: Tensor) -> Tensor:
-    """The sum of `grad`'s rows, in fp32: a bias gradient. A 16-bit `grad` is summed by a
-    ones-row matmul, which accumulates in fp32 and rounds once, 2-4x faster than converting
-    every element to fp32 first."""
-    if grad.dtype in HALF_DTYPES:
-        return (grad.new_ones(1, grad.shape[0]) @ grad).view(-1).float()
-    return grad.sum(0)
 
 
 class BlockwiseMLP(torch.autograd.Function):

@@ -12,60 +12,11 @@ import torch
 from torch import Tensor, nn
 
 from liifsr.config import EncoderConfig
-from liifsr.decoders import relu_backward
-from liifsr.runtime import kernel_dtype, onednn_eager
+from liifsr.kernels import fused_conv, fused_eager
 
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, padding=1)
-
-
-def fused_conv(x: Tensor, conv: nn.Conv2d, relu: bool = False, add: Tensor | None = None) -> Tensor:
-    """conv(x) followed by ReLU or by `+ add`, as one oneDNN convolution whose epilogue
-    applies them: no extra pass over the output, the slow part of a bf16 encoder (a
-    bf16 ReLU or add costs as much as a third of its convolution). Only where
-    `runtime.onednn_eager(x)`; the convolution runs in `kernel_dtype(x)`. With gradients
-    enabled it is `FusedConv`, whose backward is aten's convolution backward."""
-    if relu and add is not None:
-        raise ValueError("fused_conv applies ReLU or an addition, not both")
-    dtype = kernel_dtype(x)
-    geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
-    if torch.is_grad_enabled():
-        return FusedConv.apply(x.to(dtype), conv.weight, conv.bias, add, relu, geometry)
-    return _pointwise_conv(x.to(dtype), conv.weight.to(dtype), conv.bias.to(dtype), add, relu, geometry)
-
-
-def _pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor, add: Tensor | None, relu: bool, geometry: tuple) -> Tensor:
-    if add is None:
-        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, "relu" if relu else "none", [], "")
-    return torch.ops.mkldnn._convolution_pointwise.binary(x, add.to(x.dtype), weight, bias, *geometry, "add", None, None, [], None)
-
-
-class FusedConv(torch.autograd.Function):
-    """`fused_conv` with a backward: the ReLU's mask from the kept output, then aten's
-    convolution backward; the addend's gradient is the output's. The weights are cast to
-    x's dtype once, and their gradients returned in the parameters' dtype, as autocast does."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, add: Tensor | None, relu: bool, geometry: tuple) -> Tensor:
-        kernel_weight = weight.to(x.dtype)
-        out = _pointwise_conv(x, kernel_weight, bias.to(x.dtype), add, relu, geometry)
-        ctx.save_for_backward(x, kernel_weight, out if relu else None)
-        ctx.relu, ctx.geometry, ctx.dtypes = relu, geometry, (weight.dtype, bias.dtype)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        x, weight, out = ctx.saved_tensors
-        if ctx.relu:
-            grad_out = relu_backward(grad_out, out)
-        padding, stride, dilation, groups = ctx.geometry
-        grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_out, x, weight, [weight.shape[0]], stride, padding, dilation, False, [0, 0], groups,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
-        grad_add = grad_out if ctx.needs_input_grad[3] else None
-        return (grad_x, None if grad_weight is None else grad_weight.to(ctx.dtypes[0]),
-                None if grad_bias is None else grad_bias.to(ctx.dtypes[1]), grad_add, None, None)
 
 
 class ResBlock(nn.Module):
@@ -77,7 +28,7 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.res_scale == 1 and onednn_eager(x):
+        if self.res_scale == 1 and fused_eager(x):
             return fused_conv(fused_conv(x, self.body[0], relu=True), self.body[2], add=x)
         res = self.body(x)
         if self.res_scale != 1:  # EDSR-baseline's 1 would cost a full pass for nothing
@@ -100,7 +51,7 @@ class EDSR(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.head(x)
-        if onednn_eager(x):  # the long skip added in the last convolution's epilogue
+        if fused_eager(x):  # the long skip added in the last convolution's epilogue
             return fused_conv(self.body[:-1](x), self.body[-1], add=x)
         return self.body(x) + x
 

@@ -38,17 +38,6 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     raise DeviceError(f"unknown precision {precision!r} (choose one of: {', '.join(PRECISIONS)})")
 
 
-def onednn_cpu(x: torch.Tensor) -> bool:
-    """Whether oneDNN's fused CPU kernels (`torch.ops.mkldnn`) can take `x`: a CPU tensor
-    and oneDNN built in."""
-    return x.device.type == "cpu" and torch.backends.mkldnn.is_available()
-
-
-def onednn_eager(x: torch.Tensor) -> bool:
-    """`onednn_cpu`, in eager execution (graphs for inductor or ONNX take the plain modules)."""
-    return onednn_cpu(x) and not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
-
-
 def kernel_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype a matmul or convolution of `x` runs in: autocast's where it is on for x's
     device (autocast does not reach kernels called directly), else x's own."""
