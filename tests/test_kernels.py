@@ -32,7 +32,7 @@ def test_the_switch_sends_every_caller_to_the_plain_ops(monkeypatch) -> None:
     x = torch.randn(4, 8)
     assert fused_on(x) == kernels.fused_works(torch.float32)
     monkeypatch.setenv(kernels.SWITCH, "0")
-    assert not fused_on(x) and not kernels.fused_eager(x)
+    assert not fused_on(x)
     calls = []
     monkeypatch.setattr(kernels, "fused_works", lambda dtype: calls.append(dtype) or True)
     assert not fused_on(x) and calls == []  # switched off: not even probed
@@ -112,3 +112,10 @@ def test_row_sum_is_the_sum_of_the_rows_in_fp32(dtype: torch.dtype) -> None:
         assert ((summed.double() - exact).abs() <= exact.abs() * 2.0 ** -8 + 1e-3).all()
 
 
+
+
+def test_graphs_take_the_plain_ops_without_probing(monkeypatch) -> None:
+    """A compiled or traced graph must not trace the probe (nor the private ops)."""
+    monkeypatch.setattr(kernels, "fused_works", lambda dtype: pytest.fail("probed inside a graph"))
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert not fused_on(torch.randn(4, 8))

@@ -37,13 +37,13 @@ train() {  # CONFIG:SEED... [liifsr train options]: one run after another (CONFI
     done
 }
 
-budget() {  # the budget study, in two lanes of about equal CPU time when LANES=2
-    local short=(iters-1200/edsrless-liif-relu:0 iters-1200/edsrless-liif-siren30:0
-                 iters-1200/edsrless-liif-relu:1 iters-1200/edsrless-liif-siren30:1)
+budget() {  # the budget study; with LANES=2 the ReLU runs in one lane and the SIREN runs in the other
+    local relu=(iters-1200/edsrless-liif-relu:0 iters-1200/edsrless-liif-relu:1 iters-10800/edsrless-liif-relu:0)
+    local siren=(iters-1200/edsrless-liif-siren30:0 iters-1200/edsrless-liif-siren30:1 iters-10800/edsrless-liif-siren30:0)
     case ${LANES:-1} in
-        1) train "${short[@]}" iters-10800/edsrless-liif-relu:0 iters-10800/edsrless-liif-siren30:0 "$@" ;;
-        2) train "${short[@]}" iters-10800/edsrless-liif-siren30:0 --threads 1 "$@" &
-           train iters-10800/edsrless-liif-relu:0 --threads 1 "$@" &
+        1) train "${relu[@]:0:2}" "${siren[@]:0:2}" "${relu[2]}" "${siren[2]}" "$@" ;;
+        2) train "${relu[@]}" --threads 1 "$@" &
+           train "${siren[@]}" --threads 1 "$@" &
            wait ;;
         *) echo "train_experiment: LANES must be 1 or 2" >&2; exit 2 ;;
     esac

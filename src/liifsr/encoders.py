@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from liifsr.config import EncoderConfig
-from liifsr.kernels import fused_conv, fused_eager
+from liifsr.kernels import fused_conv, fused_on
 
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -28,7 +28,7 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.res_scale == 1 and fused_eager(x):
+        if self.res_scale == 1 and fused_on(x):
             return fused_conv(fused_conv(x, self.body[0], relu=True), self.body[2], add=x)
         res = self.body(x)
         if self.res_scale != 1:  # EDSR-baseline's 1 would cost a full pass for nothing
@@ -51,7 +51,7 @@ class EDSR(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.head(x)
-        if fused_eager(x):  # the long skip added in the last convolution's epilogue
+        if fused_on(x):  # the long skip added in the last convolution's epilogue
             return fused_conv(self.body[:-1](x), self.body[-1], add=x)
         return self.body(x) + x
 

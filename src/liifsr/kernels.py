@@ -66,14 +66,12 @@ def probe(ops: Any, dtype: torch.dtype) -> bool:
 
 
 def fused_on(x: Tensor) -> bool:
-    """Whether the fused ops take `x`: a CPU tensor, allowed, and probed to work in the
-    dtype its matmuls run in."""
+    """Whether the fused ops take `x`: a CPU tensor in eager execution (graphs for inductor
+    or ONNX take the plain ops, which their compilers fuse themselves), allowed, and probed
+    to work in the dtype its matmuls run in."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+        return False  # checked first: a graph must not trace the probe
     return x.device.type == "cpu" and fused_allowed() and fused_works(kernel_dtype(x))
-
-
-def fused_eager(x: Tensor) -> bool:
-    """`fused_on`, in eager execution (graphs for inductor or ONNX take the plain modules)."""
-    return fused_on(x) and not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
 
 
 # --- linear -------------------------------------------------------------------------
@@ -139,10 +137,10 @@ def fused_conv(x: Tensor, conv: nn.Conv2d, relu: bool = False, add: Tensor | Non
     applies them: no extra pass over the output, the slow part of a bf16 encoder (a
     bf16 ReLU or add costs as much as a third of its convolution). The convolution runs
     in `kernel_dtype(x)`; with gradients enabled it is `FusedConv`. Callers check
-    `fused_eager(x)` first; elsewhere this is the plain conv, ReLU and addition."""
+    `fused_on(x)` first; elsewhere this is the plain conv, ReLU and addition."""
     if relu and add is not None:
         raise ValueError("fused_conv applies ReLU or an addition, not both")
-    if not fused_eager(x):
+    if not fused_on(x):
         out = conv(x)
         return torch.relu(out) if relu else out if add is None else out + add
     dtype = kernel_dtype(x)
