@@ -1,8 +1,11 @@
 """How close decoding and training come to this machine's matrix-multiply limit.
 
 Everything is measured in one run, so the ratios hold on a noisy machine:
-- the machine's own matrix-multiply rate in fp32 and bf16, on the decoder's shape
-  ((4096 x 256) @ (256 x 256)) and on a large square one (2048^3);
+- the machine's own rate in fp32 and bf16 on the model's shapes, through every backend
+  the model can use: the decoder's (4096 x 256) @ (256 x 256) as torch.mm (MKL or
+  oneDNN, as PyTorch dispatches it) and as oneDNN's fused Linear (the op the decoder
+  calls), and EDSR's 64 -> 64 3x3 convolution on a 64 x 64 image through oneDNN; and
+  torch.mm on a large square one (2048^3) for reference;
 - the FLOPs of every matrix multiply and convolution the model runs
   (`torch.utils.flop_counter`: 2 per multiply-add, backward included in training;
   the decoder's fused oneDNN Linear counted as a matmul);
@@ -11,10 +14,12 @@ Everything is measured in one run, so the ratios hold on a noisy machine:
   (encoder plus latent projection on the same LR image);
 - one training step (batch 16, 48 x 48 LR patches, 2,304 queries each, Adam).
 
-The limit of a job is its FLOPs divided by the matmul rate on the decoder's shape,
-measured right before and right after that job (the higher of the two: on a shared
-machine the rate drifts by tens of percent within minutes); the tables print that rate
-and the achieved fraction of the limit. Times are the best of --repeats.
+The limit of a job is its FLOPs divided by the best of those rates (the fastest backend
+on the model's own shapes, so that no fraction can pass 100 %), measured right before
+and right after that job (the higher of the two: on a shared machine the rate drifts by
+tens of percent within minutes); the tables print that rate and the achieved fraction
+of the limit. Times are the best of --repeats. The header names the CPU, the ISA that
+sets the bf16 speed (AMX, AVX512_BF16 or neither), the threads and torch's version.
 On a machine that other jobs share, measure with --threads 1: oversubscribed OpenMP
 threads wait for each other and make every 2-thread figure, the matmul rate included,
 meaningless. Freed memory is kept for reuse as every `liifsr` command keeps it
@@ -41,7 +46,8 @@ from liifsr.data import ImageFolder, LIIFTrainSet
 from liifsr.imageio import read_uint8, sample_image
 from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
-from liifsr.runtime import autocast
+from liifsr.kernels import fused_conv, linear
+from liifsr.runtime import autocast, machine_summary
 from liifsr.train import train_step
 
 OUTPUT_SIDE = 1024  # outputs of at least 1024 x 1024 pixels
@@ -79,16 +85,41 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 
 def matmul_rate(dtype: torch.dtype, m: int, k: int, n: int, repeats: int) -> float:
-    """FLOP/s of (m x k) @ (k x n) in `dtype` on this machine's threads."""
+    """FLOP/s of torch.mm, (m x k) @ (k x n) in `dtype`, on this machine's threads."""
     a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
     out = torch.empty(m, n, dtype=dtype)
-    calls = max(1, int(2e9 // (2 * m * k * n)))  # about 2 GFLOP per timing
+    return timed_rate(lambda: torch.mm(a, b, out=out), 2 * m * k * n, repeats)
+
+
+def fused_linear_rate(dtype: torch.dtype, m: int, k: int, n: int, repeats: int) -> float:
+    """FLOP/s of the decoder's Linear (kernels.linear: oneDNN's fused op where it works)."""
+    h, weight, bias = torch.randn(m, k).to(dtype), torch.randn(n, k).to(dtype), torch.randn(n).to(dtype)
+    return timed_rate(lambda: linear(h, weight, bias), 2 * m * k * n, repeats)
+
+
+def conv_rate(dtype: torch.dtype, repeats: int) -> float:
+    """FLOP/s of EDSR's 64 -> 64 3x3 convolution on a 64 x 64 image (kernels.fused_conv)."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    x = torch.randn(1, 64, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), autocast(x.device, "bf16" if dtype == torch.bfloat16 else "fp32"):
+        return timed_rate(lambda: fused_conv(x, conv), 2 * 64 * 64 * 9 * 64 * 64, repeats)
+
+
+def timed_rate(fn: Callable[[], object], flops: int, repeats: int) -> float:
+    calls = max(1, int(2e9 // flops))  # about 2 GFLOP per timing
 
     def run() -> None:
         for _ in range(calls):
-            torch.mm(a, b, out=out)
+            fn()
 
-    return 2 * m * k * n * calls / best_seconds(run, repeats)
+    return flops * calls / best_seconds(run, repeats)
+
+
+def backend_rates(dtype: torch.dtype, repeats: int) -> dict[str, float]:
+    """Every backend's FLOP/s on the model's shapes; the limit is the best of them."""
+    return {"torch.mm": matmul_rate(dtype, *DECODER_SHAPE, repeats),
+            "fused Linear": fused_linear_rate(dtype, *DECODER_SHAPE, repeats),
+            "fused conv": conv_rate(dtype, repeats)}
 
 
 def lr_image(scale: int) -> torch.Tensor:
@@ -142,11 +173,11 @@ def training_row(preset: str, precision: str, repeats: int) -> dict[str, float]:
 
 
 def measured_around(job: Callable[[], dict[str, float]], dtype: torch.dtype, repeats: int) -> tuple[dict, float]:
-    """The job's row and the matmul rate on the decoder's shape around it (the higher of
-    the rates measured right before and right after)."""
-    before = matmul_rate(dtype, *DECODER_SHAPE, repeats)
+    """The job's row and the limit around it: the best backend rate on the model's shapes,
+    the higher of those measured right before and right after the job."""
+    before = max(backend_rates(dtype, repeats).values())
     row = job()
-    return row, max(before, matmul_rate(dtype, *DECODER_SHAPE, repeats))
+    return row, max(before, *backend_rates(dtype, repeats).values())
 
 
 def main() -> None:
@@ -166,20 +197,20 @@ def main() -> None:
     model = LIIF(model_preset(args.preset)).eval()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-    print(f"{args.preset}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"freed memory {'kept for reuse' if kept else 'returned (glibc defaults)'}\n")
-    print("| precision | matmul 4096x256x256 GFLOP/s | matmul 2048^3 GFLOP/s |")
-    print("|---|---|---|")
+    print(f"{machine_summary()}\n{args.preset}, freed memory {'kept for reuse' if kept else 'returned (glibc defaults)'}\n")
+    print("| precision | torch.mm 4096x256x256 GFLOP/s | fused Linear 4096x256x256 | fused conv 64x64x3x3 "
+          "| torch.mm 2048^3 |")
+    print("|---|---|---|---|---|")
     precisions = args.precisions.split(",")
     for precision in precisions:
         dtype = dtypes[precision]
-        decoder_shape = matmul_rate(dtype, *DECODER_SHAPE, args.repeats)
+        rates = backend_rates(dtype, args.repeats)
         square = matmul_rate(dtype, 2048, 2048, 2048, args.repeats)
-        print(f"| {precision} | {decoder_shape / 1e9:.0f} | {square / 1e9:.0f} |")
+        print(f"| {precision} | " + " | ".join(f"{rate / 1e9:.0f}" for rate in rates.values()) + f" | {square / 1e9:.0f} |")
 
-    print("\nDecoding (fraction of the limit = achieved FLOP/s / matmul rate on the decoder's shape, "
+    print("\nDecoding (fraction of the limit = achieved FLOP/s / the best backend rate on the model's shapes, "
           "measured around each row):\n")
-    print("| scale | precision | output | kpx/s | MFLOP/px | matmul GFLOP/s | whole | decoder | encoder "
+    print("| scale | precision | output | kpx/s | MFLOP/px | limit GFLOP/s | whole | decoder | encoder "
           "| encoder share of time |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for scale in (int(s) for s in args.scales.split(",")):
@@ -193,7 +224,7 @@ def main() -> None:
 
     if not args.no_training:
         print("\nTraining step (batch 16, 48 px, 2,304 queries, forward + backward + Adam):\n")
-        print("| precision | s / iteration | GFLOP | matmul GFLOP/s | fraction of the limit |")
+        print("| precision | s / iteration | GFLOP | limit GFLOP/s | fraction of the limit |")
         print("|---|---|---|---|---|")
         for precision in precisions:
             row, rate = measured_around(lambda: training_row(args.preset, precision, args.repeats),

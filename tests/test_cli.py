@@ -108,7 +108,9 @@ def test_main_holds_ctrl_c_until_the_command_module_is_imported(monkeypatch, cap
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_decoding_again_reuses_freed_memory_instead_of_faulting_in_fresh_pages():
     """The same upscale three times in a fresh process: with `keep_freed_memory` the third
-    one finds its blocks already mapped; with glibc's defaults it faults most pages in again."""
+    one finds its blocks already mapped; with glibc's defaults it faults most pages in again.
+    In fp32, whose 8 MiB blocks every CPU decodes alike (bf16 takes other paths where the
+    CPU has no bf16 instructions)."""
     import subprocess
     import sys
 
@@ -124,7 +126,7 @@ def test_decoding_again_reuses_freed_memory_instead_of_faulting_in_fresh_pages()
         "faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
         "for _ in range(3):\n"
         "    start = faults()\n"
-        "    upscale_tensor(model, image, (256, 256), precision='bf16')\n"
+        "    upscale_tensor(model, image, (256, 256), precision='fp32')\n"
         "print(faults() - start)\n"
     )
     counts = {}
@@ -134,3 +136,29 @@ def test_decoding_again_reuses_freed_memory_instead_of_faulting_in_fresh_pages()
         counts[mode] = int(result.stdout)
     print(f"pages faulted in by the third decode: {counts}")  # shown with pytest -s
     assert counts["keep"] < 0.1 * counts["default"], counts
+
+
+def test_keep_freed_memory_leaves_other_c_libraries_alone(monkeypatch) -> None:
+    """musl, macOS and Windows: no mallopt call (glibc's option numbers mean nothing there),
+    whatever error asking for the C library or its name raises."""
+    import ctypes
+
+    from liifsr import cli
+
+    real_glibc = cli.glibc()
+    for error in (ValueError("unrecognized configuration name"), OSError(22, "EINVAL"), AttributeError("confstr")):
+        with monkeypatch.context() as patch:
+            def raising(name, error=error):
+                raise error
+            patch.setattr(os, "confstr", raising)
+            assert cli.glibc() is False
+            patch.setattr(ctypes, "CDLL", lambda *args: pytest.fail("mallopt called off glibc"))
+            assert cli.keep_freed_memory() is False
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "confstr", lambda name: None)  # a name without a value
+        assert cli.glibc() is False
+    if real_glibc:  # on glibc, but the C library cannot be opened
+        def no_library(*args):
+            raise TypeError("CDLL(None) is a TypeError on Windows")
+        monkeypatch.setattr(ctypes, "CDLL", no_library)
+        assert cli.keep_freed_memory() is False

@@ -22,7 +22,7 @@ from liifsr.inference import (
     resize_alpha,
     upscale_bands,
 )
-from liifsr.runtime import resolve_device
+from liifsr.runtime import add_runtime_options, resolve_device, warn_if_slow
 
 
 def parse_scale(text: str) -> tuple[float, float]:
@@ -54,8 +54,7 @@ def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
     out.add_argument("-o", "--output", type=Path, help="output file (one input)")
     out.add_argument("--out-dir", type=Path, help="output folder (any number of inputs; names kept)")
     parser.add_argument("--model", default=None, help=f"bundled model name or model file (default: {DEFAULT_MODEL})")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    add_runtime_options(parser)
     parser.add_argument("--tile", type=int, default=None, help="LR tile size for the encoder (default: automatic)")
     parser.add_argument("--chunk", type=int, default=None, help=f"queries decoded at once (default: {DEFAULT_CHUNK})")
     parser.add_argument("--allow-huge", action="store_true",
@@ -85,9 +84,11 @@ def run_upscale(args: argparse.Namespace) -> int:
         check_writable(target, bit_depth=image.bit_depth, alpha=image.alpha is not None, size=out_hw)
         jobs.append((source, image, target, out_hw))
     check_distinct_outputs([(source, target) for source, _, target, _ in jobs])
-    model = load_model(args.model, device=resolve_device(args.device))
+    device = resolve_device(args.device)
+    model = load_model(args.model, device=device)
     if args.precision != "fp32" and str(args.model).endswith(".onnx"):
         raise UpscaleError("exported ONNX models run in fp32 (drop --precision)")
+    warn_if_slow(device, args.precision)
     for source, image, target, out_hw in jobs:
         bands = upscaled_bands(model, image, out_hw, args)
         write_image_bands(target, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,

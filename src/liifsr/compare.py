@@ -33,7 +33,7 @@ from liifsr.imageio import read_image
 from liifsr.inference import Span, output_size, upscale_tensor
 from liifsr.metrics import psnr
 from liifsr.resize import BICUBIC, bicubic_upsample, liif_downsample
-from liifsr.runtime import resolve_device
+from liifsr.runtime import add_runtime_options, resolve_device, warn_if_slow
 
 if TYPE_CHECKING:
     from liifsr.liif import LIIF
@@ -105,13 +105,15 @@ def display_name(name: str) -> str:
 
 
 @torch.no_grad()
-def decode_box(model: LIIF, lr: Tensor, out_hw: tuple[int, int], box: Box, chunk_size: int | None = None) -> Tensor:
+def decode_box(model: LIIF, lr: Tensor, out_hw: tuple[int, int], box: Box, chunk_size: int | None = None,
+               precision: str = "fp32") -> Tensor:
     """The pixels inside `box` of `model`'s (H, W) = `out_hw` output for `lr` (1, 3, h, w) in [0, 1].
 
-    Equal to cropping `upscale_tensor(model, lr, out_hw)`, without decoding the rest.
+    Equal to cropping `upscale_tensor(model, lr, out_hw)` up to float rounding (the encoder
+    runs over the window the box reads), without decoding the rest.
     """
     region = (Span(box.y, box.y + box.h), Span(box.x, box.x + box.w))
-    return upscale_tensor(model, lr, out_hw, chunk_size=chunk_size, region=region, progress=None)
+    return upscale_tensor(model, lr, out_hw, chunk_size=chunk_size, region=region, progress=None, precision=precision)
 
 
 def load_models(names: list[str], device: torch.device) -> dict[str, LIIF]:
@@ -129,7 +131,8 @@ def to_array(image: Tensor) -> np.ndarray:
     return image.reshape(-1, *image.shape[-2:]).permute(1, 2, 0).cpu().numpy()
 
 
-def downsampled_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box) -> list[Panel]:
+def downsampled_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box,
+                       precision: str = "fp32") -> list[Panel]:
     """Figure 6: LR by LIIF's protocol, every method upscales it back, PSNR on the box."""
     hr, lr = liif_downsample(image, scale)
     check_box(box, hr.shape[-2], hr.shape[-1], f"HR image (cropped to a multiple of x{scale:g})")
@@ -149,13 +152,14 @@ def downsampled_panels(image: Tensor, names: list[str], models: dict[str, LIIF],
             # MATLAB bicubic of the whole image (cheap), rounded to uint8 as in `evaluate`.
             pred = box.crop(bicubic_upsample(lr, out_hw))
         else:
-            pred = decode_box(models[name], lr, out_hw, box)
+            pred = decode_box(models[name], lr, out_hw, box, precision=precision)
         panels.append(Panel(to_array(pred), f"{display_name(name)}\n{psnr(pred, target):.2f} dB"))
     panels.append(Panel(to_array(target), "HR\n(ground truth)"))
     return panels
 
 
-def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box) -> list[Panel]:
+def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box,
+                   precision: str = "fp32") -> list[Panel]:
     """Figure 5: the box of the image itself is the LR input; no ground truth, no PSNR."""
     check_box(box, image.shape[-2], image.shape[-1], "image")
     lr = box.crop(image).unsqueeze(0)
@@ -172,7 +176,7 @@ def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], sca
         if name == BICUBIC:
             pred = bicubic_upsample(lr, out_hw)
         else:
-            pred = upscale_tensor(models[name], lr, out_hw, progress=None)
+            pred = upscale_tensor(models[name], lr, out_hw, progress=None, precision=precision)
         panels.append(Panel(to_array(pred), f"{display_name(name)}\n({out_hw[1]}x{out_hw[0]})"))
     return panels
 
@@ -221,6 +225,7 @@ def compare(
     out: str | Path,
     lr_crop: bool = False,
     device: str = "cpu",
+    precision: str = "fp32",
 ) -> Path:
     """Build and write the comparison figure; returns its path."""
     if not math.isfinite(scale) or scale < 1:
@@ -228,12 +233,14 @@ def compare(
     dest = check_output_path(out, FIGURE_FORMATS, "figure")
     check_distinct_outputs([(image_path, dest)])
     loaded = torch.from_numpy(read_image(image_path).rgb).permute(2, 0, 1).contiguous()
-    loaded_models = load_models(models, resolve_device(device))
+    torch_device = resolve_device(device)
+    loaded_models = load_models(models, torch_device)
+    warn_if_slow(torch_device, precision)
     if lr_crop:
-        panels = lr_crop_panels(loaded, models, loaded_models, scale, box)
+        panels = lr_crop_panels(loaded, models, loaded_models, scale, box, precision)
         footnote = f"x{scale:g}: the boxed region of the image is the LR input (no downsampling, no ground truth)."
     else:
-        panels = downsampled_panels(loaded, models, loaded_models, scale, box)
+        panels = downsampled_panels(loaded, models, loaded_models, scale, box, precision)
         footnote = (
             f"x{scale:g}: LR made by LIIF's bicubic downsampling; PSNR on the boxed region, RGB, no border shaved."
         )
@@ -251,10 +258,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--box", required=True, help="region x,y,w,h in image pixels (the HR image's, by default)")
     parser.add_argument("-o", "--out", type=Path, required=True, help=f"figure file ({', '.join(FIGURE_FORMATS)})")
     parser.add_argument("--lr-crop", action="store_true", help="use the box of the image itself as the LR input (Figure 5)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    add_runtime_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    dest = compare(args.image, parse_models(args.models), args.scale, parse_box(args.box), args.out, args.lr_crop, args.device)
+    dest = compare(args.image, parse_models(args.models), args.scale, parse_box(args.box), args.out, args.lr_crop,
+                   args.device, args.precision)
     print(dest)
     return 0

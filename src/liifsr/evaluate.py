@@ -61,7 +61,7 @@ from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
 from liifsr.metrics import SSIM_WINDOW, calc_psnr, shave_for, ssim
 from liifsr.progress import progress_bar
 from liifsr.resize import BICUBIC, bicubic_upsample, imresize_uint8, liif_downsample, modcrop
-from liifsr.runtime import autocast, resolve_device
+from liifsr.runtime import add_runtime_options, autocast, resolve_device, warn_if_slow
 
 PROTOCOLS = ("auto", "benchmark", "div2k")
 PROTOCOL_TEXT = {
@@ -348,6 +348,7 @@ def evaluate(
     protocols = {d: resolve_protocol(protocol, d) for d in sets}
     torch_device = resolve_device(device)
     autocast(torch_device, precision)  # an unknown precision fails here, before any work
+    warn_if_slow(torch_device, precision)
     methods = {name: load_method(name, torch_device, progress, precision) for name in dict.fromkeys(models)}
     if progress:
         for dataset, (chosen, why) in protocols.items():
@@ -524,9 +525,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "layout and folders named *div2k*, else benchmark (printed for every dataset)",
     )
     parser.add_argument("--out", type=Path, help="write the report to FILE.md, .csv or .json (Markdown is always printed)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="fp32 (default), or bf16 autocast: about 5x faster on CPUs with AMX")
+    add_runtime_options(parser)
     parser.add_argument("--images", type=int, metavar="N",
                         help="score N images of each dataset, spread evenly over its sorted list (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars nor protocol lines on stderr")

@@ -77,7 +77,7 @@ from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
 from liifsr.metrics import psnr
 from liifsr.progress import progress_bar
-from liifsr.runtime import PRECISIONS, autocast, resolve_device
+from liifsr.runtime import PRECISIONS, add_runtime_options, autocast, resolve_device, warn_if_slow
 
 STATE_FORMAT = "liifsr-train-state/1"
 LAST, BEST, STATE = "last.safetensors", "best.safetensors", "last.state.safetensors"
@@ -102,9 +102,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set optim.lr=2e-4 (repeatable)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in OUT from its last checkpoint (starts afresh if OUT has none)")
-    parser.add_argument("--precision", choices=PRECISIONS, help="override the config's precision")
+    add_runtime_options(parser, overrides_config=True)
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the config)")
     parser.add_argument("--workers", type=int, help="DataLoader workers per process (overrides num_workers)")
     parser.add_argument("--threads", type=int, help="CPU threads per process (overrides threads; 0 = all cores)")
 
@@ -159,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
     if config.threads:
         torch.set_num_threads(config.threads)
     env = init_distributed(config.device)
+    if env.is_main:
+        warn_if_slow(env.device, config.precision)
     try:
         train(config, Path(args.out), env, resume=args.resume)
         if env.world_size > 1:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from liifsr.runtime import add_runtime_options
+
 DEFAULT_PORT = 8000
 
 
@@ -19,8 +21,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="bundled model name or model file (default: the bundled default model)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    add_runtime_options(parser)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the model (default: PyTorch's, one per core)")
     parser.add_argument("--cache-mb", type=int, default=256, help="memory for decoded tiles, in MB (default: 256)")
     parser.add_argument("--max-upload-mb", type=int, default=32, help="largest upload, in MB (default: 32)")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise UpscaleError("`liifsr serve` needs the serve extra: pip install 'liifsr[serve]'") from None
     from liifsr.checkpoint import DEFAULT_MODEL, load_model
     from liifsr.imageio import read_image
-    from liifsr.runtime import resolve_device
+    from liifsr.runtime import resolve_device, warn_if_slow
     from liifsr.serve.app import Limits, Server, create_app
 
     if not 0 < args.port < 65536:
@@ -49,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         if image.rgb.shape[0] * image.rgb.shape[1] > limits.input_pixels:
             raise UpscaleError(f"'{path}' has more than {args.max_input_mp} megapixels (raise --max-input-mp or downscale it)")
         images.append((path.name, image))
-    model = load_model(args.model, device=resolve_device(args.device))
+    device = resolve_device(args.device)
+    model = load_model(args.model, device=device)
+    warn_if_slow(device, args.precision)
     server = Server(model, str(args.model or DEFAULT_MODEL), images, args.precision, args.cache_mb * 2**20, limits, args.threads)
     print(f"liifsr serve: http://{args.host}:{args.port}/ ({len(images)} image(s), model {server.model_name}); Ctrl-C stops")
     try:
