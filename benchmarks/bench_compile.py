@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from liifsr.config import model_preset
 from liifsr.decoders import activate_, rows_per_block
 from liifsr.liif import LIIF, GatheredRows
+from liifsr.runtime import machine_summary
 
 LATENT_CODES = 200 * 200  # a 200 x 200 latent grid: the table the rows are gathered from
 ROWS = 4 * 4096  # the first-layer rows of 4,096 queries: four ensemble members each
@@ -109,8 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"bf16, a chunk of {ROWS} rows in blocks of {BLOCK_ROWS}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}\n")
+    print(f"{machine_summary()}\nbf16, a chunk of {ROWS} rows in blocks of {BLOCK_ROWS}\n")
     print("| preset | part | compiled with | compile s | eager ms | compiled ms | speed-up | max difference |")
     print("|---|---|---|---|---|---|---|---|")
     generator = torch.Generator().manual_seed(0)

@@ -29,6 +29,7 @@ from liifsr.imageio import sample_image
 from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
 from liifsr.reference import literal_query
+from liifsr.runtime import machine_summary
 
 SAMPLE = sample_image()
 
@@ -74,7 +75,7 @@ def main() -> None:
     model = LIIF(model_preset("edsr-liif-relu")).to(device).eval()
     photo = Image.open(SAMPLE).convert("RGB")
 
-    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
+    print(f"{machine_summary()}; device: {device}")
     print("| scale | LR | output | precision | literal kpx/s (30k chunks) | literal kpx/s (1k chunks) | fast kpx/s "
           "| fast / literal fp32 | fast / literal same precision | fast / literal 1k chunks |")
     print("|---|---|---|---|---|---|---|---|---|---|")

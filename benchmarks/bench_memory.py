@@ -59,6 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from liifsr.imageio import sample_image
+    from liifsr.runtime import machine_summary
 
     with tempfile.TemporaryDirectory() as folder:
         model = args.model
@@ -66,6 +67,7 @@ def main() -> None:
             model = str(Path(folder) / "tiny.safetensors")
             write_tiny_model(Path(model))
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        print(f"{machine_summary()} (this process); the runs: OMP_NUM_THREADS={args.threads}")
         results = []
         for size in args.sizes.split(","):
             height, width = (int(n) for n in size.lower().split("x"))

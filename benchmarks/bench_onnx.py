@@ -24,6 +24,7 @@ from liifsr.imageio import sample_image
 from liifsr.inference import upscale_tensor
 from liifsr.onnx_export import export_onnx
 from liifsr.onnx_runtime import load_onnx_model
+from liifsr.runtime import machine_summary
 
 OUTPUT_SIDE = 256
 
@@ -39,7 +40,7 @@ def main() -> None:
         export_onnx(model, Path(folder) / "model.onnx")
         runtime = load_onnx_model(Path(folder) / "model.onnx")
         photo = np.asarray(Image.open(sample_image()).convert("RGB"), dtype=np.float32) / 255
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; output {OUTPUT_SIDE}x{OUTPUT_SIDE}; chunk {args.chunk}")
+        print(f"{machine_summary()}; output {OUTPUT_SIDE}x{OUTPUT_SIDE}; chunk {args.chunk}")
         print("| scale | PyTorch kpx/s | onnxruntime kpx/s | onnxruntime / PyTorch | max abs diff |")
         print("|---|---|---|---|---|")
         for scale in (float(s) for s in args.scales.split(",")):

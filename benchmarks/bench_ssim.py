@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from liifsr import metrics
+from liifsr.runtime import machine_summary
 
 
 def gaussian_filter_by_convolution(t: torch.Tensor) -> torch.Tensor:
@@ -54,7 +55,7 @@ def main() -> None:
             start = time.perf_counter()
             fn()
             best[name] = min(best[name], time.perf_counter() - start)
-    print(f"SSIM of one {width}x{height} image, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{machine_summary()}\nSSIM of one {width}x{height} image")
     for name, seconds in best.items():
         print(f"{name}: SSIM {values[name]:.12f}, {seconds * 1e3:.0f} ms")
     print(f"speed-up: {best['float64 convolution'] / best['banded matrix products']:.2f}x")

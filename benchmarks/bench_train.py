@@ -29,6 +29,7 @@ from liifsr.imageio import sample_image
 from liifsr.liif import LIIF
 from liifsr.reference import literal_query
 from liifsr.runtime import autocast
+from liifsr.runtime import machine_summary
 
 SAMPLE = sample_image()
 Forward = Callable[[LIIF, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -94,8 +95,8 @@ def main() -> None:
     torch.manual_seed(0)
     initial = LIIF(model_preset(args.preset)).state_dict()
     batch = real_batch(args.batch, device)
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
-    print(f"{args.preset}, batch {args.batch}, 48x48 LR, 2304 queries; {device} ({hardware}); "
+    print(machine_summary())
+    print(f"{args.preset}, batch {args.batch}, 48x48 LR, 2304 queries; {device}; "
           f"median of {args.iters} iterations after {args.warmup} warm-up")
 
     results: dict[tuple[str, str], float] = {}

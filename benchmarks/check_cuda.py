@@ -9,6 +9,7 @@ the MATLAB imresize, and prints the max abs differences.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
 from liifsr.reference import literal_query
 from liifsr.resize import imresize
+from liifsr.runtime import machine_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +30,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "liif-reference"
 
 def main() -> int:
     device = torch.device("cuda")
+    print(machine_summary())
     cases = np.load(FIXTURES / "cases.npz")
     worst = 0.0
     for tf32 in (False, True):
