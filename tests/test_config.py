@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,25 @@ def test_experiment_configs_share_one_protocol_and_the_papers_halving_fractions(
     assert config.optim.lr == 1e-4 and config.batch_size == 16 and config.data.sample_q == 2304
     fractions = [epoch / config.epochs for epoch in halving_epochs(learning_rates(config))]
     assert fractions == pytest.approx([epoch / 600 for epoch in paper_halvings])
+
+
+BUDGETS = {"iters-1200": 20, "iters-10800": 180}
+
+
+@pytest.mark.parametrize("budget", sorted(BUDGETS))
+@pytest.mark.parametrize("name", ["edsrless-liif-relu.yaml", "edsrless-liif-siren30.yaml"])
+def test_budget_configs_differ_from_the_experiment_only_in_epochs_and_milestones(budget: str, name: str) -> None:
+    """configs/experiment/iters-*: the budget study's runs are the 3,600-iteration protocol
+    with another number of epochs and the halvings at the paper's fractions of it (to the
+    nearest epoch: 1/3 of 20 epochs is 6.7)."""
+    config = load_yaml(TrainConfig, CONFIGS / "experiment" / budget / name)
+    reference = load_yaml(TrainConfig, CONFIGS / "experiment" / name)
+    assert config.epochs == BUDGETS[budget] != reference.epochs
+    same = dataclasses.replace(config, epochs=reference.epochs,
+                               optim=dataclasses.replace(config.optim, milestones=reference.optim.milestones))
+    assert same == reference  # nothing else differs
+    paper_fractions = [epoch / 600 for epoch in PAPER[name][2]]
+    halvings = halving_epochs(learning_rates(config))
+    assert len(halvings) == len(paper_fractions)
+    for epoch, fraction in zip(halvings, paper_fractions):
+        assert abs(epoch - fraction * config.epochs) <= 0.5  # the nearest epoch

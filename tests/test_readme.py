@@ -41,12 +41,18 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
+ENVIRONMENT = re.compile(r"[A-Z_][A-Z0-9_]*=\S*")  # VAR=value before a command
+
+
 def shell_commands() -> list[list[str]]:
-    """The README's bash commands as argument lists: continuation lines joined, comments dropped."""
+    """The README's bash commands as argument lists: continuation lines joined, comments
+    and leading VAR=value settings dropped."""
     commands = []
     for block in blocks("bash"):
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
+            while words and ENVIRONMENT.fullmatch(words[0]):
+                words = words[1:]
             if words:
                 commands.append(words)
     return commands
