@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 from conftest import FIXTURES, shared_path
 from liifsr.reference import literal_query
-from liifsr.checkpoint import DEFAULT_MODEL, CheckpointError, bundled_models, convert_liif, liif_args_to_config, load_model, read_metadata, save_model
+from liifsr.checkpoint import DEFAULT_MODEL, FORMAT, CheckpointError, bundled_models, convert_liif, liif_args_to_config, load_model, read_metadata, save_model
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig, model_preset, to_dict
 from liifsr.liif import LIIF
 
@@ -238,3 +238,25 @@ def test_liif_full_edsr_args_map_to_its_defaults():
     config = liif_args_to_config({"encoder_spec": {"name": "edsr", "args": {"no_upsampling": True}}, "imnet_spec": imnet})
     assert config.encoder == EncoderConfig("edsr", n_resblocks=32, n_feats=256, res_scale=0.1)
     assert config.decoder == DecoderConfig("relu", [256, 256, 256, 256])
+
+
+def test_a_model_file_whose_output_is_not_rgb_is_refused_when_loaded(tmp_path):
+    """A valid liifsr file with out_dim 4: every command would fail later, deep in the
+    pipeline; load_model refuses it up front, saying why."""
+    import dataclasses
+    import json
+
+    from safetensors.torch import save_file
+
+    config = model_preset("edsrless-liif-relu")
+    config = dataclasses.replace(config, decoder=dataclasses.replace(config.decoder, out_dim=4))
+    with torch.device("meta"):
+        shapes = {key: value.shape for key, value in LIIF(model_preset("edsrless-liif-relu")).state_dict().items()}
+    tensors = {key: torch.zeros(shape) for key, shape in shapes.items()}
+    last = max(key for key in tensors if key.startswith("imnet.layers."))  # the output layer's bias
+    tensors[last] = torch.zeros(4)
+    tensors[last.replace("bias", "weight")] = torch.zeros(4, 256)
+    path = tmp_path / "four.safetensors"
+    save_file(tensors, str(path), metadata={"format": FORMAT, "liifsr_config": json.dumps(to_dict(config))})
+    with pytest.raises(CheckpointError, match=r"decoder.out_dim must be 3 \(liifsr decodes RGB images\), got 4"):
+        load_model(path)

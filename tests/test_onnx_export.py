@@ -117,3 +117,39 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "o.png").exists()
     assert main(["export", str(model_file), str(tmp_path / "wrong.txt")]) == 2
     assert ".onnx" in capsys.readouterr().err
+
+
+def tiny_model() -> LIIF:
+    from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
+
+    torch.manual_seed(0)
+    return LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", [16, 16])))
+
+
+def test_export_writes_both_graphs_or_neither(tmp_path, monkeypatch):
+    """A failure while the decoder graph is written leaves no encoder graph behind."""
+    from liifsr import files
+
+    real, calls = files._fsync, []
+
+    def second_write_fails(path):
+        calls.append(path)
+        if len(calls) == 1:  # the decoder's temporary file: renamed first
+            raise OSError(28, "No space left on device")
+        real(path)
+
+    monkeypatch.setattr(files, "_fsync", second_write_fails)
+    with pytest.raises(ValueError, match="No space left on device"):
+        export_onnx(tiny_model(), tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.setattr(files, "_fsync", real)
+    export_onnx(tiny_model(), tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.decoder.onnx", "m.onnx"]
+
+
+@pytest.mark.parametrize("opset", ["-1", "0", "10", "21", "99"])
+def test_export_refuses_an_opset_outside_the_range_before_any_work(opset, tmp_path, capsys):
+    assert main(["export", "no-such-model", str(tmp_path / "m.onnx"), "--opset", opset]) == 2
+    err = capsys.readouterr().err
+    assert err == f"liifsr: error: ONNX opset {opset} is not supported (choose 11 to 20; default 17)\n"  # not the model's error
+    assert not list(tmp_path.iterdir())

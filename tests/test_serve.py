@@ -219,3 +219,87 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "missing.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert all(line.startswith("liifsr: error: ") for line in err) and "missing.png" in err[-1]
+
+
+def test_a_failed_model_thread_fails_every_pending_and_later_request(server):
+    """The model thread itself dies (not a job): the queued requests and every later one get
+    a JSON error at once instead of hanging, and the server is told once, to stop."""
+    failures = []
+    server.worker.on_failure = failures.append
+    with running(server) as url:
+        release = block_worker(server)
+        results = []
+
+        def ask(path):
+            results.append(get(url + path))
+
+        askers = [threading.Thread(target=ask, args=(f"/api/images/0/tiles/liif/9/{col}_0.png",)) for col in range(2)]
+        for asker in askers:
+            asker.start()
+        deadline = time.monotonic() + 10
+        while server.worker.queued() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.worker.queued() == 2  # both pending behind the blocking job
+
+        def broken(job):
+            raise SystemExit("injected: the loop itself breaks")
+        server.worker._run = broken  # the next job the loop takes kills the loop
+        release.set()
+        for asker in askers:
+            asker.join(timeout=10)
+        assert len(results) == 2  # both answered, the one the broken loop had taken too
+        later = get(url + "/api/images/0/tiles/liif/9/5_0.png")
+        for status, kind, body in [*results, later]:
+            assert status == 503 and kind == "application/json", (status, body)
+            assert "the model thread failed (injected: the loop itself breaks)" in json.loads(body)["error"]
+        status, job = post(url + "/api/images/0/upscale", b'{"scale": 2}')
+        assert status == 202
+        status, kind, body = get(f"{url}/api/jobs/{job['job']}/events")
+        assert b'"state": "failed"' in body and b"model thread failed" in body
+        assert len(failures) == 1 and "injected" in str(failures[0])
+
+
+def test_serve_refuses_bad_numbers_before_starting(model_file, capsys):
+    for flag, value, message in (("--threads", "0", "--threads 0 must be a positive"),
+                                 ("--threads", "-3", "--threads -3 must be a positive"),
+                                 ("--max-upload-mb", "0", "--max-upload-mb 0 must be positive"),
+                                 ("--cache-mb", "-1", "--cache-mb -1 must be 0"),
+                                 ("--port", "70000", "not a port number")):
+        assert main(["serve", "--model", str(model_file), flag, value]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_serving_beyond_loopback_warns_that_it_is_open_to_the_network():
+    from liifsr.serve import exposure_warning
+
+    for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
+        assert exposure_warning(host) is None
+    for host in ("0.0.0.0", "::", "192.168.1.10", "example.org"):
+        warning = exposure_warning(host)
+        assert warning and "without authentication" in warning and host in warning
+
+
+def test_serve_prints_the_network_warning_on_start(model_file, monkeypatch, capsys):
+    """`liifsr serve --host 0.0.0.0` says so before it listens (uvicorn itself is stubbed)."""
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    assert main(["serve", "--model", str(model_file), "--host", "0.0.0.0", "--port", "8123"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --host 0.0.0.0 makes the page, uploads and downloads reachable from the network" in err
+    assert main(["serve", "--model", str(model_file), "--port", "8123"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_client_that_disconnects_mid_upload_costs_one_log_line_at_most(server, caplog):
+    with running(server) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\nX-Filename: a.png\r\n\r\n" + b"x" * 1000)
+            time.sleep(0.3)
+        time.sleep(0.5)
+        assert get(url + "/api/status")[0] == 200  # still serving
+    lines = [record for record in caplog.records if record.levelno >= 30]  # warnings and errors
+    assert not any("ClientDisconnect" in (record.exc_text or "") + record.getMessage() for record in caplog.records if record.exc_info)
+    assert not lines, [record.getMessage() for record in lines]

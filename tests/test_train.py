@@ -266,3 +266,30 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-5)
     assert float(read_csv(double / "log.csv")[0]["train_loss"]) == pytest.approx(
         float(read_csv(single / "log.csv")[0]["train_loss"]), rel=1e-5)
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_while_the_first_continues(tmp_path):
+    """Two `liifsr train --out` into one folder would mix two runs that look like one: the
+    second, with or without --resume, is refused in one line; the first runs on. A lock
+    left by a SIGKILLed run is released by the OS: the folder is free again."""
+    config = write_config(tmp_path, epochs=100_000)  # killed long before its end
+    first = liifsr_train(config, "--out", tmp_path / "run")
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "run" / "log.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for extra in ([], ["--resume"]):
+            second = liifsr_train(config, "--out", tmp_path / "run", *extra)
+            _, err = second.communicate(timeout=60)
+            assert second.returncode == 2, err
+            assert err.splitlines()[-1] == (f"liifsr: error: run folder {str(tmp_path / 'run')!r} is in use by a running "
+                                            f"`liifsr train` (pid {first.pid}); wait for it to finish or stop it, or train "
+                                            "into another --out"), err
+            assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.communicate()
+    assert first.returncode == -signal.SIGKILL
+    assert (tmp_path / "run" / ".liifsr-train.lock").exists()  # left behind, but no longer held
+    resumed = liifsr_train(config, "--out", tmp_path / "run", "--resume", "--set", "epochs=1")
+    assert "in use" not in finish(resumed)  # "already finished its 1 epochs": the folder was free

@@ -112,6 +112,39 @@ COMMANDS: dict[str, Command] = {
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError,
 )
+# Errors that dependencies raise in their own types about bad files, full disks or
+# options they refuse, by (module, class name) along the exception's class hierarchy, so
+# that checking imports nothing. Reported in one line with the dependency's own words;
+# liifsr's readers and writers name the file in theirs (files.atomic_write for writes).
+DEPENDENCY_ERRORS: dict[tuple[str, str], str] = {
+    ("safetensors._safetensors_rust", "SafetensorError"): "safetensors",
+    ("onnx.onnx_cpp2py_export.checker", "ValidationError"): "onnx",
+    ("google.protobuf.message", "DecodeError"): "onnx (protobuf)",
+    ("onnxruntime.capi.onnxruntime_pybind11_state", "Fail"): "onnxruntime",
+    ("onnxruntime.capi.onnxruntime_pybind11_state", "InvalidArgument"): "onnxruntime",
+    ("onnxruntime.capi.onnxruntime_pybind11_state", "InvalidProtobuf"): "onnxruntime",
+    ("onnxruntime.capi.onnxruntime_pybind11_state", "NoSuchFile"): "onnxruntime",
+    ("onnxruntime.capi.onnxruntime_pybind11_state", "RuntimeException"): "onnxruntime",
+    ("torch.onnx", "OnnxExporterError"): "the ONNX exporter",
+    ("PIL.Image", "DecompressionBombError"): "Pillow",
+    ("PIL", "UnidentifiedImageError"): "Pillow",
+    ("yaml.error", "YAMLError"): "PyYAML",
+}
+
+
+def error_message(error: BaseException) -> str | None:
+    """The one-line message of an error that a command reports instead of a traceback
+    (the user's to fix, a dependency's, out of memory, a failing disk), or None for a bug."""
+    for cls in type(error).__mro__:
+        dependency = DEPENDENCY_ERRORS.get((cls.__module__, cls.__qualname__))
+        if dependency:
+            return f"{dependency}: {' '.join(str(error).split()) or cls.__name__}"
+    if isinstance(error, USER_ERRORS):
+        return str(error)
+    if isinstance(error, OSError):  # a disk or device failing outside an atomic write
+        where = f" ({os.fsdecode(error.filename)!r})" if error.filename else ""
+        return f"{error.strerror or error}{where} (check the disk and the paths, and run again)"
+    return memory_message(error)
 
 
 class Terminated(KeyboardInterrupt):
@@ -250,13 +283,6 @@ def main(argv: list[str] | None = None) -> int:
             assert run is not None  # parse_args exits unless argv named a command
             keep_freed_memory()
             return run(args) or 0
-    except USER_ERRORS as error:
-        return _error(str(error))
-    except (MemoryError, RuntimeError) as error:
-        message = memory_message(error)
-        if message is None:
-            raise
-        return _error(message)
     except BrokenPipeError:
         # The reader of our output left (`liifsr models | head`): stop quietly, as a pipe
         # writer killed by SIGPIPE would; stdout goes to /dev/null so the flush at exit is silent.
@@ -268,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
+    except Exception as error:
+        message = error_message(error)
+        if message is None:
+            raise
+        return _error(message)
 
 
 def _error(text: str) -> int:

@@ -110,9 +110,10 @@ def check_model_config(config: ModelConfig, where: str = "model") -> None:
         raise ConfigError(f"{where}.encoder: n_resblocks must be >= 0 and res_scale finite")
     if dec.activation not in ACTIVATIONS:
         raise ConfigError(f"{where}.decoder.activation must be one of {ACTIVATIONS}, got {dec.activation!r}")
-    if not dec.hidden or any(width < 1 for width in dec.hidden) or dec.out_dim < 1:
-        raise ConfigError(f"{where}.decoder: hidden needs at least one positive width and out_dim must be positive, "
-                          f"got hidden={dec.hidden}, out_dim={dec.out_dim}")
+    if not dec.hidden or any(width < 1 for width in dec.hidden):
+        raise ConfigError(f"{where}.decoder: hidden needs at least one positive width, got hidden={dec.hidden}")
+    if dec.out_dim != 3:  # every image path (reading, tiling, alpha, writing) is RGB
+        raise ConfigError(f"{where}.decoder.out_dim must be 3 (liifsr decodes RGB images), got {dec.out_dim}")
     if not all(math.isfinite(w0) and w0 > 0 for w0 in (dec.w0_first, dec.w0_hidden)):
         raise ConfigError(f"{where}.decoder: w0_first and w0_hidden must be positive, got {dec.w0_first}, {dec.w0_hidden}")
 

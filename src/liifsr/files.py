@@ -12,6 +12,7 @@ the problem and the fix.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -112,9 +113,41 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         _set_mode(dest, tmp, umask_mode)
         _fsync(tmp)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if is_write_error(error):  # the writer's own words, with the file they are about
+            raise output_error(dest, write_problem(error), write_fix(error)) from error
         raise
+
+
+# Errors of writers that are not OSErrors but report one (safetensors writes in Rust and
+# raises its own type, e.g. "No space left on device (os error 28)").
+WRITER_ERRORS = (("safetensors._safetensors_rust", "SafetensorError"),)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_write_error(error: BaseException) -> bool:
+    """Whether `error`, raised inside an atomic write, is the write failing (disk full, I/O
+    error, a writer's own error type) rather than the work before it (which keeps its type)."""
+    if isinstance(error, OutputError):
+        return False
+    if isinstance(error, OSError):
+        return not isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError))
+    return any((cls.__module__, cls.__qualname__) in WRITER_ERRORS for cls in type(error).__mro__)
+
+
+def write_problem(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return one_line(error) or type(error).__name__
+
+
+def write_fix(error: BaseException) -> str:
+    text = str(error)
+    full = (isinstance(error, OSError) and error.errno in _DISK_FULL) or "os error 28" in text or "No space left" in text
+    if full:
+        return "free some space on its disk, or write elsewhere, and run again; nothing was replaced"
+    return "check the disk and the folder, and run again; nothing was replaced"
 
 
 def _create_temp_file(dest: Path) -> Path:

@@ -33,6 +33,9 @@ from liifsr.inference import UpscaleError
 from liifsr.liif import LIIF
 
 OPSET = 17
+# The opsets the graphs export to: LIIF.decode's in-place index writes need 11, and 20 is
+# the TorchScript-based exporter's last (torch.onnx._constants).
+OPSETS = range(11, 21)
 # Example sizes for tracing: unequal and odd, so that no size is mistaken for another.
 _EXAMPLE_LR = (13, 17)
 _EXAMPLE_WINDOW = (2, 3, 9, 11)  # row, col, height, width of the latent window
@@ -72,6 +75,7 @@ def decoder_path(encoder_path: str | Path) -> Path:
 def export_onnx(model: LIIF, path: str | Path, opset: int = OPSET) -> tuple[Path, Path]:
     """Write `path` (encoder + projection) and `decoder_path(path)`; returns both paths."""
     path = Path(path)
+    check_opset(opset)
     if path.suffix != ".onnx":
         raise UpscaleError(f"output '{path}' must end in .onnx")
     if not path.parent.is_dir():
@@ -96,16 +100,27 @@ def export_onnx(model: LIIF, path: str | Path, opset: int = OPSET) -> tuple[Path
         names += ["skip", "skip_window"]
         axes["skip"] = {2: "skip_h", 3: "skip_w"}
     metadata = {"liifsr_config": config, "liifsr_receptive_radius": str(model.encoder.receptive_radius)}
-    _export(EncoderGraph(model), (lr,), path, ["inp"], ["proj"], {"inp": {2: "height", 3: "width"}, "proj": {1: "height", 2: "width"}},
-            opset, {**metadata, "liifsr_role": "encoder", "liifsr_decoder": dec_path.name})
-    _export(DecoderGraph(model), tuple(decoder_inputs), dec_path, names, ["rgb"], axes, opset, {**metadata, "liifsr_role": "decoder"})
+    # Both files or neither: the decoder is renamed into place, then the encoder.
+    with atomic_write(path) as encoder_tmp, atomic_write(dec_path) as decoder_tmp:
+        _export(EncoderGraph(model), (lr,), encoder_tmp, ["inp"], ["proj"],
+                {"inp": {2: "height", 3: "width"}, "proj": {1: "height", 2: "width"}},
+                opset, {**metadata, "liifsr_role": "encoder", "liifsr_decoder": dec_path.name})
+        _export(DecoderGraph(model), tuple(decoder_inputs), decoder_tmp, names, ["rgb"], axes, opset,
+                {**metadata, "liifsr_role": "decoder"})
     return path, dec_path
 
 
-def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], axes: dict, opset: int, metadata: dict[str, str]) -> None:
+def check_opset(opset: int) -> None:
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
+        raise UpscaleError(f"ONNX opset {opset!r} is not supported (choose {OPSETS.start} to {OPSETS.stop - 1}; default {OPSET})")
+
+
+def _export(module: nn.Module, args: tuple, tmp: Path, inputs: list[str], outputs: list[str], axes: dict, opset: int,
+            metadata: dict[str, str]) -> None:
+    """Export `module` into the temporary file `tmp` of an atomic write."""
     import onnx
 
-    with atomic_write(path) as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         # The TorchScript-based exporter traces LIIF.decode's index arithmetic as is; the
         # torch.export-based one would need it rewritten. Its deprecation notice is noise here.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -121,7 +136,7 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help=f"bundled model name (e.g. {DEFAULT_MODEL}) or model file (.safetensors, LIIF .pth)")
     parser.add_argument("output", type=Path, help="encoder file OUT.onnx; the decoder goes to OUT.decoder.onnx beside it")
-    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset, {OPSETS.start} to {OPSETS.stop - 1} (default: {OPSET})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ImportError:
         raise UpscaleError("`liifsr export` needs the onnx package: pip install 'liifsr[onnx]'") from None
+    check_opset(args.opset)  # before the model loads
     encoder, decoder = export_onnx(load_model(args.model), args.output, args.opset)
     print(f"{args.model} -> {encoder} (encoder + latent projection), {decoder} (decoder)")
     return 0

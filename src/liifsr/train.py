@@ -33,6 +33,7 @@ process 0 writes logs and checkpoints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -40,6 +41,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -161,13 +163,45 @@ def run(args: argparse.Namespace) -> int:
     if env.is_main:
         warn_if_slow(env.device, config.precision)
     try:
-        train(config, Path(args.out), env, resume=args.resume)
+        with hold_run_folder(Path(args.out)) if env.is_main else contextlib.nullcontext():
+            train(config, Path(args.out), env, resume=args.resume)
         if env.world_size > 1:
             dist.barrier()  # leave together: tearing gloo down while a peer still talks can abort it
     finally:
         if env.world_size > 1:
             dist.destroy_process_group()
     return 0
+
+
+LOCK = ".liifsr-train.lock"
+
+
+@contextlib.contextmanager
+def hold_run_folder(out: Path) -> Iterator[None]:
+    """Own run folder `out` while the block runs: an OS lock (flock) on `out/.liifsr-train.lock`,
+    so that a second `liifsr train --out` into it (with or without --resume) is refused
+    instead of mixing two runs' checkpoints and logs. The OS releases the lock on any exit,
+    SIGKILL included, so a lock left by a killed run is no obstacle. Where the OS has no
+    flock (Windows), runs are not locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            raise TrainError(f"run folder {str(out)!r} is in use by a running `liifsr train` ({owner}); wait for it "
+                             "to finish or stop it, or train into another --out") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        yield
 
 
 def check_out(out: Path) -> None:

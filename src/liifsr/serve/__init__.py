@@ -9,6 +9,7 @@ model on one thread (`worker.py`), and keeps them in a bounded cache (`app.py`).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from liifsr.runtime import add_runtime_options
@@ -29,6 +30,34 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-output-mp", type=float, default=50, help="largest download, in megapixels (default: 50)")
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Every number the server runs with, before anything starts (a bad one otherwise
+    surfaces later, in the model thread or in a request)."""
+    from liifsr.inference import UpscaleError
+
+    if not 0 < args.port < 65536:
+        raise UpscaleError(f"--port {args.port} is not a port number (1-65535)")
+    if args.threads is not None and args.threads < 1:
+        raise UpscaleError(f"--threads {args.threads} must be a positive number of CPU threads (or leave it out)")
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-input-mp", args.max_input_mp),
+                        ("--max-output-mp", args.max_output_mp)):
+        if not value > 0:
+            raise UpscaleError(f"{flag} {value} must be positive")
+    if args.cache_mb < 0:
+        raise UpscaleError(f"--cache-mb {args.cache_mb} must be 0 (no cache) or more")
+
+
+def exposure_warning(host: str) -> str | None:
+    """The warning for an address beyond this machine (None for loopback)."""
+    if host in LOOPBACK or host.startswith("127."):
+        return None
+    return (f"--host {host} makes the page, uploads and downloads reachable from the network without "
+            "authentication; anyone who can reach this port can use the model and see the images")
+
+
 def run(args: argparse.Namespace) -> int:
     from liifsr.inference import UpscaleError
 
@@ -41,9 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from liifsr.runtime import resolve_device, warn_if_slow
     from liifsr.serve.app import Limits, Server, create_app
 
-    if not 0 < args.port < 65536:
-        raise UpscaleError(f"--port {args.port} is not a port number (1-65535)")
-    limits = Limits(args.max_upload_mb * 2**20, int(args.max_input_mp * 1e6), int(args.max_output_mp * 1e6))
+    check_options(args)
+    limits = Limits(int(args.max_upload_mb * 2**20), int(args.max_input_mp * 1e6), int(args.max_output_mp * 1e6))
     images = []
     for path in args.images:
         image = read_image(path)
@@ -53,10 +81,22 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = load_model(args.model, device=device)
     warn_if_slow(device, args.precision)
-    server = Server(model, str(args.model or DEFAULT_MODEL), images, args.precision, args.cache_mb * 2**20, limits, args.threads)
+    web = uvicorn.Server(uvicorn.Config(None, host=args.host, port=args.port, log_level="warning"))
+
+    def stop(error: BaseException) -> None:  # the model thread died: answer nothing more, exit
+        web.should_exit = True
+
+    server = Server(model, str(args.model or DEFAULT_MODEL), images, args.precision, args.cache_mb * 2**20, limits,
+                    args.threads, on_model_failure=stop)
+    web.config.app = create_app(server)
+    warning = exposure_warning(args.host)
+    if warning:
+        print(f"liifsr serve: warning: {warning}", file=sys.stderr)
     print(f"liifsr serve: http://{args.host}:{args.port}/ ({len(images)} image(s), model {server.model_name}); Ctrl-C stops")
     try:
-        uvicorn.run(create_app(server), host=args.host, port=args.port, log_level="warning")
+        web.run()
     finally:
         server.close()
+    if server.worker.failure is not None:
+        raise UpscaleError(f"{server.worker.failure_error()}: the server stopped") from None
     return 0

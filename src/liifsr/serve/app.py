@@ -23,6 +23,7 @@ import logging
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,7 +35,7 @@ import torch
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -42,7 +43,7 @@ from starlette.staticfiles import StaticFiles
 from liifsr.imageio import ImageError, LoadedImage, read_image, to_pil, write_image
 from liifsr.inference import UpscaleError, output_size, upscale_array, upscale_tensor
 from liifsr.serve.pyramid import OVERLAP, TILE, Level, bicubic_region, levels, tile_spans
-from liifsr.serve.worker import Cancelled, Job, ModelWorker, TileCache
+from liifsr.serve.worker import Cancelled, Job, ModelThreadFailed, ModelWorker, TileCache
 
 log = logging.getLogger("liifsr.serve")
 STATIC = Path(str(resources.files("liifsr") / "serve" / "static"))
@@ -103,7 +104,8 @@ class Server:
     """The state behind the routes: images, model worker, tile cache, downloads."""
 
     def __init__(self, model, model_name: str, images: list[tuple[str, LoadedImage]], precision: str = "fp32",
-                 cache_bytes: int = 256 * 2**20, limits: Limits | None = None, threads: int | None = None) -> None:
+                 cache_bytes: int = 256 * 2**20, limits: Limits | None = None, threads: int | None = None,
+                 on_model_failure: Callable[[BaseException], None] | None = None) -> None:
         self.model = model
         self.model_name = model_name
         self.precision = precision
@@ -112,7 +114,7 @@ class Server:
         self.uploads: list[str] = []
         for index, (name, image) in enumerate(images):
             self.images[str(index)] = ServedImage.create(str(index), name, image)
-        self.worker = ModelWorker(threads)
+        self.worker = ModelWorker(threads, on_model_failure)
         self.cache = TileCache(cache_bytes)
         self.downloads: dict[str, Download] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="liifsr-serve-"))
@@ -226,6 +228,10 @@ async def list_images(request: Request) -> Response:
     return JSONResponse([served.describe() for served in _state(request).images.values()])
 
 
+# A client that leaves before its request body has arrived: normal, worth one log line at most.
+CLIENT_GONE = Response(status_code=499)
+
+
 async def upload(request: Request) -> Response:
     server = _state(request)
     name = unquote(request.headers.get("x-filename", ""))[:200] or "upload"
@@ -234,11 +240,15 @@ async def upload(request: Request) -> Response:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"'{name}' is {int(declared):,} bytes, over this server's upload limit of {limit:,} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"'{name}' is over this server's upload limit of {limit:,} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"'{name}' is over this server's upload limit of {limit:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        log.info("upload of %r: the client disconnected", name)
+        return CLIENT_GONE
     if size == 0:
         raise HTTPException(400, "the upload is empty (send the image file as the request body)")
     try:
@@ -280,6 +290,9 @@ async def start_download(request: Request) -> Response:
     served = _image(request)
     try:
         body = await request.json()
+    except ClientDisconnect:
+        log.info("upscale request: the client disconnected")
+        return CLIENT_GONE
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise HTTPException(400, 'the body must be JSON: {"scale": 4} or {"size": [height, width]}') from None
     if not isinstance(body, dict) or ("scale" in body) == ("size" in body):
@@ -372,6 +385,10 @@ async def http_error(request: Request, error: HTTPException) -> Response:
     return JSONResponse({"error": message}, status_code=error.status_code, headers=getattr(error, "headers", None))
 
 
+async def model_failed(request: Request, error: Exception) -> Response:
+    return JSONResponse({"error": f"{error}; the server is stopping"}, status_code=503)
+
+
 async def server_error(request: Request, error: Exception) -> Response:
     log.exception("error while answering %s", request.url.path)
     return JSONResponse({"error": f"internal error: {' '.join(str(error).split()) or type(error).__name__}"}, status_code=500)
@@ -390,6 +407,7 @@ def create_app(server: Server) -> Starlette:
         Route("/api/jobs/{job_id}/file", download_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
+    handlers = {HTTPException: http_error, ModelThreadFailed: model_failed, Exception: server_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.server = server
     return app

@@ -23,6 +23,10 @@ class Cancelled(Exception):
     """The client that asked for this work went away."""
 
 
+class ModelThreadFailed(RuntimeError):
+    """The model thread died: this job will never run (nor will any later one)."""
+
+
 class Job:
     def __init__(self, worker: "ModelWorker", work: Callable[["Job"], Any], background: bool) -> None:
         self.worker = worker
@@ -45,8 +49,14 @@ class Job:
 
 
 class ModelWorker:
-    def __init__(self, threads: int | None = None) -> None:
+    """The model thread. Should the thread itself fail (not a job: jobs fail alone), every
+    queued job and every later one fails with ModelThreadFailed, and `on_failure` is
+    called once with the error, so that the server can stop instead of hanging."""
+
+    def __init__(self, threads: int | None = None, on_failure: Callable[[BaseException], None] | None = None) -> None:
         self.threads = threads
+        self.on_failure = on_failure
+        self.failure: BaseException | None = None
         self._interactive: deque[Job] = deque()
         self._background: deque[Job] = deque()
         self._wake = threading.Condition()
@@ -59,9 +69,15 @@ class ModelWorker:
     def submit(self, work: Callable[[Job], Any], background: bool = False) -> Job:
         job = Job(self, work, background)
         with self._wake:
-            (self._background if background else self._interactive).append(job)
-            self._wake.notify()
+            if self.failure is None:
+                (self._background if background else self._interactive).append(job)
+                self._wake.notify()
+                return job
+        job.future.set_exception(self.failure_error())
         return job
+
+    def failure_error(self) -> ModelThreadFailed:
+        return ModelThreadFailed(f"the model thread failed ({' '.join(str(self.failure).split()) or type(self.failure).__name__})")
 
     def queued(self) -> int:
         with self._wake:
@@ -85,16 +101,32 @@ class ModelWorker:
             self._run(job)
 
     def _loop(self) -> None:
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        while True:
-            with self._wake:
-                while not (self._interactive or self._background or self._stopping):
-                    self._wake.wait()
-                if self._stopping:
-                    return
-                job = (self._interactive or self._background).popleft()
-            self._run(job)
+        job = None
+        try:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            while True:
+                with self._wake:
+                    while not (self._interactive or self._background or self._stopping):
+                        self._wake.wait()
+                    if self._stopping:
+                        return
+                    job = (self._interactive or self._background).popleft()
+                self._run(job)
+        except BaseException as error:  # the thread itself, not a job, failed
+            self._fail_everything(error, job)
+
+    def _fail_everything(self, error: BaseException, current: Job | None) -> None:
+        with self._wake:
+            self.failure = error
+            pending = [*([current] if current is not None else []), *self._interactive, *self._background]
+            self._interactive.clear()
+            self._background.clear()
+        for job in pending:
+            if not job.future.done():
+                job.future.set_exception(self.failure_error())
+        if self.on_failure is not None:
+            self.on_failure(error)
 
     def _run(self, job: Job) -> None:
         if job.cancelled.is_set():
