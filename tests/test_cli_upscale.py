@@ -378,3 +378,93 @@ def test_liif_checkpoint_errors_are_one_line(tmp_path, capsys):
     disguised = tmp_path / "liif.ckpt"  # a LIIF checkpoint under another extension: read by content
     disguised.write_bytes((FIXTURES / "tiny-full.pth").read_bytes())
     assert run("convert", disguised, target) == 0
+
+
+def collection(root: Path) -> Path:
+    """A folder tree of good images, a corrupt one, a text file and a link out of the tree."""
+    rng = np.random.default_rng(0)
+    (root / "in" / "sub").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(root / "in" / "wide.png")
+    Image.fromarray(rng.integers(0, 256, (40, 20, 3), dtype=np.uint8)).save(root / "in" / "sub" / "tall.jpg")
+    (root / "in" / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    (root / "in" / "notes.txt").write_text("not an image")
+    outside = root / "outside.png"
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(outside)
+    (root / "in" / "link.png").symlink_to(outside)
+    return root / "in"
+
+
+def test_a_folder_with_a_corrupt_file_is_done_except_it_and_resumes_with_skip_existing(tmp_path, model_file, capsys):
+    source, out = collection(tmp_path), tmp_path / "out"
+    argv = ["upscale", str(source), "--out-dir", str(out), "--long-side", "80", "--ext", "webp", "--model", str(model_file)]
+    assert main(argv) == 2  # one file failed
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if "failed:" in line] == [
+        f"liifsr upscale: failed: cannot read '{source / 'sub' / 'broken.png'}': Truncated File Read (check the file)"]
+    assert err[-1].startswith("liifsr upscale: 2 done, 0 skipped, 1 failed, ")
+    written = sorted(path.relative_to(out) for path in out.rglob("*") if path.is_file())
+    assert written == [Path("sub/tall.webp"), Path("wide.webp")]  # the tree mirrored; no link followed out, no text
+    sizes = {name: Image.open(out / name).size for name in written}
+    assert sizes == {Path("wide.webp"): (80, 60), Path("sub/tall.webp"): (40, 80)}  # (W, H): the long side 80
+    assert all(Image.open(out / name).format == "WEBP" for name in written)
+    before = {name: (out / name).stat().st_mtime_ns for name in written}
+    assert main([*argv, "--skip-existing"]) == 2  # the corrupt file still fails
+    assert capsys.readouterr().err.splitlines()[-1].startswith("liifsr upscale: 0 done, 2 skipped, 1 failed, ")
+    assert {name: (out / name).stat().st_mtime_ns for name in written} == before  # nothing redone
+    (source / "sub" / "broken.png").unlink()
+    assert main([*argv, "--skip-existing", "--suffix", "_x"]) == 0  # other names: all done again
+    assert sorted(p.name for p in out.rglob("*_x.webp")) == ["tall_x.webp", "wide_x.webp"]
+
+
+def test_an_interrupted_collection_resumes_losing_and_redoing_nothing(tmp_path, model_file, capsys, monkeypatch):
+    from liifsr import cli_upscale
+
+    source, out = collection(tmp_path), tmp_path / "out"
+    (source / "sub" / "broken.png").unlink()
+    argv = ["upscale", str(source), "--out-dir", str(out), "--scale", "2", "--model", str(model_file), "--skip-existing"]
+    real, done = cli_upscale.upscale_one, []
+
+    def interrupted_after_one(*args, **kwargs):
+        if done:
+            raise KeyboardInterrupt
+        real(*args, **kwargs)
+        done.append(args[1])
+
+    monkeypatch.setattr(cli_upscale, "upscale_one", interrupted_after_one)
+    assert main(argv) == 130
+    assert [p.name for p in out.rglob("*") if p.is_file()] == [done[0].name]  # no partial second file
+    first = (out / done[0].relative_to(source)).stat().st_mtime_ns
+    monkeypatch.setattr(cli_upscale, "upscale_one", real)
+    assert main(argv) == 0
+    assert capsys.readouterr().err.splitlines()[-1].startswith("liifsr upscale: 1 done, 1 skipped, 0 failed, ")
+    assert (out / done[0].relative_to(source)).stat().st_mtime_ns == first
+
+
+@pytest.mark.parametrize("ext,quality,mode", [("jpg", None, "JPEG"), ("jpg", "40", "JPEG"), ("tiff", None, "TIFF"),
+                                              ("png", None, "PNG"), ("webp", "50", "WEBP")])
+def test_output_formats_and_quality(tmp_path, model_file, photo, ext, quality, mode):
+    (tmp_path / "out").mkdir()
+    argv = ["upscale", str(photo), "--out-dir", str(tmp_path / "out"), "--fit", "50x50", "--ext", ext, "--model", str(model_file)]
+    assert main([*argv, *(["--quality", quality] if quality else [])]) == 0
+    out = tmp_path / "out" / f"{photo.stem}.{ext}"
+    assert Image.open(out).format == mode and max(Image.open(out).size) == 50
+    if quality:  # lossy at a low quality: smaller than at the default
+        default = tmp_path / "default"
+        default.mkdir()
+        assert main(["upscale", str(photo), "--out-dir", str(default), "--fit", "50x50", "--ext", ext, "--model", str(model_file)]) == 0
+        assert out.stat().st_size < (default / out.name).stat().st_size
+
+
+def test_collection_options_are_checked(tmp_path, model_file, photo, capsys):
+    (tmp_path / "empty").mkdir()
+    for argv, message in (
+        (["upscale", str(tmp_path / "empty"), "--out-dir", str(tmp_path), "--scale", "2"], "holds no images"),
+        (["upscale", str(photo), "-o", str(tmp_path / "x.png"), "--scale", "2", "--ext", "jpg"], "--ext and --suffix name outputs"),
+        (["upscale", str(tmp_path / "empty"), "-o", str(tmp_path / "x.png"), "--scale", "2"], "-o takes one input file"),
+    ):
+        assert main([*argv, "--model", str(model_file)]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["upscale", str(photo), "--out-dir", str(tmp_path), "--long-side", "0"])
+    with pytest.raises(SystemExit):
+        main(["upscale", str(photo), "--out-dir", str(tmp_path), "--scale", "2", "--quality", "101"])

@@ -5,7 +5,7 @@ from PIL import Image
 
 from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig, model_preset
 from liifsr.coords import make_coord
-from liifsr.inference import UpscaleError, output_size, upscale_tensor
+from liifsr.inference import Fit, UpscaleError, output_size, upscale_tensor
 from liifsr.liif import LIIF
 
 
@@ -174,3 +174,29 @@ def test_alpha_bands_match_torch_bicubic():
         expected = expected[0, 0].clamp(0, 1).numpy()
         assert np.abs(resize_alpha(alpha, size) - expected).max() <= 1e-5
         assert np.abs(resize_alpha(alpha, size, Span(2, 4)) - expected[2:4]).max() <= 1e-5
+
+
+@pytest.mark.parametrize("in_hw,fit,expected", [
+    ((300, 400), Fit(long_side=3840), (2880, 3840)),
+    ((400, 300), Fit(long_side=3840), (3840, 2880)),
+    ((300, 400), Fit(short_side=1080), (1080, 1440)),
+    ((333, 500), Fit(long_side=1000), (666, 1000)),
+    ((300, 400), Fit(box=(1080, 1920)), (1080, 1440)),  # the height binds
+    ((300, 800), Fit(box=(1080, 1920)), (720, 1920)),  # the width binds
+    ((1, 1000), Fit(long_side=10), (1, 10)),  # never a zero side
+    ((7, 3), Fit(box=(10, 10)), (10, 4)),
+])
+def test_fit_sizes_keep_the_aspect_and_make_the_binding_side_exact(in_hw, fit, expected) -> None:
+    out = output_size(in_hw, None, fit)
+    assert out == expected
+    if fit.box is not None:
+        assert out[0] <= fit.box[0] and out[1] <= fit.box[1] and (out[0] == fit.box[0] or out[1] == fit.box[1])
+    ratio = (out[0] / in_hw[0], out[1] / in_hw[1])
+    assert abs(ratio[0] - ratio[1]) <= 1 / min(in_hw) + 0.5 / min(out)  # aspect kept up to rounding
+
+
+def test_fit_is_validated_and_reaches_the_api() -> None:
+    for bad in ({}, {"long_side": 0}, {"long_side": 3, "short_side": 4}, {"box": (10,)}, {"long_side": True}, {"box": (5, -1)}):
+        with pytest.raises(UpscaleError):
+            Fit(**bad)
+    assert tiny_model().upscale(torch.rand(3, 12, 16), size=Fit(long_side=40)).shape == (3, 30, 40)

@@ -52,3 +52,16 @@ def test_devices_and_precisions_are_checked() -> None:
         resolve_device("tpu")
     with pytest.raises(DeviceError, match="unknown precision"):
         autocast(torch.device("cpu"), "fp8")
+
+
+def test_fp16_is_for_cuda_and_refused_on_the_cpu_with_a_clear_message(tmp_path, capsys) -> None:
+    from liifsr.cli import main
+    from liifsr.imageio import sample_image
+
+    with pytest.raises(DeviceError, match="fp16 runs on CUDA GPUs only, not on cpu"):
+        autocast(torch.device("cpu"), "fp16")
+    runtime.check_precision_on(torch.device("cuda"), "fp16")  # allowed there
+    assert main(["upscale", str(sample_image()), "--scale", "1.1", "-o", str(tmp_path / "x.png"), "--precision", "fp16",
+                 "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == ("liifsr: error: fp16 runs on CUDA GPUs only, not on cpu (use bf16 or fp32 there)\n")
+    assert not (tmp_path / "x.png").exists()

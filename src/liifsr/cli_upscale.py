@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -11,9 +13,10 @@ import torch
 from liifsr.checkpoint import DEFAULT_MODEL, MODEL_FACTS, bundled_models, convert_liif, load_model, read_metadata
 from liifsr.config import MODEL_PRESETS
 from liifsr.files import check_distinct_outputs, check_output_path
-from liifsr.imageio import MAX_INPUT_PIXELS, LoadedImage, check_writable, read_image, write_image_bands
+from liifsr.imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, LoadedImage, check_writable, find_images, read_image, write_image_bands
 from liifsr.inference import (
     DEFAULT_CHUNK,
+    Fit,
     MAX_OUTPUT_PIXELS,
     UpscaleError,
     check_options,
@@ -22,7 +25,8 @@ from liifsr.inference import (
     resize_alpha,
     upscale_bands,
 )
-from liifsr.runtime import add_runtime_options, resolve_device, warn_if_slow
+from liifsr.progress import progress_bar
+from liifsr.runtime import add_runtime_options, resolve_device, check_precision
 
 
 def parse_scale(text: str) -> tuple[float, float]:
@@ -45,14 +49,39 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of pixels")
+    return int(text)
+
+
+def quality(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"quality {text!r} must be a whole number from 1 to 100")
+    return int(text)
+
+
+OUTPUT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff"}
+
+
 def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="input image(s)")
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="IN",
+                        help="input images, or folders of them (searched recursively; the tree is mirrored under --out-dir)")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--scale", type=parse_scale, help="scale factor S, or SY,SX per axis")
     target.add_argument("--size", type=parse_size, help="output size HEIGHTxWIDTH")
+    target.add_argument("--long-side", type=positive_int, metavar="N", help="the output's long side N pixels, aspect kept")
+    target.add_argument("--short-side", type=positive_int, metavar="N", help="the output's short side N pixels, aspect kept")
+    target.add_argument("--fit", type=parse_size, metavar="HEIGHTxWIDTH",
+                        help="the largest output within HEIGHTxWIDTH, aspect kept")
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("-o", "--output", type=Path, help="output file (one input)")
-    out.add_argument("--out-dir", type=Path, help="output folder (any number of inputs; names kept)")
+    out.add_argument("--out-dir", type=Path, help="output folder (any number of inputs and folders; names kept)")
+    parser.add_argument("--ext", choices=sorted(OUTPUT_EXTENSIONS), help="output format with --out-dir (default: the input's)")
+    parser.add_argument("--quality", type=quality, help="1-100: lossy JPEG or WebP at that quality (default: JPEG 95, WebP lossless)")
+    parser.add_argument("--suffix", default="", help="added to each output name before its extension, e.g. _x4")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="skip inputs whose output exists (complete: liifsr writes atomically), to resume a run")
     parser.add_argument("--model", default=None, help=f"bundled model name or model file (default: {DEFAULT_MODEL})")
     add_runtime_options(parser)
     parser.add_argument("--tile", type=int, default=None, help="LR tile size for the encoder (default: automatic)")
@@ -62,39 +91,133 @@ def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
                         f"{MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
 
 
-def output_path(source: Path, args: argparse.Namespace, bit_depth: int) -> Path:
+def target_size(args: argparse.Namespace) -> tuple[float, float] | tuple[int, int] | Fit | None:
+    """The `size` argument of `inference.output_size` that the options ask for."""
+    if args.long_side is not None:
+        return Fit(long_side=args.long_side)
+    if args.short_side is not None:
+        return Fit(short_side=args.short_side)
+    if args.fit is not None:
+        return Fit(box=args.fit)
+    return args.size
+
+
+def output_path(source: Path, relative: Path, args: argparse.Namespace, bit_depth: int) -> Path:
+    """Where `source` (at `relative` inside its input folder, or its name) is written."""
     if args.output is not None:
         return args.output
-    name = source.name if bit_depth == 8 else source.with_suffix(".png").name  # 16-bit needs PNG
-    return args.out_dir / name
+    extension = OUTPUT_EXTENSIONS[args.ext] if args.ext else source.suffix
+    if bit_depth == 16 and not args.ext:
+        extension = ".png"  # 16-bit needs PNG
+    return args.out_dir / relative.parent / f"{relative.stem}{args.suffix}{extension}"
+
+
+def collect_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
+    """(file, its path relative to the output folder) for every input file and every image
+    under every input folder."""
+    found = []
+    for source in inputs:
+        if source.is_dir():
+            images = find_images(source)
+            if not images:
+                raise UpscaleError(f"folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            found += [(image, image.relative_to(source)) for image in images]
+        else:
+            found.append((source, Path(source.name)))
+    return found
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    if args.output is not None and len(args.inputs) > 1:
-        raise UpscaleError(f"-o takes one input but {len(args.inputs)} were given (use --out-dir DIR)")
+    if args.output is not None and (len(args.inputs) > 1 or args.inputs[0].is_dir()):
+        raise UpscaleError("-o takes one input file (use --out-dir DIR for several, or for folders)")
+    if args.output is not None and (args.ext or args.suffix):
+        raise UpscaleError("--ext and --suffix name outputs in --out-dir (with -o, name the file itself)")
     check_options(args.chunk, args.tile, args.precision)
+    if len(args.inputs) > 1 or args.inputs[0].is_dir():
+        return run_collection(args)
     # Read and validate everything before the model runs, so errors come first and cheap
     # (check_writable also finds a missing --out-dir).
-    jobs = []
-    for source in args.inputs:
-        image = read_image(source, max_pixels=None if args.allow_huge else MAX_INPUT_PIXELS)
-        target = output_path(source, args, image.bit_depth)
-        out_hw = output_size(image.rgb.shape[:2], args.scale, args.size)
-        check_output_size(out_hw, args.allow_huge)
-        check_writable(target, bit_depth=image.bit_depth, alpha=image.alpha is not None, size=out_hw)
-        jobs.append((source, image, target, out_hw))
-    check_distinct_outputs([(source, target) for source, _, target, _ in jobs])
+    (source,) = args.inputs
+    planned = args.output or output_path(source, Path(source.name), args, 8)
+    if args.skip_existing and planned.exists():
+        print(f"{source} -> {planned}: exists, skipped (--skip-existing)")
+        return 0
+    image, target, out_hw = prepare(source, Path(source.name), args)
+    check_distinct_outputs([(source, target)])
+    model = load_for(args)
+    upscale_one(model, source, image, target, out_hw, args)
+    return 0
+
+
+def prepare(source: Path, relative: Path, args: argparse.Namespace) -> tuple[LoadedImage, Path, tuple[int, int]]:
+    """Read `source` and check its output (size, format, destination) before any work."""
+    image = read_image(source, max_pixels=None if args.allow_huge else MAX_INPUT_PIXELS)
+    target = output_path(source, relative, args, image.bit_depth)
+    out_hw = output_size(image.rgb.shape[:2], args.scale, target_size(args))
+    check_output_size(out_hw, args.allow_huge)
+    check_writable(target, bit_depth=written_depth(image, target), alpha=image.alpha is not None, size=out_hw)
+    return image, target, out_hw
+
+
+def written_depth(image: LoadedImage, target: Path) -> int:
+    """16-bit where the format holds it (PNG), else 8-bit."""
+    return image.bit_depth if target.suffix.lower() == ".png" else 8
+
+
+def load_for(args: argparse.Namespace):
     device = resolve_device(args.device)
     model = load_model(args.model, device=device)
     if args.precision != "fp32" and str(args.model).endswith(".onnx"):
         raise UpscaleError("exported ONNX models run in fp32 (drop --precision)")
-    warn_if_slow(device, args.precision)
-    for source, image, target, out_hw in jobs:
-        bands = upscaled_bands(model, image, out_hw, args)
-        write_image_bands(target, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,
-                          bit_depth=image.bit_depth)
-        print(f"{source} -> {target} ({out_hw[0]}x{out_hw[1]}, HEIGHTxWIDTH)")
-    return 0
+    check_precision(device, args.precision)
+    return model
+
+
+def upscale_one(model, source: Path, image: LoadedImage, target: Path, out_hw: tuple[int, int], args: argparse.Namespace) -> None:
+    bands = upscaled_bands(model, image, out_hw, args)
+    write_image_bands(target, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,
+                      bit_depth=written_depth(image, target), quality=args.quality)
+    print(f"{source} -> {target} ({out_hw[0]}x{out_hw[1]}, HEIGHTxWIDTH)")
+
+
+def run_collection(args: argparse.Namespace) -> int:
+    """Several inputs or folders: every image is done in turn; one that fails (unreadable,
+    too large, unwritable) is reported in one line naming it and skipped, and the run goes
+    on. Status 2 if any failed. With --skip-existing, outputs already there are skipped."""
+    from liifsr.cli import error_message
+
+    inputs = collect_inputs(args.inputs)
+    # Names are known before the files are read, except a 16-bit input's (PNG): planned as read.
+    planned = [(source, output_path(source, relative, args, 8)) for source, relative in inputs]
+    check_distinct_outputs(planned)
+    model = load_for(args)
+    counts, start = {"done": 0, "skipped": 0, "failed": 0}, time.perf_counter()
+    bar = progress_bar(total=len(inputs), desc="files", unit="file")
+    for (source, relative), (_, planned_target) in zip(inputs, planned):
+        if args.skip_existing and planned_target.exists():
+            counts["skipped"] += 1
+        else:
+            try:
+                planned_target.parent.mkdir(parents=True, exist_ok=True)  # the mirrored tree
+                image, target, out_hw = prepare(source, relative, args)
+                if args.skip_existing and target.exists():
+                    counts["skipped"] += 1
+                else:
+                    upscale_one(model, source, image, target, out_hw, args)
+                    counts["done"] += 1
+            except Exception as error:
+                message = error_message(error)
+                if message is None:
+                    raise
+                message = " ".join(message.split())
+                bar.write(f"liifsr upscale: failed: {message if str(source) in message else f'{source}: {message}'}",
+                          file=sys.stderr)
+                counts["failed"] += 1
+        bar.update()
+    bar.close()
+    print(f"liifsr upscale: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed, "
+          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 2 if counts["failed"] else 0
 
 
 def upscaled_bands(model, image: LoadedImage, out_hw: tuple[int, int], args: argparse.Namespace):

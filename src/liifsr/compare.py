@@ -33,7 +33,7 @@ from liifsr.imageio import read_image
 from liifsr.inference import Span, output_size, upscale_tensor
 from liifsr.metrics import psnr
 from liifsr.resize import BICUBIC, bicubic_upsample, liif_downsample
-from liifsr.runtime import add_runtime_options, resolve_device, warn_if_slow
+from liifsr.runtime import add_runtime_options, resolve_device, check_precision
 
 if TYPE_CHECKING:
     from liifsr.liif import LIIF
@@ -235,7 +235,7 @@ def compare(
     loaded = torch.from_numpy(read_image(image_path).rgb).permute(2, 0, 1).contiguous()
     torch_device = resolve_device(device)
     loaded_models = load_models(models, torch_device)
-    warn_if_slow(torch_device, precision)
+    check_precision(torch_device, precision)
     if lr_crop:
         panels = lr_crop_panels(loaded, models, loaded_models, scale, box, precision)
         footnote = f"x{scale:g}: the boxed region of the image is the LR input (no downsampling, no ground truth)."

@@ -55,7 +55,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from liifsr.config import DataConfig
 from liifsr.coords import cell_size, make_coord
-from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
+from liifsr.imageio import IMAGE_EXTENSIONS, find_images, read_uint8
 from liifsr.resize import imresize, modcrop, pil_bicubic
 
 # Folder names of evaluation sets, which must never be trained or validated on.
@@ -88,7 +88,7 @@ def list_images(folders: Sequence[str | Path]) -> list[Path]:
             hint = " (get DIV2K with `liifsr data download div2k DIR`)" if "DIV2K" in str(folder) else ""
             raise DataError(f"image folder {str(folder)!r} does not exist{hint}")
         check_not_benchmark(folder)
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = find_images(folder)
         if not found:
             kinds = "/".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
             raise DataError(f"image folder {str(folder)!r} holds no {kinds} images")

@@ -61,7 +61,7 @@ from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
 from liifsr.metrics import SSIM_WINDOW, calc_psnr, shave_for, ssim
 from liifsr.progress import progress_bar
 from liifsr.resize import BICUBIC, bicubic_upsample, imresize_uint8, liif_downsample, modcrop
-from liifsr.runtime import add_runtime_options, autocast, resolve_device, warn_if_slow
+from liifsr.runtime import add_runtime_options, autocast, resolve_device, check_precision
 
 PROTOCOLS = ("auto", "benchmark", "div2k")
 PROTOCOL_TEXT = {
@@ -348,7 +348,7 @@ def evaluate(
     protocols = {d: resolve_protocol(protocol, d) for d in sets}
     torch_device = resolve_device(device)
     autocast(torch_device, precision)  # an unknown precision fails here, before any work
-    warn_if_slow(torch_device, precision)
+    check_precision(torch_device, precision)
     methods = {name: load_method(name, torch_device, progress, precision) for name in dict.fromkeys(models)}
     if progress:
         for dataset, (chosen, why) in protocols.items():

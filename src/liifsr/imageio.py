@@ -61,6 +61,7 @@ _PIL_FORMATS: dict[str, str] = {
 }
 # BMP is accepted by Pillow in RGBA but read back without alpha: refuse it.
 _ALPHA_EXTENSIONS = frozenset({".png", ".webp", ".tif", ".tiff"})
+LOSSY_FORMATS = ("JPEG", "WEBP")  # the formats `quality` applies to
 # Encoder options chosen for super-resolution outputs, where fidelity matters
 # more than size: no chroma subsampling for JPEG, lossless WebP.
 _SAVE_OPTIONS: dict[str, dict[str, object]] = {
@@ -450,12 +451,16 @@ def _quantize(values: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.rint(np.clip(values.astype(np.float32), 0.0, 1.0) * levels).astype(dtype)
 
 
-def _write_pil(tmp: Path, pixels: np.ndarray, pil_format: str) -> None:
-    """8-bit anything, or 16-bit single-channel gray (Pillow mode I;16)."""
+def _write_pil(tmp: Path, pixels: np.ndarray, pil_format: str, quality: int | None = None) -> None:
+    """8-bit anything, or 16-bit single-channel gray (Pillow mode I;16). `quality` (1-100)
+    makes JPEG and WebP lossy at that quality (default: JPEG 95, WebP lossless)."""
     if pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     image = Image.fromarray(np.ascontiguousarray(pixels))
-    image.save(tmp, format=pil_format, **_SAVE_OPTIONS.get(pil_format, {}))
+    options = dict(_SAVE_OPTIONS.get(pil_format, {}))
+    if quality is not None and pil_format in LOSSY_FORMATS:
+        options.update(quality=quality, lossless=False) if pil_format == "WEBP" else options.update(quality=quality)
+    image.save(tmp, format=pil_format, **options)
 
 
 def _write_png_16bit(tmp: Path, pixels: np.ndarray, grayscale: bool) -> None:
@@ -481,6 +486,7 @@ def write_image_bands(
     alpha: bool = False,
     grayscale: bool = False,
     bit_depth: int = 8,
+    quality: int | None = None,
 ) -> None:
     """Write an image of `size` (HEIGHT, WIDTH) given top to bottom as bands (rgb (h, W, 3)
     float in [0, 1], alpha (h, W) or None), atomically, with `write_image`'s rules.
@@ -519,9 +525,25 @@ def write_image_bands(
                 for band in levels():
                     pixels[row : row + band.shape[0]] = band
                     row += band.shape[0]
-                _write_pil(tmp, pixels, _PIL_FORMATS[dest.suffix.lower()])
+                _write_pil(tmp, pixels, _PIL_FORMATS[dest.suffix.lower()], quality)
     except OSError as error:
         raise _write_error(path, _os_error_problem(error), "check free disk space and permissions") from None
+
+
+def find_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """The image files under `folder` (by extension), recursively, sorted. Symbolic links
+    are not followed out of it: linked folders are not entered, and a linked file counts
+    only if it points inside `folder`."""
+    root = Path(folder)
+    inside = root.resolve()
+    found = []
+    for directory, subdirectories, names in os.walk(root, followlinks=False):
+        subdirectories.sort()
+        for name in names:
+            path = Path(directory) / name
+            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and path.resolve().is_relative_to(inside):
+                found.append(path)
+    return sorted(found)
 
 
 # --------------------------------------------------------------------------

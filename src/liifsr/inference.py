@@ -66,10 +66,52 @@ def _is_count(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | None, size: tuple[int, int] | None) -> tuple[int, int]:
-    """Output (H, W) from a scale (one or per axis) or an explicit size (HEIGHT, WIDTH); validated."""
+@dataclass(frozen=True)
+class Fit:
+    """An output size that keeps the input's aspect: its long side, its short side, or the
+    largest size within a box (HEIGHT, WIDTH). Exactly one; pass it as `size`."""
+
+    long_side: int | None = None
+    short_side: int | None = None
+    box: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        given = [value for value in (self.long_side, self.short_side, self.box) if value is not None]
+        if len(given) != 1:
+            raise UpscaleError("a Fit takes exactly one of long_side, short_side or box")
+        sides = self.box if self.box is not None else given
+        if not isinstance(sides, (tuple, list)) or len(sides) != len(given) + (self.box is not None) or not all(
+                _is_count(n) and n > 0 for n in sides):
+            raise UpscaleError(f"a Fit's sides must be positive integers (a box two of them), got {given[0]!r}")
+
+    def size_for(self, in_hw: tuple[int, int]) -> tuple[int, int]:
+        """The output (H, W) for an input of `in_hw`: the side that binds is exact, the other
+        rounded to the nearest pixel (at least 1)."""
+        if self.box is not None:
+            ratios = (self.box[0] / in_hw[0], self.box[1] / in_hw[1])
+            binding = 0 if ratios[0] <= ratios[1] else 1
+            target = self.box[binding]
+        else:
+            pick = max if self.long_side is not None else min
+            binding = 0 if pick(in_hw) == in_hw[0] else 1
+            target = self.long_side if self.long_side is not None else self.short_side
+        scale = target / in_hw[binding]
+        out = [max(1, round(n * scale)) for n in in_hw]
+        out[binding] = int(target)
+        if self.box is not None:  # rounding must not leave the box
+            out = [min(n, limit) for n, limit in zip(out, self.box)]
+        return out[0], out[1]
+
+
+def output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | None,
+                size: tuple[int, int] | Fit | None) -> tuple[int, int]:
+    """Output (H, W) from a scale (one or per axis), an explicit size (HEIGHT, WIDTH) or a
+    `Fit` (long side, short side, or within a box, aspect kept); validated. The one rule
+    of output sizes, for the command line and the API."""
     if (scale is None) == (size is None):
         raise UpscaleError("give exactly one of scale or size")
+    if isinstance(size, Fit):
+        return size.size_for(in_hw)
     if size is not None:
         if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_count(n) and n > 0 for n in size):
             raise UpscaleError(f"size must be two positive integers (HEIGHT, WIDTH), got {size!r}")

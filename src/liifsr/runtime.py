@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")  # fp16: CUDA only
 
 
 class DeviceError(ValueError):
@@ -40,12 +40,19 @@ def resolve_device(name: str | torch.device, local_rank: int | None = None) -> t
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
-    """Autocast for a precision name: 'fp32' (autocast off) or 'bf16'."""
+    """Autocast for a precision name: 'fp32' (autocast off), 'bf16', or 'fp16' (CUDA only)."""
+    check_precision_on(device, precision)
     if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise DeviceError(f"unknown precision {precision!r} (choose one of: {', '.join(PRECISIONS)})")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def check_precision_on(device: torch.device, precision: str) -> None:
+    """A DeviceError for a precision that is unknown or cannot run on `device`."""
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r} (choose one of: {', '.join(PRECISIONS)})")
+    if precision == "fp16" and device.type != "cuda":
+        raise DeviceError(f"fp16 runs on CUDA GPUs only, not on {device.type} (use bf16 or fp32 there)")
 
 
 def kernel_dtype(x: torch.Tensor) -> torch.dtype:
@@ -130,13 +137,15 @@ def add_runtime_options(parser: argparse.ArgumentParser, overrides_config: bool 
                         help=f"auto (CUDA when present, else the CPU), cpu, cuda or cuda:N (default: {default or 'auto'})")
     bf16 = bf16_instructions()
     parser.add_argument("--precision", choices=PRECISIONS, default=None if overrides_config else "fp32",
-                        help=f"fp32 (default: {default or 'fp32'}) or bf16 autocast: faster on GPUs and on CPUs with "
+                        help=f"fp32 (default: {default or 'fp32'}); bf16 autocast: faster on GPUs and on CPUs with "
                         f"bf16 instructions (AMX, AVX512_BF16), emulated and many times slower than fp32 on others "
-                        f"(this CPU: {bf16 or 'none'})")
+                        f"(this CPU: {bf16 or 'none'}); fp16 autocast: CUDA GPUs only")
 
 
-def warn_if_slow(device: torch.device, precision: str) -> None:
-    """Print `precision_warning`, if any, as one line on stderr."""
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse a precision `device` cannot run (fp16 on a CPU), and print
+    `precision_warning`, if any, as one line on stderr."""
+    check_precision_on(device, precision)
     warning = precision_warning(device, precision)
     if warning:
         print(f"liifsr: warning: {warning}", file=sys.stderr)

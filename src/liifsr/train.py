@@ -79,7 +79,7 @@ from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
 from liifsr.metrics import psnr
 from liifsr.progress import progress_bar
-from liifsr.runtime import PRECISIONS, add_runtime_options, autocast, resolve_device, warn_if_slow
+from liifsr.runtime import add_runtime_options, autocast, resolve_device, check_precision
 
 STATE_FORMAT = "liifsr-train-state/1"
 LAST, BEST, STATE = "last.safetensors", "best.safetensors", "last.state.safetensors"
@@ -119,9 +119,13 @@ def load_train_config(args: argparse.Namespace) -> TrainConfig:
     return config
 
 
+TRAIN_PRECISIONS = ("fp32", "bf16")
+
+
 def check_config(config: TrainConfig) -> None:
-    if config.precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
+    if config.precision not in TRAIN_PRECISIONS:
+        raise ConfigError(f"precision must be one of {TRAIN_PRECISIONS}, got {config.precision!r}"
+                          + (" (fp16 training needs loss scaling, which liifsr does not do: use bf16)" if config.precision == "fp16" else ""))
     if config.optim.schedule not in SCHEDULES:
         raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {config.optim.schedule!r}")
     if config.epochs < 1 or config.batch_size < 1 or config.val_every < 1 or config.save_every < 1:
@@ -161,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(config.threads)
     env = init_distributed(config.device)
     if env.is_main:
-        warn_if_slow(env.device, config.precision)
+        check_precision(env.device, config.precision)
     try:
         with hold_run_folder(Path(args.out)) if env.is_main else contextlib.nullcontext():
             train(config, Path(args.out), env, resume=args.resume)

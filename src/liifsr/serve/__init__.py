@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise UpscaleError("`liifsr serve` needs the serve extra: pip install 'liifsr[serve]'") from None
     from liifsr.checkpoint import DEFAULT_MODEL, load_model
     from liifsr.imageio import read_image
-    from liifsr.runtime import resolve_device, warn_if_slow
+    from liifsr.runtime import resolve_device, check_precision
     from liifsr.serve.app import Limits, Server, create_app
 
     check_options(args)
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         images.append((path.name, image))
     device = resolve_device(args.device)
     model = load_model(args.model, device=device)
-    warn_if_slow(device, args.precision)
+    check_precision(device, args.precision)
     web = uvicorn.Server(uvicorn.Config(None, host=args.host, port=args.port, log_level="warning"))
 
     def stop(error: BaseException) -> None:  # the model thread died: answer nothing more, exit
