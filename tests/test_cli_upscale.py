@@ -468,3 +468,32 @@ def test_collection_options_are_checked(tmp_path, model_file, photo, capsys):
         main(["upscale", str(photo), "--out-dir", str(tmp_path), "--long-side", "0"])
     with pytest.raises(SystemExit):
         main(["upscale", str(photo), "--out-dir", str(tmp_path), "--scale", "2", "--quality", "101"])
+
+
+def test_two_processes_under_torchrun_split_a_folder_and_write_what_one_process_writes(tmp_path, model_file):
+    """`torchrun --nproc_per_node 2 -m liifsr upscale DIR`: each rank takes every other file
+    of the sorted list; together they write exactly the files, and the pixels, of a
+    one-process run (both with one thread per process: the same kernels on the same shapes)."""
+    source = collection(tmp_path)
+    (source / "sub" / "broken.png").unlink()
+    for index in range(3):  # five images in all
+        Image.fromarray(np.random.default_rng(index).integers(0, 256, (20 + index, 24, 3), dtype=np.uint8)).save(
+            source / f"extra{index}.png")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ["upscale", str(source), "--scale", "1.5", "--model", str(model_file), "--skip-existing"]
+    one = subprocess.run([sys.executable, "-m", "liifsr", *common, "--out-dir", str(tmp_path / "one")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "liifsr"]
+    two = subprocess.run([*torchrun, *common, "--out-dir", str(tmp_path / "two")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "(rank 0 of 2): 3 done" in two.stderr and "(rank 1 of 2): 2 done" in two.stderr, two.stderr[-3000:]
+    files_one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    files_two = sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+    assert files_one == files_two and len(files_one) == 5
+    for name in files_one:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / name)), np.asarray(Image.open(tmp_path / "two" / name))), name
+    again = subprocess.run([*torchrun, *common, "--out-dir", str(tmp_path / "two")], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0 and "(rank 0 of 2): 0 done, 3 skipped" in again.stderr  # resumable: nothing redone

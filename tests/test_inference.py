@@ -200,3 +200,22 @@ def test_fit_is_validated_and_reaches_the_api() -> None:
         with pytest.raises(UpscaleError):
             Fit(**bad)
     assert tiny_model().upscale(torch.rand(3, 12, 16), size=Fit(long_side=40)).shape == (3, 30, 40)
+
+
+def test_upscale_files_yields_every_result_and_the_errors_in_place(tmp_path) -> None:
+    """The API for collections: a folder and a file in, one result per image, in order; a
+    corrupt file is a result with its one-line error and does not stop the others."""
+    import numpy as np
+    from PIL import Image
+
+    from liifsr.inference import upscale_files
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    Image.fromarray(np.full((10, 14, 3), 120, np.uint8)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "sub" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    Image.fromarray(np.full((6, 4), 50, np.uint8)).save(tmp_path / "gray.png")
+    results = list(upscale_files(tiny_model(), [tmp_path / "in", tmp_path / "gray.png"], size=Fit(short_side=12)))
+    assert [r.source.name for r in results] == ["a.png", "bad.png", "gray.png"]
+    assert results[0].image.size == (17, 12) and results[0].error is None  # (W, H)
+    assert results[1].image is None and "bad.png" in results[1].error and "\n" not in results[1].error
+    assert results[2].image.size == (12, 18) and results[2].image.mode == "L"  # grayscale stays grayscale

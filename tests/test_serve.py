@@ -303,3 +303,18 @@ def test_a_client_that_disconnects_mid_upload_costs_one_log_line_at_most(server,
     lines = [record for record in caplog.records if record.levelno >= 30]  # warnings and errors
     assert not any("ClientDisconnect" in (record.exc_text or "") + record.getMessage() for record in caplog.records if record.exc_info)
     assert not lines, [record.getMessage() for record in lines]
+
+
+def test_serve_takes_a_folder_of_images(model_file, photo, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import uvicorn
+
+    (tmp_path / "album" / "sub").mkdir(parents=True)
+    shutil.copy(photo, tmp_path / "album" / "one.png")
+    shutil.copy(photo, tmp_path / "album" / "sub" / "two.png")
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.extend(self.config.app.state.server.images.values()))
+    assert main(["serve", str(tmp_path / "album"), "--model", str(model_file), "--port", "8124"]) == 0
+    assert sorted(image.name for image in served) == ["one.png", "two.png"]
+    assert "(2 image(s)" in capsys.readouterr().out

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from liifsr.checkpoint import DEFAULT_MODEL, load_model, save_model
     from liifsr.config import MODEL_PRESETS, ModelConfig, model_preset
+    from liifsr.inference import Fit, UpscaledFile, upscale_files
     from liifsr.liif import LIIF
 
-__all__ = ["DEFAULT_MODEL", "LIIF", "MODEL_PRESETS", "ModelConfig", "load_model", "model_preset", "save_model"]
+__all__ = ["DEFAULT_MODEL", "Fit", "LIIF", "MODEL_PRESETS", "ModelConfig", "UpscaledFile", "load_model", "model_preset",
+           "save_model", "upscale_files"]
 __version__ = "0.1.0"
 INTERRUPTED = "liifsr: interrupted"
 
@@ -18,7 +20,8 @@ INTERRUPTED = "liifsr: interrupted"
 # `liifsr --help`) imports neither torch nor yaml.
 _LAZY = {"DEFAULT_MODEL": "liifsr.checkpoint", "load_model": "liifsr.checkpoint", "save_model": "liifsr.checkpoint",
          "LIIF": "liifsr.liif", "MODEL_PRESETS": "liifsr.config", "ModelConfig": "liifsr.config",
-         "model_preset": "liifsr.config"}
+         "model_preset": "liifsr.config", "Fit": "liifsr.inference", "UpscaledFile": "liifsr.inference",
+         "upscale_files": "liifsr.inference"}
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from liifsr.checkpoint import DEFAULT_MODEL, MODEL_FACTS, bundled_models, convert_liif, load_model, read_metadata
 from liifsr.config import MODEL_PRESETS
 from liifsr.files import check_distinct_outputs, check_output_path
-from liifsr.imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, LoadedImage, check_writable, find_images, read_image, write_image_bands
+from liifsr.imageio import MAX_INPUT_PIXELS, LoadedImage, check_writable, collect_images, read_image, write_image_bands
 from liifsr.inference import (
     DEFAULT_CHUNK,
     Fit,
@@ -112,28 +113,13 @@ def output_path(source: Path, relative: Path, args: argparse.Namespace, bit_dept
     return args.out_dir / relative.parent / f"{relative.stem}{args.suffix}{extension}"
 
 
-def collect_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
-    """(file, its path relative to the output folder) for every input file and every image
-    under every input folder."""
-    found = []
-    for source in inputs:
-        if source.is_dir():
-            images = find_images(source)
-            if not images:
-                raise UpscaleError(f"folder {str(source)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            found += [(image, image.relative_to(source)) for image in images]
-        else:
-            found.append((source, Path(source.name)))
-    return found
-
-
 def run_upscale(args: argparse.Namespace) -> int:
     if args.output is not None and (len(args.inputs) > 1 or args.inputs[0].is_dir()):
         raise UpscaleError("-o takes one input file (use --out-dir DIR for several, or for folders)")
     if args.output is not None and (args.ext or args.suffix):
         raise UpscaleError("--ext and --suffix name outputs in --out-dir (with -o, name the file itself)")
     check_options(args.chunk, args.tile, args.precision)
-    if len(args.inputs) > 1 or args.inputs[0].is_dir():
+    if len(args.inputs) > 1 or args.inputs[0].is_dir() or launched_ranks()[1] > 1:
         return run_collection(args)
     # Read and validate everything before the model runs, so errors come first and cheap
     # (check_writable also finds a missing --out-dir).
@@ -164,8 +150,17 @@ def written_depth(image: LoadedImage, target: Path) -> int:
     return image.bit_depth if target.suffix.lower() == ".png" else 8
 
 
+def launched_ranks() -> tuple[int, int, int | None]:
+    """(rank, world size, local rank) of this process under torchrun (or another launcher
+    that sets RANK and WORLD_SIZE); (0, 1, None) when run alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def load_for(args: argparse.Namespace):
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, launched_ranks()[2])
     model = load_model(args.model, device=device)
     if args.precision != "fp32" and str(args.model).endswith(".onnx"):
         raise UpscaleError("exported ONNX models run in fp32 (drop --precision)")
@@ -183,16 +178,23 @@ def upscale_one(model, source: Path, image: LoadedImage, target: Path, out_hw: t
 def run_collection(args: argparse.Namespace) -> int:
     """Several inputs or folders: every image is done in turn; one that fails (unreadable,
     too large, unwritable) is reported in one line naming it and skipped, and the run goes
-    on. Status 2 if any failed. With --skip-existing, outputs already there are skipped."""
+    on. Status 2 if any failed. With --skip-existing, outputs already there are skipped.
+
+    Under torchrun each of the N processes takes every N-th file of the sorted list (a
+    split that depends on the list alone, not on timing), on its own device (cuda:LOCAL_RANK
+    for --device cuda or auto with GPUs); no process waits for another."""
     from liifsr.cli import error_message
 
-    inputs = collect_inputs(args.inputs)
+    rank, world, _ = launched_ranks()
+    inputs = collect_images(args.inputs)
     # Names are known before the files are read, except a 16-bit input's (PNG): planned as read.
     planned = [(source, output_path(source, relative, args, 8)) for source, relative in inputs]
     check_distinct_outputs(planned)
+    inputs, planned = inputs[rank::world], planned[rank::world]
     model = load_for(args)
     counts, start = {"done": 0, "skipped": 0, "failed": 0}, time.perf_counter()
-    bar = progress_bar(total=len(inputs), desc="files", unit="file")
+    bar = progress_bar(total=len(inputs), desc="files" if world == 1 else f"files (rank {rank} of {world})", unit="file",
+                       enabled=None if rank == 0 else False)
     for (source, relative), (_, planned_target) in zip(inputs, planned):
         if args.skip_existing and planned_target.exists():
             counts["skipped"] += 1
@@ -215,7 +217,8 @@ def run_collection(args: argparse.Namespace) -> int:
                 counts["failed"] += 1
         bar.update()
     bar.close()
-    print(f"liifsr upscale: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed, "
+    who = "" if world == 1 else f" (rank {rank} of {world})"
+    print(f"liifsr upscale{who}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed, "
           f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 2 if counts["failed"] else 0
 

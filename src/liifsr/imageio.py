@@ -546,6 +546,21 @@ def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(found)
 
 
+def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
+    """(file, its path relative to its input) for every input file (relative: its name) and
+    every image under every input folder (`find_images`); a folder without images is an error."""
+    found = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            images = find_images(item)
+            if not images:
+                raise ImageError(f"folder {str(item)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            found += [(image, image.relative_to(item)) for image in images]
+        else:
+            found.append((item, Path(item.name)))
+    return found
+
+
 # --------------------------------------------------------------------------
 # in-memory PIL images (the Python API's `model.upscale(pil_image)`)
 

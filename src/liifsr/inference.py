@@ -23,8 +23,9 @@ values raise `UpscaleError` with a one-line message.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,6 +38,8 @@ from liifsr.resize import bicubic_taps
 from liifsr.runtime import PRECISIONS, autocast
 
 if TYPE_CHECKING:  # the model is only named in annotations: liif.py imports this module
+    from PIL import Image
+
     from liifsr.liif import LIIF
 
 # Queries decoded at once. On a CPU the MLP runs in cache-sized blocks of rows anyway
@@ -429,6 +432,33 @@ def upscale(
         result = torch.cat(outs).to(image.device)
         return result if image.dim() == 4 else result[0]
     raise UpscaleError(f"cannot upscale a {type(image).__name__}: pass a PIL image, a numpy array or a torch tensor")
+
+
+@dataclass
+class UpscaledFile:
+    """One result of `upscale_files`: the upscaled image, or why this file failed."""
+
+    source: Path
+    image: "Image.Image | None"  # None when it failed
+    error: str | None = None  # one line naming the file and the problem
+
+
+def upscale_files(model: LIIF, inputs: Iterable[str | Path], scale: float | tuple[float, float] | None = None,
+                  size: tuple[int, int] | Fit | None = None, *, allow_huge: bool = False, **options) -> Iterator[UpscaledFile]:
+    """Upscale image files and folders of them (recursively), one result at a time, as PIL
+    images: a notebook can show each as it comes. A file that cannot be read or upscaled is
+    a result with its error, and the others go on. Options are `upscale`'s."""
+    from liifsr.files import one_line
+    from liifsr.imageio import MAX_INPUT_PIXELS, ImageError, collect_images, read_image, to_pil
+
+    for source, _ in collect_images(inputs):
+        try:
+            loaded = read_image(source, max_pixels=None if allow_huge else MAX_INPUT_PIXELS)
+            rgb, alpha = upscale_array(model, loaded.rgb, loaded.alpha, scale, size, allow_huge=allow_huge, **options)
+            yield UpscaledFile(source, to_pil(rgb, alpha, grayscale=loaded.grayscale))
+        except (ImageError, UpscaleError, OSError, MemoryError) as error:
+            message = one_line(error) or type(error).__name__
+            yield UpscaledFile(source, None, message if str(source) in message else f"{source}: {message}")
 
 
 def upscale_array(

@@ -18,7 +18,7 @@ DEFAULT_PORT = 8000
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="images to show (more can be uploaded in the page)")
+    parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="images, or folders of them (recursively), to show (more can be uploaded in the page)")
     parser.add_argument("--model", default=None, help="bundled model name or model file (default: the bundled default model)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
@@ -66,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise UpscaleError("`liifsr serve` needs the serve extra: pip install 'liifsr[serve]'") from None
     from liifsr.checkpoint import DEFAULT_MODEL, load_model
-    from liifsr.imageio import read_image
+    from liifsr.imageio import collect_images, read_image
     from liifsr.runtime import resolve_device, check_precision
     from liifsr.serve.app import Limits, Server, create_app
 
     check_options(args)
     limits = Limits(int(args.max_upload_mb * 2**20), int(args.max_input_mp * 1e6), int(args.max_output_mp * 1e6))
     images = []
-    for path in args.images:
+    for path, _ in collect_images(args.images):  # files, and the images under folders
         image = read_image(path)
         if image.rgb.shape[0] * image.rgb.shape[1] > limits.input_pixels:
             raise UpscaleError(f"'{path}' has more than {args.max_input_mp} megapixels (raise --max-input-mp or downscale it)")
