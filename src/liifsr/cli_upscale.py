@@ -92,7 +92,7 @@ def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
                         f"{MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
 
 
-def target_size(args: argparse.Namespace) -> tuple[float, float] | tuple[int, int] | Fit | None:
+def target_size(args: argparse.Namespace) -> tuple[int, int] | Fit | None:
     """The `size` argument of `inference.output_size` that the options ask for."""
     if args.long_side is not None:
         return Fit(long_side=args.long_side)
