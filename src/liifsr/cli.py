@@ -135,10 +135,11 @@ DEPENDENCY_ERRORS: dict[tuple[str, str], str] = {
 def error_message(error: BaseException) -> str | None:
     """The one-line message of an error that a command reports instead of a traceback
     (the user's to fix, a dependency's, out of memory, a failing disk), or None for a bug."""
-    for cls in type(error).__mro__:
-        dependency = DEPENDENCY_ERRORS.get((cls.__module__, cls.__qualname__))
-        if dependency:
-            return f"{dependency}: {' '.join(str(error).split()) or cls.__name__}"
+    from liifsr.files import named_class, one_line
+
+    dependency = named_class(error, DEPENDENCY_ERRORS)
+    if dependency is not None:
+        return f"{DEPENDENCY_ERRORS[dependency]}: {one_line(error) or type(error).__name__}"
     if isinstance(error, USER_ERRORS):
         return str(error)
     if isinstance(error, OSError):  # a disk or device failing outside an atomic write

@@ -16,7 +16,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -126,6 +126,13 @@ WRITER_ERRORS = (("safetensors._safetensors_rust", "SafetensorError"),)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+def named_class(error: BaseException, names: Container[tuple[str, str]]) -> tuple[str, str] | None:
+    """The (module, class name) in `names` of `error`'s class or the nearest of its bases,
+    or None: a dependency's error type recognised without importing the dependency."""
+    return next(((cls.__module__, cls.__qualname__) for cls in type(error).__mro__
+                 if (cls.__module__, cls.__qualname__) in names), None)
+
+
 def is_write_error(error: BaseException) -> bool:
     """Whether `error`, raised inside an atomic write, is the write failing (disk full, I/O
     error, a writer's own error type) rather than the work before it (which keeps its type)."""
@@ -133,7 +140,7 @@ def is_write_error(error: BaseException) -> bool:
         return False
     if isinstance(error, OSError):
         return not isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError))
-    return any((cls.__module__, cls.__qualname__) in WRITER_ERRORS for cls in type(error).__mro__)
+    return named_class(error, WRITER_ERRORS) is not None
 
 
 def write_problem(error: BaseException) -> str:

@@ -136,13 +136,14 @@ def fused_conv(x: Tensor, conv: nn.Conv2d, relu: bool = False, add: Tensor | Non
     """conv(x) followed by ReLU or by `+ add`, as one oneDNN convolution whose epilogue
     applies them: no extra pass over the output, the slow part of a bf16 encoder (a
     bf16 ReLU or add costs as much as a third of its convolution). The convolution runs
-    in `kernel_dtype(x)`; with gradients enabled it is `FusedConv`. Callers check
-    `fused_on(x)` first; elsewhere this is the plain conv, ReLU and addition."""
+    in `kernel_dtype(x)`; with gradients enabled it is `FusedConv`. Where `fused_on(x)` is
+    false (GPUs, graphs, no oneDNN) it is the plain conv, then ReLU or the addition in
+    place on its fresh output, as nn.ReLU(inplace=True) would."""
     if relu and add is not None:
         raise ValueError("fused_conv applies ReLU or an addition, not both")
     if not fused_on(x):
         out = conv(x)
-        return torch.relu(out) if relu else out if add is None else out + add
+        return out.relu_() if relu else out if add is None else out.add_(add)
     dtype = kernel_dtype(x)
     geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
     if torch.is_grad_enabled():

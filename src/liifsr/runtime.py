@@ -4,6 +4,7 @@ the `--device`/`--precision` options every command shares, and the machine a mea
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -70,6 +71,7 @@ def kernel_dtype(x: torch.Tensor) -> torch.dtype:
 _BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512")
 
 
+@functools.cache  # the CPU does not change under a process: read it once
 def cpu_model_and_flags() -> tuple[str, frozenset[str]]:
     """The CPU's model name and feature flags, from /proc/cpuinfo (Linux); elsewhere
     `platform.processor()` and no flags."""
