@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 
 from liifsr.checkpoint import DEFAULT_MODEL, MODEL_FACTS, bundled_models, convert_liif, load_model, read_metadata
 from liifsr.config import MODEL_PRESETS
-from liifsr.files import check_distinct_outputs, check_output_path
+from liifsr.files import about, check_distinct_outputs, check_output_path
 from liifsr.imageio import MAX_INPUT_PIXELS, LoadedImage, check_writable, collect_images, read_image, write_image_bands
 from liifsr.inference import (
     DEFAULT_CHUNK,
@@ -27,7 +26,7 @@ from liifsr.inference import (
     upscale_bands,
 )
 from liifsr.progress import progress_bar
-from liifsr.runtime import add_runtime_options, resolve_device, check_precision
+from liifsr.runtime import add_runtime_options, check_precision, launched_ranks, resolve_device
 
 
 def parse_scale(text: str) -> tuple[float, float]:
@@ -150,15 +149,6 @@ def written_depth(image: LoadedImage, target: Path) -> int:
     return image.bit_depth if target.suffix.lower() == ".png" else 8
 
 
-def launched_ranks() -> tuple[int, int, int | None]:
-    """(rank, world size, local rank) of this process under torchrun (or another launcher
-    that sets RANK and WORLD_SIZE); (0, 1, None) when run alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, None
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def load_for(args: argparse.Namespace):
     device = resolve_device(args.device, launched_ranks()[2])
     model = load_model(args.model, device=device)
@@ -211,9 +201,7 @@ def run_collection(args: argparse.Namespace) -> int:
                 message = error_message(error)
                 if message is None:
                     raise
-                message = " ".join(message.split())
-                bar.write(f"liifsr upscale: failed: {message if str(source) in message else f'{source}: {message}'}",
-                          file=sys.stderr)
+                bar.write(f"liifsr upscale: failed: {about(source, message)}", file=sys.stderr)
                 counts["failed"] += 1
         bar.update()
     bar.close()

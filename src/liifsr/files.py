@@ -20,7 +20,7 @@ from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OutputError", "atomic_write", "check_distinct_outputs", "check_output_path", "one_line"]
+__all__ = ["OutputError", "about", "atomic_write", "check_distinct_outputs", "check_output_path", "named_class", "one_line"]
 
 
 class OutputError(ValueError):
@@ -30,6 +30,12 @@ class OutputError(ValueError):
 def one_line(text: object) -> str:
     """Collapse whitespace, so that third-party error texts cannot break the one-line rule."""
     return " ".join(str(text).split())
+
+
+def about(path: str | os.PathLike[str], message: str) -> str:
+    """`message` in one line, led by `path` unless it names the path already."""
+    message = one_line(message)
+    return message if os.fspath(path) in message else f"{os.fspath(path)}: {message}"
 
 
 def output_error(path: str | os.PathLike[str], problem: str, fix: str, what: str = "") -> OutputError:

@@ -448,7 +448,7 @@ def upscale_files(model: LIIF, inputs: Iterable[str | Path], scale: float | tupl
     """Upscale image files and folders of them (recursively), one result at a time, as PIL
     images: a notebook can show each as it comes. A file that cannot be read or upscaled is
     a result with its error, and the others go on. Options are `upscale`'s."""
-    from liifsr.files import one_line
+    from liifsr.files import about
     from liifsr.imageio import MAX_INPUT_PIXELS, ImageError, collect_images, read_image, to_pil
 
     for source, _ in collect_images(inputs):
@@ -457,8 +457,7 @@ def upscale_files(model: LIIF, inputs: Iterable[str | Path], scale: float | tupl
             rgb, alpha = upscale_array(model, loaded.rgb, loaded.alpha, scale, size, allow_huge=allow_huge, **options)
             yield UpscaledFile(source, to_pil(rgb, alpha, grayscale=loaded.grayscale))
         except (ImageError, UpscaleError, OSError, MemoryError) as error:
-            message = one_line(error) or type(error).__name__
-            yield UpscaledFile(source, None, message if str(source) in message else f"{source}: {message}")
+            yield UpscaledFile(source, None, about(source, str(error) or type(error).__name__))
 
 
 def upscale_array(

@@ -40,6 +40,15 @@ def resolve_device(name: str | torch.device, local_rank: int | None = None) -> t
     return torch.device(text)
 
 
+def launched_ranks() -> tuple[int, int, int | None]:
+    """(rank, world size, local rank) of this process under torchrun (or another launcher
+    that sets RANK and WORLD_SIZE); (0, 1, None) when run alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """Autocast for a precision name: 'fp32' (autocast off), 'bf16', or 'fp16' (CUDA only)."""
     check_precision_on(device, precision)

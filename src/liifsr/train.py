@@ -79,7 +79,7 @@ from liifsr.inference import upscale_tensor
 from liifsr.liif import LIIF
 from liifsr.metrics import psnr
 from liifsr.progress import progress_bar
-from liifsr.runtime import add_runtime_options, autocast, resolve_device, check_precision
+from liifsr.runtime import add_runtime_options, autocast, launched_ranks, resolve_device, check_precision
 
 STATE_FORMAT = "liifsr-train-state/1"
 LAST, BEST, STATE = "last.safetensors", "best.safetensors", "last.state.safetensors"
@@ -233,9 +233,8 @@ class DistEnv:
 
 def init_distributed(device_name: str) -> DistEnv:
     """One process, or one of WORLD_SIZE processes started by torchrun (env:// init)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    _, world_size, local_rank = launched_ranks()
+    device = resolve_device(device_name, local_rank or 0)
     if world_size == 1:
         return DistEnv(0, 1, device)
     if device.type == "cuda":
