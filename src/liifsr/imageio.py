@@ -459,7 +459,9 @@ def _write_pil(tmp: Path, pixels: np.ndarray, pil_format: str, quality: int | No
     image = Image.fromarray(np.ascontiguousarray(pixels))
     options = dict(_SAVE_OPTIONS.get(pil_format, {}))
     if quality is not None and pil_format in LOSSY_FORMATS:
-        options.update(quality=quality, lossless=False) if pil_format == "WEBP" else options.update(quality=quality)
+        options["quality"] = quality
+        if pil_format == "WEBP":
+            options["lossless"] = False  # WebP is lossless by default here
     image.save(tmp, format=pil_format, **options)
 
 
