@@ -30,9 +30,9 @@ import torch
 import torch._inductor.config as inductor_config
 from torch import Tensor, nn
 
-from liifsr.config import model_preset
-from liifsr.decoders import activate_, rows_per_block
-from liifsr.liif import LIIF, GatheredRows
+from liifsr.models import model_preset
+from liifsr.models.mlp import rows_per_block
+from liifsr.models.liif import LIIF, GatheredRows
 from liifsr.runtime import machine_summary
 
 LATENT_CODES = 200 * 200  # a 200 x 200 latent grid: the table the rows are gathered from
@@ -65,10 +65,10 @@ class FirstLayer(DecodeBlock):
     def forward(self, table: Tensor, index: Tensor, terms: Tensor) -> Tensor:
         weight = self.first_layer(table, index, terms).weight
         coordinate_term = sum(terms[:, k : k + 1] * weight[:, k] for k in range(terms.shape[1]))
-        return activate_(table[index] + coordinate_term, self.imnet.w0s()[0])
+        return self.imnet.activations()[0].apply_(table[index] + coordinate_term)
 
     def eager(self, table: Tensor, index: Tensor, terms: Tensor) -> Tensor:
-        return activate_(self.first_layer(table, index, terms).all_rows(), self.imnet.w0s()[0])
+        return self.imnet.activations()[0].apply_(self.first_layer(table, index, terms).all_rows())
 
 
 def compiled(module: nn.Module, mode: str) -> Callable[..., Tensor]:

@@ -23,11 +23,11 @@ import torch
 from PIL import Image
 
 from liifsr.cli import keep_freed_memory
-from liifsr.config import model_preset
+from liifsr.models import model_preset
 from liifsr.coords import cell_size, denormalise, make_coord, normalise
 from liifsr.imageio import sample_image
-from liifsr.inference import upscale_tensor
-from liifsr.liif import LIIF
+from liifsr.tiling import upscale_tensor
+from liifsr.models.liif import LIIF
 from liifsr.reference import literal_query
 from liifsr.runtime import machine_summary
 

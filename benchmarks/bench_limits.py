@@ -41,14 +41,15 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
 from liifsr.cli import keep_freed_memory
-from liifsr.config import DataConfig, model_preset
+from liifsr.data import DataConfig
+from liifsr.models import model_preset
 from liifsr.data import ImageFolder, LIIFTrainSet
 from liifsr.imageio import read_uint8, sample_image
-from liifsr.inference import upscale_tensor
-from liifsr.liif import LIIF
+from liifsr.tiling import upscale_tensor
+from liifsr.models.liif import LIIF
 from liifsr.kernels import fused_conv, linear
 from liifsr.runtime import autocast, machine_summary
-from liifsr.train import train_step
+from liifsr.training.loop import train_step
 
 OUTPUT_SIDE = 1024  # outputs of at least 1024 x 1024 pixels
 DECODER_SHAPE = (4096, 256, 256)  # (m, k, n) of the rate that defines the limit

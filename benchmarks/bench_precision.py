@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from liifsr.checkpoint import load_model
+from liifsr.zoo import load_model
 from liifsr.cli import keep_freed_memory
-from liifsr.inference import upscale_tensor
+from liifsr.tiling import upscale_tensor
 from liifsr.kernels import fused_works
 from liifsr.runtime import machine_summary
 

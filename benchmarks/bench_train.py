@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from liifsr.cli import keep_freed_memory
-from liifsr.config import DataConfig, model_preset
+from liifsr.data import DataConfig
+from liifsr.models import model_preset
 from liifsr.coords import normalise
 from liifsr.data import ImageFolder, LIIFTrainSet
 from liifsr.imageio import sample_image
-from liifsr.liif import LIIF
+from liifsr.models.liif import LIIF
 from liifsr.reference import literal_query
 from liifsr.runtime import autocast
 from liifsr.runtime import machine_summary

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from liifsr.checkpoint import load_model
-from liifsr.config import model_preset
-from liifsr.inference import upscale_tensor
-from liifsr.liif import LIIF
+from liifsr.zoo import load_model
+from liifsr.models import model_preset
+from liifsr.tiling import upscale_tensor
+from liifsr.models.liif import LIIF
 from liifsr.reference import literal_query
 from liifsr.resize import imresize
 from liifsr.runtime import machine_summary

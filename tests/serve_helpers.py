@@ -7,7 +7,8 @@ import time
 
 import uvicorn
 
-from liifsr.serve.app import Server, create_app
+from liifsr.serve.routes import create_app
+from liifsr.serve.service import Server
 
 
 def free_port() -> int:

@@ -9,14 +9,21 @@ from safetensors import safe_open
 
 from conftest import FIXTURES, shared_path
 from liifsr.reference import literal_query
-from liifsr.checkpoint import DEFAULT_MODEL, FORMAT, CheckpointError, bundled_models, convert_liif, liif_args_to_config, load_model, read_metadata, save_model
-from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig, model_preset, to_dict
-from liifsr.liif import LIIF
+from liifsr.checkpoint import FORMAT, CheckpointError, convert_liif, liif_args_to_config, read_metadata, save_model
+from liifsr.zoo import DEFAULT_MODEL, bundled_models, load_model
+from liifsr.config import to_dict
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.rdn import RDNConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models.relu import ReLUConfig
+from liifsr.models.siren import SineConfig
+from liifsr.models import ModelConfig, model_preset
+from liifsr.models.liif import LIIF
 
 
 def small_model(activation="sine") -> LIIF:
     torch.manual_seed(0)
-    config = ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig(activation, hidden=[16], w0_first=15.0))
+    config = ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16], activation=ReLUConfig() if activation == "relu" else SineConfig(w0_first=15.0)))
     return LIIF(config)
 
 
@@ -213,7 +220,7 @@ def test_convert_liif_rdn_checkpoint_reproduces_its_outputs(tmp_path, cases):
     encoder_args = {"G0": 16, "RDNconfig": "A"}
     state = liif_rdn_checkpoint(tmp_path / "rdn.pth", encoder_args, torch.Generator().manual_seed(0))
     config = convert_liif(tmp_path / "rdn.pth", tmp_path / "rdn.safetensors")
-    assert config.encoder == EncoderConfig("rdn", G0=16, D=20, C=6, G=32)
+    assert config.encoder == RDNConfig(G0=16, D=20, C=6, G=32)
     converted, direct = load_model(tmp_path / "rdn.safetensors"), load_model(tmp_path / "rdn.pth")
     assert converted.num_parameters() == sum(value.numel() for value in state.values())
     inp, coord, cell = (torch.from_numpy(cases["batch_" + key]) for key in ("inp", "coord", "cell"))
@@ -236,8 +243,8 @@ def test_liif_full_edsr_args_map_to_its_defaults():
     """LIIF's `edsr` (not `edsr-baseline`): 32 blocks of 256 features, res_scale 0.1 unless given."""
     imnet = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}}
     config = liif_args_to_config({"encoder_spec": {"name": "edsr", "args": {"no_upsampling": True}}, "imnet_spec": imnet})
-    assert config.encoder == EncoderConfig("edsr", n_resblocks=32, n_feats=256, res_scale=0.1)
-    assert config.decoder == DecoderConfig("relu", [256, 256, 256, 256])
+    assert config.encoder == EDSRConfig(n_resblocks=32, n_feats=256, res_scale=0.1)
+    assert config.decoder == LIIFConfig(hidden=[256, 256, 256, 256])
 
 
 def test_a_model_file_whose_output_is_not_rgb_is_refused_when_loaded(tmp_path):

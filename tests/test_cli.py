@@ -117,9 +117,9 @@ def test_decoding_again_reuses_freed_memory_instead_of_faulting_in_fresh_pages()
     code = (
         "import resource, sys, torch\n"
         "from liifsr.cli import keep_freed_memory\n"
-        "from liifsr.config import model_preset\n"
-        "from liifsr.inference import upscale_tensor\n"
-        "from liifsr.liif import LIIF\n"
+        "from liifsr.models import model_preset\n"
+        "from liifsr.tiling import upscale_tensor\n"
+        "from liifsr.models.liif import LIIF\n"
         "if sys.argv[1] == 'keep':\n    assert keep_freed_memory()\n"
         "torch.manual_seed(0)\n"
         "model, image = LIIF(model_preset('edsr-liif-relu')).eval(), torch.rand(1, 3, 64, 64)\n"

@@ -16,11 +16,18 @@ import torch
 from PIL import Image
 
 from conftest import FIXTURES
-from liifsr.checkpoint import bundled_models, load_model, read_metadata, save_model
+from liifsr.inference import upscale
+from liifsr.checkpoint import read_model_config
+from liifsr.models import build_model
+from liifsr.checkpoint import read_metadata, save_model
+from liifsr.zoo import bundled_models, load_model
 from liifsr.cli import main
-from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models.siren import SineConfig
+from liifsr.models import ModelConfig
 from liifsr.imageio import sample_image
-from liifsr.liif import LIIF
+from liifsr.models.liif import LIIF
 
 SAMPLE = sample_image()
 
@@ -28,7 +35,7 @@ SAMPLE = sample_image()
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     torch.manual_seed(0)
-    config = ModelConfig(EncoderConfig("edsr", n_resblocks=2, n_feats=8), DecoderConfig("sine", hidden=[32, 32]), global_skip=True)
+    config = ModelConfig(EDSRConfig(n_resblocks=2, n_feats=8), LIIFConfig(hidden=[32, 32], activation=SineConfig(), global_skip=True))
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_model(LIIF(config), path)
     return str(path)
@@ -75,7 +82,7 @@ def test_model_option_picks_the_model(tmp_path, photo, model_file):
     chosen, default = (np.asarray(Image.open(tmp_path / f"{name}.png")).astype(int) for name in ("chosen", "default"))
     assert np.abs(chosen - default).mean() > 5
     for output, model in ((chosen, load_model(model_file)), (default, load_model())):
-        assert np.array_equal(output, np.asarray(model.upscale(Image.open(photo), scale=2)).astype(int))
+        assert np.array_equal(output, np.asarray(upscale(model, Image.open(photo), scale=2)).astype(int))
 
 
 def test_tiled_output_equals_untiled(tmp_path, photo, model_file):
@@ -159,8 +166,11 @@ def test_convert_and_models(tmp_path, capsys):
         meta = read_metadata(path)
         assert f"  {name}" in listing
         assert f"Set5 x4: {float(meta['set5_x4_psnr']):.2f} dB" in listing
-        assert f"held-out validation: {float(meta['val_psnr']):.2f} dB" in listing
+        assert f"held-out validation x2 and x4: {float(meta['val_psnr']):.2f} dB" in listing
         assert meta["training"] in listing and meta["trained_on"] in listing
+        with torch.device("meta"):
+            parameters = build_model(read_model_config(meta, path)).num_parameters()
+        assert f"parameters: {parameters:,}" in listing and "precisions: fp32, bf16, fp16" in listing
 
 
 # --- hardening: no data loss, limits, streaming, signals ------------------------------
@@ -214,11 +224,12 @@ def test_format_size_limits_are_checked_up_front(tmp_path, photo, model_file, ca
 @pytest.mark.parametrize("kind", ["rgb", "gray", "alpha", "16-bit", "jpeg"])
 def test_streamed_output_equals_the_api_output(tmp_path, photo, model_file, kind, monkeypatch):
     """Bands of a few rows (many encoder windows) give the pixels of one in-memory upscale."""
-    import liifsr.inference as inference
-    from liifsr.checkpoint import load_model
+    import liifsr.tiling as tiling
+    from liifsr.inference import upscale_array
+    from liifsr.zoo import load_model
     from liifsr.imageio import read_image
 
-    monkeypatch.setattr(inference, "BAND_PIXELS", 700)
+    monkeypatch.setattr(tiling, "BAND_PIXELS", 700)
     rgb = np.asarray(Image.open(photo))
     source, suffix = tmp_path / "in.png", ".png"
     if kind == "gray":
@@ -238,7 +249,7 @@ def test_streamed_output_equals_the_api_output(tmp_path, photo, model_file, kind
     assert run("upscale", source, "--size", "53x71", "-o", out, "--model", model_file) == 0
     model = load_model(model_file)
     loaded = read_image(source)
-    expected, alpha = inference.upscale_array(model, loaded.rgb, loaded.alpha, size=(53, 71))
+    expected, alpha = upscale_array(model, loaded.rgb, loaded.alpha, size=(53, 71))
     written = read_image(out)
     assert written.bit_depth == loaded.bit_depth and written.grayscale == loaded.grayscale
     if kind == "gray":
@@ -268,7 +279,7 @@ def test_allocation_failures_say_how_much_memory_is_needed(tmp_path, photo, mode
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
                            "you tried to allocate 4800000000 bytes.")
 
-    monkeypatch.setattr(cli_upscale, "upscale_bands", out_of_memory)
+    monkeypatch.setattr(cli_upscale, "upscale_image_bands", out_of_memory)
     assert run("upscale", photo, "--scale", "2", "-o", tmp_path / "o.png", "--model", model_file) == 2
     err = capsys.readouterr().err.strip()
     assert "out of memory" in err and "4.47 GiB" in err and "\n" not in err, err

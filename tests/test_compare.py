@@ -22,13 +22,14 @@ from liifsr.compare import (
     lr_crop_panels,
     parse_box,
 )
-from liifsr.config import DecoderConfig, EncoderConfig
-from liifsr.inference import upscale_tensor
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.tiling import upscale_tensor
 
 
 def tiny_model(global_skip: bool = False) -> LIIF:
     torch.manual_seed(0)
-    config = ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", [16, 16]), global_skip=global_skip)
+    config = ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16, 16], global_skip=global_skip))
     return LIIF(config).eval()
 
 

@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from liifsr.config import ConfigError, TrainConfig, dump_yaml, from_dict, load_yaml, to_dict
-from liifsr.liif import LIIF
-from liifsr.train import check_config, make_optimizer, resolve_model
+from liifsr.config import ConfigError, dump_yaml, from_dict, load_yaml, to_dict
+from liifsr.training.config import TrainConfig
+from liifsr.models import build_model
+from liifsr.training.config import check_config, resolve_model
+from liifsr.training.loop import make_optimizer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHIPPED = sorted(str(path.relative_to(CONFIGS)) for path in CONFIGS.rglob("*.yaml"))
@@ -55,7 +57,7 @@ def test_configs_are_shipped() -> None:
 def test_every_shipped_config_loads_and_validates(name: str) -> None:
     config = load_yaml(TrainConfig, CONFIGS / name)
     check_config(config)
-    LIIF(resolve_model(config))  # the model builds
+    build_model(resolve_model(config))  # the model builds
     assert load_yaml(TrainConfig, CONFIGS / name, [f"epochs={config.epochs}"]) == config
     assert from_dict(TrainConfig, to_dict(config)) == config  # one-to-one with the dataclass
     assert dump_yaml(config).count("\n") > 10
@@ -66,7 +68,7 @@ def test_paper_configs_give_the_papers_recipe(name: str) -> None:
     preset, parameters, halvings = PAPER[name]
     config = load_yaml(TrainConfig, CONFIGS / name)
     assert config.model == preset
-    assert LIIF(resolve_model(config)).num_parameters() == parameters
+    assert build_model(resolve_model(config)).num_parameters() == parameters
     assert (config.epochs, config.batch_size, config.precision) == (600, 16, "fp32")
     data = config.data
     assert (data.patch_size, data.sample_q, data.scale_min, data.scale_max) == (48, 2304, 1.0, 4.0)

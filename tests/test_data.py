@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from liifsr.config import DataConfig
+from liifsr.data import DataConfig
 from liifsr.data import (
     DataError,
     EpochSampler,

@@ -1,9 +1,12 @@
 import torch
 import pytest
 
-from liifsr.config import EncoderConfig, model_preset
-from liifsr.encoders import EDSR, RDN, make_encoder
-from liifsr.liif import LIIF
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models import model_preset
+from liifsr.models import ENCODERS
+from liifsr.models.edsr import EDSR
+from liifsr.models.rdn import RDN, RDNConfig
+from liifsr.models.liif import LIIF
 
 
 def count(module):
@@ -19,7 +22,7 @@ def test_paper_parameter_counts_without_mean_shift():
 
 
 def test_edsr_layout_and_literal_parameter_count():
-    encoder = make_encoder(EncoderConfig(name="edsr", n_resblocks=16, n_feats=64))
+    encoder = ENCODERS.build(EDSRConfig(n_resblocks=16, n_feats=64))
     conv = lambda cin, cout: cin * cout * 9 + cout  # noqa: E731
     assert count(encoder) == conv(3, 64) + 16 * 2 * conv(64, 64) + conv(64, 64)
     assert len(encoder.body) == 17 and encoder.out_dim == 64
@@ -27,7 +30,7 @@ def test_edsr_layout_and_literal_parameter_count():
 
 def test_edsr_long_skip_and_res_scale():
     torch.manual_seed(0)
-    encoder = EDSR(n_resblocks=2, n_feats=8, res_scale=0.5)
+    encoder = EDSR(EDSRConfig(n_resblocks=2, n_feats=8, res_scale=0.5))
     x = torch.rand(1, 3, 6, 7)
     head = encoder.head(x)
     h = head
@@ -38,7 +41,7 @@ def test_edsr_long_skip_and_res_scale():
 
 
 def test_rdn_configuration_b():
-    encoder = RDN()
+    encoder = RDN(RDNConfig())
     assert len(encoder.RDBs) == 16 and len(encoder.RDBs[0].convs) == 8 and encoder.out_dim == 64
     assert encoder.RDBs[0].convs[7].conv[0].in_channels == 64 + 7 * 64
     assert encoder(torch.rand(1, 3, 5, 6)).shape == (1, 64, 5, 6)
@@ -46,7 +49,7 @@ def test_rdn_configuration_b():
 
 def test_receptive_radius_bounds_the_influence_of_a_pixel():
     torch.manual_seed(0)
-    for encoder in (EDSR(n_resblocks=3, n_feats=8), RDN(G0=8, D=2, C=2, G=4)):
+    for encoder in (EDSR(EDSRConfig(n_resblocks=3, n_feats=8)), RDN(RDNConfig(G0=8, D=2, C=2, G=4))):
         x = torch.rand(1, 3, 41, 41)
         y = x.clone()
         y[:, :, 20, 20] += 1
@@ -68,7 +71,7 @@ def literal_edsr(encoder, x):
 @pytest.mark.usefixtures("kernel_branch")
 def test_edsr_inference_equals_the_literal_network():
     torch.manual_seed(0)
-    encoder = EDSR(n_resblocks=3, n_feats=16)
+    encoder = EDSR(EDSRConfig(n_resblocks=3, n_feats=16))
     x = torch.rand(2, 3, 19, 23) * 2 - 1
     expected = literal_edsr(encoder, x)
     trained = encoder(x)  # gradients enabled: FusedConv
@@ -97,7 +100,7 @@ def test_edsr_training_has_the_literal_gradients():
     through) against autograd through the literal network, for the input and every weight:
     equal in fp32; in bf16 as far from fp32 as the literal network under autocast is."""
     torch.manual_seed(0)
-    encoder = EDSR(n_resblocks=3, n_feats=16)
+    encoder = EDSR(EDSRConfig(n_resblocks=3, n_feats=16))
     x = (torch.rand(2, 3, 19, 23) * 2 - 1).contiguous(memory_format=torch.channels_last)
     weights = torch.randn(2, 16, 19, 23)
     literal = gradients(encoder, lambda h: literal_edsr(encoder, h), x, weights)

@@ -16,26 +16,18 @@ from safetensors import safe_open
 
 from conftest import shared_path
 from liifsr import LIIF, ModelConfig, save_model
-from liifsr.checkpoint import DEFAULT_MODEL, bundled_models, load_model, read_metadata
+from liifsr.checkpoint import read_metadata
+from liifsr.zoo import DEFAULT_MODEL, bundled_models, load_model
 from liifsr.cli import main
-from liifsr.config import DecoderConfig, EncoderConfig, model_preset
-from liifsr.evaluate import (
-    RECORD_KEYS,
-    evaluate,
-    find_dataset,
-    format_csv,
-    format_markdown,
-    hr_images,
-    make_pair,
-    parse_scales,
-    resolve_protocol,
-    spread_subset,
-    to_float,
-    write_report,
-)
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models import model_preset
+from liifsr.evaluation.datasets import find_dataset, hr_images, make_pair, parse_scales, resolve_protocol, spread_subset, to_float
+from liifsr.evaluation.loop import RECORD_KEYS, evaluate
+from liifsr.evaluation.reports import format_csv, format_markdown, write_report
 from liifsr.imageio import read_uint8
 from liifsr.imageio import sample_image
-from liifsr.inference import upscale_tensor
+from liifsr.tiling import upscale_tensor
 from liifsr.metrics import calc_psnr
 from liifsr.resize import bicubic_upsample, imresize_uint8
 
@@ -60,7 +52,7 @@ def make_dataset(root: Path, name: str = "Tiny", images: dict[str, np.ndarray] |
 
 def tiny_model_file(path: Path) -> Path:
     torch.manual_seed(0)
-    model = LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", [16, 16])))
+    model = LIIF(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16, 16])))
     save_model(model, path)
     return path
 
@@ -491,7 +483,7 @@ def test_cli_unwritable_out_fails_before_evaluating(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, out: str
 ) -> None:
     dataset = make_dataset(tmp_path)
-    monkeypatch.setattr("liifsr.evaluate.evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
+    monkeypatch.setattr("liifsr.evaluation.cli.evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
     before = set(tmp_path.rglob("*"))
     assert main(["evaluate", "--model", "bicubic", "--dataset", str(dataset), "--out", str(tmp_path / out)]) == 2
     assert "cannot write report" in _error_line(capsys)
@@ -518,11 +510,11 @@ def test_datasets_need_distinct_names(tmp_path: Path) -> None:
 
 def test_bf16_precision_reaches_the_model_and_the_records(tmp_path, monkeypatch) -> None:
     """--precision bf16 runs the model under bf16 autocast and says so in every model record."""
-    import liifsr.inference as inference
+    import liifsr.tiling as tiling
 
     seen = []
-    real = inference.upscale_tensor
-    monkeypatch.setattr(inference, "upscale_tensor", lambda *a, **k: seen.append(k["precision"]) or real(*a, **k))
+    real = tiling.upscale_tensor
+    monkeypatch.setattr(tiling, "upscale_tensor", lambda *a, **k: seen.append(k["precision"]) or real(*a, **k))
     dataset = tmp_path / "Set1" / "HR"
     dataset.mkdir(parents=True)
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(dataset / "a.png")

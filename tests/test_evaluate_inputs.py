@@ -29,7 +29,7 @@ def fails(capsys, *args) -> str:
 
 
 def test_a_corrupt_image_stops_the_evaluation_before_any_scoring(tmp_path, capsys, monkeypatch):
-    import liifsr.evaluate as evaluate
+    import liifsr.evaluation.loop as evaluate
 
     folder = dataset(tmp_path, {"a": (40, 40), "b": (40, 40)})
     (folder / "HR" / "b.png").write_bytes((folder / "HR" / "b.png").read_bytes()[:200])

@@ -3,15 +3,19 @@ import pytest
 import torch
 from PIL import Image
 
-from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig, model_preset
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.inference import upscale
+from liifsr.models import ModelConfig, model_preset
 from liifsr.coords import make_coord
-from liifsr.inference import Fit, UpscaleError, output_size, upscale_tensor
-from liifsr.liif import LIIF
+from liifsr.checks import Fit, UpscaleError, output_size
+from liifsr.tiling import upscale_tensor
+from liifsr.models.liif import LIIF
 
 
 def tiny_model(**flags) -> LIIF:
     torch.manual_seed(0)
-    config = ModelConfig(EncoderConfig("edsr", n_resblocks=2, n_feats=8), DecoderConfig("relu", hidden=[32, 32]), **flags)
+    config = ModelConfig(EDSRConfig(n_resblocks=2, n_feats=8), LIIFConfig(hidden=[32, 32], **flags))
     return LIIF(config).eval()
 
 
@@ -69,26 +73,26 @@ def test_upscale_api_types_grayscale_alpha_and_16_bit():
     model = tiny_model()
     rng = np.random.default_rng(0)
     rgba = Image.fromarray(rng.integers(0, 256, (12, 10, 4), dtype=np.uint8), "RGBA")
-    out = model.upscale(rgba, scale=2)
+    out = upscale(model, rgba, scale=2)
     assert out.mode == "RGBA" and out.size == (20, 24)
     gray = Image.fromarray(rng.integers(0, 256, (12, 10), dtype=np.uint8), "L")
-    assert model.upscale(gray, size=(30, 25)).mode == "L"
+    assert upscale(model, gray, size=(30, 25)).mode == "L"
     array16 = rng.integers(0, 65536, (12, 10, 3), dtype=np.uint16)
-    out16 = model.upscale(array16, scale=(1.5, 2))
+    out16 = upscale(model, array16, scale=(1.5, 2))
     assert out16.dtype == np.uint16 and out16.shape == (18, 20, 3)
     gray8 = rng.integers(0, 256, (12, 10), dtype=np.uint8)
-    assert model.upscale(gray8, scale=2).shape == (24, 20)
+    assert upscale(model, gray8, scale=2).shape == (24, 20)
     batch = torch.rand(2, 3, 12, 10)
-    out_t = model.upscale(batch, scale=2)
+    out_t = upscale(model, batch, scale=2)
     assert out_t.shape == (2, 3, 24, 20) and out_t.min() >= 0 and out_t.max() <= 1
-    assert torch.allclose(out_t[1], model.upscale(batch[1], scale=2))
+    assert torch.allclose(out_t[1], upscale(model, batch[1], scale=2))
 
 
 def test_alpha_is_resized_bicubic_and_opaque_stays_opaque():
     model = tiny_model()
     image = np.full((8, 8, 4), 255, dtype=np.uint8)
     image[..., :3] = 90
-    out = model.upscale(image, scale=3)
+    out = upscale(model, image, scale=3)
     assert (out[..., 3] == 255).all()
 
 
@@ -105,7 +109,7 @@ def test_bad_options_are_refused_by_every_input_kind(options, message):
     array = np.zeros((6, 5, 3), np.uint8)
     for image in (array, torch.rand(3, 6, 5), Image.fromarray(array)):
         with pytest.raises(UpscaleError, match=message):
-            model.upscale(image, scale=2, **options)
+            upscale(model, image, scale=2, **options)
 
 
 @pytest.mark.parametrize("image", [
@@ -115,7 +119,7 @@ def test_bad_options_are_refused_by_every_input_kind(options, message):
 ], ids=["empty-width", "empty-batch", "nan", "inf", "empty-array", "4d-array", "5-channels", "int-tensor", "list"])
 def test_empty_nan_and_misshapen_inputs_are_errors_not_garbage(image):
     with pytest.raises(UpscaleError):
-        tiny_model().upscale(image, scale=2)
+        upscale(tiny_model(), image, scale=2)
 
 
 @pytest.mark.parametrize("target", [{"scale": True}, {"scale": (2, False)}, {"size": (True, 4)}, {"size": (4.0, 4)},
@@ -131,15 +135,15 @@ def test_animated_images_are_refused_like_files_and_truncated_ones_say_so(tmp_pa
     frames = [Image.new("RGB", (8, 8), color) for color in ("red", "blue")]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     with pytest.raises(ImageError, match="frames"):
-        tiny_model().upscale(Image.open(tmp_path / "anim.gif"), scale=2)
+        upscale(tiny_model(), Image.open(tmp_path / "anim.gif"), scale=2)
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(tmp_path / "full.png")
     (tmp_path / "cut.png").write_bytes((tmp_path / "full.png").read_bytes()[:2000])
     with pytest.raises(ImageError, match="truncated"):
-        tiny_model().upscale(Image.open(tmp_path / "cut.png"), scale=2)  # opened lazily, decoded by upscale
+        upscale(tiny_model(), Image.open(tmp_path / "cut.png"), scale=2)  # opened lazily, decoded by upscale
 
 
 def test_unknown_and_missing_devices_are_clear_errors():
-    from liifsr.checkpoint import load_model
+    from liifsr.zoo import load_model
     from liifsr.runtime import DeviceError
 
     with pytest.raises(DeviceError, match="unknown device 'tpu'"):
@@ -150,7 +154,7 @@ def test_unknown_and_missing_devices_are_clear_errors():
 
 
 def test_bands_cover_the_output_with_its_pixels():
-    from liifsr.inference import upscale_bands
+    from liifsr.tiling import upscale_bands
 
     model = tiny_model(global_skip=True)
     lr = torch.rand(1, 3, 23, 19)
@@ -166,7 +170,8 @@ def test_bands_cover_the_output_with_its_pixels():
 def test_alpha_bands_match_torch_bicubic():
     import torch.nn.functional as F
 
-    from liifsr.inference import Span, resize_alpha
+    from liifsr.inference import resize_alpha
+    from liifsr.tiling import Span
 
     alpha = np.random.default_rng(1).random((17, 23)).astype(np.float32)
     for size in ((40, 61), (5, 9), (17, 23), (100, 7)):
@@ -199,7 +204,7 @@ def test_fit_is_validated_and_reaches_the_api() -> None:
     for bad in ({}, {"long_side": 0}, {"long_side": 3, "short_side": 4}, {"box": (10,)}, {"long_side": True}, {"box": (5, -1)}):
         with pytest.raises(UpscaleError):
             Fit(**bad)
-    assert tiny_model().upscale(torch.rand(3, 12, 16), size=Fit(long_side=40)).shape == (3, 30, 40)
+    assert upscale(tiny_model(), torch.rand(3, 12, 16), size=Fit(long_side=40)).shape == (3, 30, 40)
 
 
 def test_upscale_files_yields_every_result_and_the_errors_in_place(tmp_path) -> None:

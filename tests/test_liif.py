@@ -4,9 +4,13 @@ import pytest
 import torch
 
 from conftest import FIXTURES, shared_path
-from liifsr.checkpoint import load_model
-from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
-from liifsr.liif import LIIF
+from liifsr.zoo import load_model
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models.relu import ReLUConfig
+from liifsr.models.siren import SineConfig
+from liifsr.models import ModelConfig
+from liifsr.models.liif import LIIF
 from liifsr.reference import literal_query
 
 TINY = ["tiny-full", "tiny-no-unfold", "tiny-no-ensemble", "tiny-no-cell"]
@@ -37,11 +41,9 @@ SWITCHES = list(itertools.product([True, False], repeat=3))
 def test_fast_decoder_equals_literal_formulation(cases, activation, unfold, ensemble, cell):
     torch.manual_seed(0)
     config = ModelConfig(
-        EncoderConfig("edsr", n_resblocks=2, n_feats=16),
-        DecoderConfig(activation, hidden=[64, 64, 64]),
-        feature_unfold=unfold,
-        local_ensemble=ensemble,
-        cell_decode=cell,
+        EDSRConfig(n_resblocks=2, n_feats=16),
+        LIIFConfig(hidden=[64, 64, 64], activation=ReLUConfig() if activation == "relu" else SineConfig(),
+                   feature_unfold=unfold, local_ensemble=ensemble, cell_decode=cell),
     )
     model = LIIF(config).eval()
     with torch.no_grad():
@@ -55,7 +57,7 @@ def test_fast_decoder_equals_literal_formulation(cases, activation, unfold, ense
 @pytest.mark.usefixtures("kernel_branch")
 def test_fast_decoder_gradients_equal_literal():
     torch.manual_seed(0)
-    model = LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("sine", hidden=[32, 32])))
+    model = LIIF(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[32, 32], activation=SineConfig())))
     inp, coord, cell = torch.rand(2, 3, 12, 10) * 2 - 1, torch.rand(2, 100, 2) * 2 - 1, torch.full((2, 100, 2), 0.05)
     grads = []
     for fn in (model.forward, lambda *a: literal_query(model, *a)):
@@ -67,7 +69,7 @@ def test_fast_decoder_gradients_equal_literal():
 
 def test_global_skip_adds_bilinear_input():
     torch.manual_seed(0)
-    config = ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", hidden=[16]), global_skip=True)
+    config = ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16], global_skip=True))
     model = LIIF(config).eval()
     inp, coord, cell = torch.rand(1, 3, 7, 9) * 2 - 1, torch.rand(1, 50, 2) * 2 - 1, torch.full((1, 50, 2), 0.1)
     with torch.no_grad():
@@ -76,7 +78,7 @@ def test_global_skip_adds_bilinear_input():
 
 def test_constant_image_stays_constant_with_constant_decoder():
     # With the MLP's last layer zeroed, every output equals its bias: no query leaks.
-    model = LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", hidden=[16])))
+    model = LIIF(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16])))
     with torch.no_grad():
         model.imnet.layers[-1].weight.zero_()
         model.imnet.layers[-1].bias.copy_(torch.tensor([0.1, -0.2, 0.3]))

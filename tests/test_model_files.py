@@ -10,14 +10,18 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from liifsr.checkpoint import CheckpointError, load_model, save_model
-from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig, to_dict
-from liifsr.liif import LIIF
+from liifsr.checkpoint import CheckpointError, save_model
+from liifsr.zoo import load_model
+from liifsr.config import to_dict
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models import ModelConfig
+from liifsr.models.liif import LIIF
 
 
 def tiny() -> LIIF:
     torch.manual_seed(0)
-    return LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=4), DecoderConfig("relu", [8])))
+    return LIIF(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=4), LIIFConfig(hidden=[8])))
 
 
 def test_a_config_promising_a_huge_model_fails_before_allocating(tmp_path):
@@ -28,7 +32,7 @@ def test_a_config_promising_a_huge_model_fails_before_allocating(tmp_path):
     path = tmp_path / "liar.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
               metadata={"format": "liifsr/1", "liifsr_config": json.dumps(config)})
-    code = ("import resource, sys\nfrom liifsr.checkpoint import CheckpointError, load_model\n"
+    code = ("import resource, sys\nfrom liifsr.checkpoint import CheckpointError\nfrom liifsr.zoo import load_model\n"
             "vm = int([l for l in open('/proc/self/status') if l.startswith('VmSize')][0].split()[1]) * 1024\n"
             "resource.setrlimit(resource.RLIMIT_AS, (vm + 2 * 2**30, resource.RLIM_INFINITY))\n"
             "try:\n    load_model(sys.argv[1])\nexcept CheckpointError as error:\n    print(error)\n")

@@ -9,12 +9,16 @@ pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip 
 import onnx  # noqa: E402
 
 from liifsr import coords as C  # noqa: E402
-from liifsr.checkpoint import load_model, save_model  # noqa: E402
+from liifsr.checkpoint import save_model  # noqa: E402
+from liifsr.zoo import load_model  # noqa: E402
 from liifsr.cli import main  # noqa: E402
-from liifsr.config import model_preset  # noqa: E402
+
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models import model_preset
 from liifsr.imageio import sample_image  # noqa: E402
-from liifsr.inference import upscale_tensor  # noqa: E402
-from liifsr.liif import LIIF  # noqa: E402
+from liifsr.tiling import upscale_tensor  # noqa: E402
+from liifsr.models.liif import LIIF  # noqa: E402
 from liifsr.onnx_export import decoder_path, export_onnx  # noqa: E402
 from liifsr.onnx_runtime import OnnxLIIF, load_onnx_model  # noqa: E402
 
@@ -83,7 +87,7 @@ def test_tiled_upscale_matches_pytorch(exported):
 
 
 def slice_span(start, stop):
-    from liifsr.inference import Span
+    from liifsr.tiling import Span
 
     return Span(start, stop)
 
@@ -120,10 +124,10 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
 
 
 def tiny_model() -> LIIF:
-    from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
+    from liifsr.models import ModelConfig
 
     torch.manual_seed(0)
-    return LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", [16, 16])))
+    return LIIF(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16, 16])))
 
 
 def test_export_writes_both_graphs_or_neither(tmp_path, monkeypatch):

@@ -19,13 +19,19 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from liifsr.checkpoint import CheckpointError, load_model, save_model
+from liifsr.inference import upscale
+from liifsr.checkpoint import CheckpointError, save_model
+from liifsr.zoo import load_model
 from liifsr.cli_upscale import parse_scale, parse_size
-from liifsr.config import ConfigError, DecoderConfig, EncoderConfig, ModelConfig, TrainConfig, apply_override, from_dict
-from liifsr.evaluate import parse_scales
+from liifsr.config import ConfigError, apply_override, from_dict
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models import ModelConfig
+from liifsr.training.config import TrainConfig
+from liifsr.evaluation.datasets import parse_scales
 from liifsr.imageio import ImageError, LoadedImage, read_image
-from liifsr.inference import UpscaleError, output_size
-from liifsr.liif import LIIF
+from liifsr.checks import UpscaleError, output_size
+from liifsr.models.liif import LIIF
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -33,7 +39,7 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(Healt
 @pytest.fixture(scope="module")
 def model() -> LIIF:
     torch.manual_seed(0)
-    config = ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=4), DecoderConfig("relu", hidden=[8]), global_skip=True)
+    config = ModelConfig(EDSRConfig(n_resblocks=1, n_feats=4), LIIFConfig(hidden=[8], global_skip=True))
     return LIIF(config).eval()
 
 
@@ -95,7 +101,7 @@ ARRAYS = hnp.arrays(
 @given(ARRAYS, st.floats(0.1, 3) | st.tuples(st.floats(0.2, 3), st.floats(0.2, 3)))
 def test_upscale_numpy_arrays(model, image, scale):
     try:
-        out = model.upscale(image, scale=scale)
+        out = upscale(model, image, scale=scale)
     except UpscaleError:
         return
     expected = output_size(image.shape[:2], scale, None)
@@ -111,7 +117,7 @@ def test_upscale_numpy_arrays(model, image, scale):
 def test_upscale_tensors(model, values, tile_size, chunk_size):
     image = torch.from_numpy(values)
     try:
-        out = model.upscale(image, size=(7, 5), tile_size=tile_size, chunk_size=chunk_size)
+        out = upscale(model, image, size=(7, 5), tile_size=tile_size, chunk_size=chunk_size)
     except UpscaleError:
         assert image.dim() not in (3, 4) or 0 in image.shape or image.shape[-3] != 3 or torch.isnan(image).any()
         return

@@ -18,12 +18,15 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 
 from liifsr.checkpoint import save_model  # noqa: E402
 from liifsr.cli import main  # noqa: E402
-from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig  # noqa: E402
+
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models import ModelConfig
 from liifsr.imageio import read_image, sample_image  # noqa: E402
-from liifsr.inference import Span  # noqa: E402
-from liifsr.liif import LIIF  # noqa: E402
+from liifsr.tiling import Span  # noqa: E402
+from liifsr.models.liif import LIIF  # noqa: E402
 from liifsr.resize import imresize  # noqa: E402
-from liifsr.serve.app import Limits, Server  # noqa: E402
+from liifsr.serve.service import Limits, Server  # noqa: E402
 from liifsr.serve.pyramid import TILE, bicubic_region, levels, tile_spans  # noqa: E402
 from serve_helpers import running  # noqa: E402
 
@@ -31,7 +34,7 @@ from serve_helpers import running  # noqa: E402
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     torch.manual_seed(0)
-    config = ModelConfig(EncoderConfig("edsr", n_resblocks=2, n_feats=8), DecoderConfig("relu", hidden=[32, 32]), global_skip=True)
+    config = ModelConfig(EDSRConfig(n_resblocks=2, n_feats=8), LIIFConfig(hidden=[32, 32], global_skip=True))
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_model(LIIF(config), path)
     return path
@@ -46,7 +49,7 @@ def photo(tmp_path_factory):
 
 @pytest.fixture
 def server(model_file, photo):
-    from liifsr.checkpoint import load_model
+    from liifsr.zoo import load_model
 
     return Server(load_model(model_file), "tiny", [(photo.name, read_image(photo))], cache_bytes=200_000,
                   limits=Limits(upload_bytes=100_000, input_pixels=250_000, output_pixels=400_000))

@@ -16,11 +16,11 @@ from PIL import Image
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'liifsr[serve]')")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
 
-from liifsr.checkpoint import load_model  # noqa: E402
+from liifsr.zoo import load_model  # noqa: E402
 from liifsr.cli import main  # noqa: E402
 from liifsr.imageio import read_image, sample_image  # noqa: E402
 from liifsr.resize import imresize  # noqa: E402
-from liifsr.serve.app import Server  # noqa: E402
+from liifsr.serve.service import Server  # noqa: E402
 from serve_helpers import running  # noqa: E402
 
 WINDOW = (1100, 760)

@@ -10,7 +10,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from liifsr.config import DataConfig, TrainConfig, to_dict
+from liifsr.config import to_dict
+from liifsr.data import DataConfig
+from liifsr.training.config import TrainConfig
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 

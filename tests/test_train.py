@@ -21,14 +21,20 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from liifsr.checkpoint import load_model
+from liifsr.zoo import load_model
 from liifsr.cli import main
-from liifsr import train as train_module
-from liifsr.config import DataConfig, ModelConfig, TrainConfig, from_dict, load_yaml
+from liifsr.config import from_dict, load_yaml
+from liifsr.data import DataConfig
+from liifsr.models import ModelConfig
+from liifsr.training.config import TrainConfig
 from liifsr.data import make_sample, sample_generator
 from liifsr.imageio import read_uint8, sample_image
-from liifsr.liif import LIIF
-from liifsr.train import DistEnv, Progress, load_state, make_optimizer, save_state, train, train_step
+from liifsr.models.liif import LIIF
+from liifsr.training import loop as train_module
+from liifsr.training.distributed import DistEnv
+from liifsr.training.loop import make_optimizer, train, train_step
+from liifsr.training.runlog import read_run, write_log
+from liifsr.training.state import Progress, load_state, save_state
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = {
@@ -124,11 +130,11 @@ def test_train_cli_writes_checkpoints_logs_and_events(tmp_path, capsys):
 
     # The run's record: a stopped epoch (900 s) counts in the minutes, not in the median epoch.
     columns = list(rows[0])
-    train_module.write_log(out / "log.csv", [{**row, "seconds": s} for row, s in zip(rows, (10, 20, 900))], columns)
-    record = train_module.read_run(out)
+    write_log(out / "log.csv", [{**row, "seconds": s} for row, s in zip(rows, (10, 20, 900))], columns)
+    record = read_run(out)
     assert record.finished and record.minutes == pytest.approx(930 / 60) and record.median_epoch_seconds == 20
-    train_module.write_log(out / "log.csv", rows[:1], columns)
-    assert not train_module.read_run(out).finished
+    write_log(out / "log.csv", rows[:1], columns)
+    assert not read_run(out).finished
 
 
 def test_bad_config_is_a_one_line_error(tmp_path, capsys):

@@ -16,7 +16,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from liifsr.cli import main
-from liifsr.config import ConfigError, TrainConfig, load_yaml
+from liifsr.config import ConfigError, load_yaml
+from liifsr.training.config import TrainConfig
 
 MODEL = {"encoder": {"name": "edsr", "n_resblocks": 1, "n_feats": 8}, "decoder": {"activation": "relu", "hidden": [16, 16]}}
 
@@ -126,7 +127,7 @@ def test_a_damaged_log_is_rebuilt_from_the_state(tmp_path):
 
 def test_a_damaged_log_is_named_when_the_state_has_no_rows(tmp_path, capsys, monkeypatch):
     """States written before the rows were kept in them fall back to reading log.csv."""
-    from liifsr import train as train_module
+    from liifsr.training import loop as train_module
 
     state = good_state(tmp_path)
     (state.parent / "log.csv").write_text("epoch,lr\nseven,1\n")
@@ -155,8 +156,9 @@ def test_run_files_get_the_umask_mode(tmp_path):
 
 def test_optimizer_state_survives_a_round_trip_of_the_guarded_loader(tmp_path):
     """The guard around loading changes nothing for a good file."""
-    from liifsr.liif import LIIF
-    from liifsr.train import load_state, make_optimizer
+    from liifsr.models.liif import LIIF
+    from liifsr.training.loop import make_optimizer
+    from liifsr.training.state import load_state
 
     state = good_state(tmp_path)
     config = load_yaml(TrainConfig, tmp_path / "config.yaml")

@@ -30,12 +30,13 @@ mkdir -p "$out" "$runs/models" "$runs/eval"
 
 finished() {  # RUN_DIR: whether the run has logged its last epoch (train.RunRecord.finished)
     [[ -f $1/config.yaml && -f $1/log.csv ]] && "$python" -c \
-        'import sys; from pathlib import Path; from liifsr.train import read_run; sys.exit(not read_run(Path(sys.argv[1])).finished)' "$1"
+        'import sys; from pathlib import Path; from liifsr.training.runlog import read_run; sys.exit(not read_run(Path(sys.argv[1])).finished)' "$1"
 }
 models=(bicubic)
 trained=()
 for run in edsr-liif-relu-seed0 edsr-liif-siren30-seed0 edsr-liif-siren15-seed0 edsrless-liif-relu-seed0 \
-           edsrless-liif-siren30-seed0 edsr-liif-relu-seed1 edsr-liif-siren15-seed1; do
+           edsrless-liif-siren30-seed0 edsr-liif-relu-seed1 edsr-liif-siren15-seed1 \
+           edsr-lte-seed0 edsr-thermal-seed0 edsr-lte-seed1 edsr-thermal-seed1; do
     trained+=("$runs/$run")
     if ! finished "$runs/$run"; then
         echo "experiment_report: $run has not finished: left out of the tables" >&2

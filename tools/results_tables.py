@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from liifsr.evaluate import format_markdown
+from liifsr.evaluation.reports import format_markdown
 from liifsr.files import atomic_write
-from liifsr.train import read_run
+from liifsr.training.runlog import read_run
 
 # The paper's names, in its tables' order.
 PAPER_NAMES = {

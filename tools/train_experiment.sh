@@ -2,13 +2,16 @@
 # Train the paper's experiment (docs/results.md): the five models of configs/experiment/
 # plus a second seed of edsr-liif-relu and edsr-liif-siren15; with STUDY=budget, the budget
 # study instead: edsrless-liif-relu and edsrless-liif-siren30 at 1,200 iterations (seeds 0
-# and 1) and 10,800 iterations (seed 0), configs/experiment/iters-*/.
+# and 1) and 10,800 iterations (seed 0), configs/experiment/iters-*/; with STUDY=decoders,
+# the decoders beyond the paper: edsr-lte and edsr-thermal (seed 0), and seed 1 of SEED1
+# (edsr-lte or edsr-thermal, the better of the two, once known).
 # Every run resumes from its last epoch (a finished run returns at once), so after a stop
 # the same command carries on.
 #
 #   tools/train_experiment.sh RUNS_DIR [extra liifsr train options, e.g. --threads 1]
 #   LANES=2 tools/train_experiment.sh RUNS_DIR
 #   STUDY=budget LANES=2 tools/train_experiment.sh RUNS_DIR
+#   STUDY=decoders LANES=2 [SEED1=edsr-lte] tools/train_experiment.sh RUNS_DIR
 #
 # LANES=1 (default) trains the runs one after another. LANES=2 trains two at a time, one
 # CPU thread each: on a 2-core machine that other work shares, two single-thread runs
@@ -48,8 +51,24 @@ budget() {  # the budget study; with LANES=2 the ReLU runs in one lane and the S
         *) echo "train_experiment: LANES must be 1 or 2" >&2; exit 2 ;;
     esac
 }
+decoders() {  # LTE and the heat field; with LANES=2 one lane each (the seed-1 run after LTE's)
+    local lte=(edsr-lte:0) thermal=(edsr-thermal:0)
+    case ${SEED1:-} in
+        "") ;;
+        edsr-lte|edsr-thermal) lte+=("$SEED1:1") ;;
+        *) echo "train_experiment: SEED1 must be edsr-lte or edsr-thermal" >&2; exit 2 ;;
+    esac
+    case ${LANES:-1} in
+        1) train "${lte[@]}" "${thermal[@]}" "$@" ;;
+        2) train "${lte[@]}" --threads 1 "$@" &
+           train "${thermal[@]}" --threads 1 "$@" &
+           wait ;;
+        *) echo "train_experiment: LANES must be 1 or 2" >&2; exit 2 ;;
+    esac
+}
 [[ ${STUDY:-paper} == budget ]] && { budget "$@"; exit; }
-[[ ${STUDY:-paper} == paper ]] || { echo "train_experiment: STUDY must be paper or budget" >&2; exit 2; }
+[[ ${STUDY:-paper} == decoders ]] && { decoders "$@"; exit; }
+[[ ${STUDY:-paper} == paper ]] || { echo "train_experiment: STUDY must be paper, budget or decoders" >&2; exit 2; }
 
 case ${LANES:-1} in
     1) train edsr-liif-relu:0 edsr-liif-siren15:0 edsrless-liif-relu:0 edsr-liif-siren30:0 \

@@ -1,4 +1,4 @@
-"""Model files: our safetensors format, LIIF's official `.pth`, and bundled models.
+"""Model files: our safetensors format and LIIF's official `.pth` (`liifsr.zoo` names them).
 
 Ours: a safetensors file of the model's state dict, with the model config as JSON in
 the metadata (`liifsr_config`), so a file is self-describing and loading never runs
@@ -8,7 +8,6 @@ code. LIIF's `.pth` files are read with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from liifsr.config import ConfigError, DecoderConfig, EncoderConfig, ModelConfig, check_model_config, from_dict, to_dict
+from liifsr.config import ConfigError, from_dict, to_dict
 from liifsr.files import atomic_write
-from liifsr.liif import LIIF
-from liifsr.runtime import resolve_device
+from liifsr.models import ImplicitModel, ModelConfig, build_model, check_model_config
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models.rdn import RDNConfig
 
-FORMAT = "liifsr/1"
-DEFAULT_MODEL = "edsr-liif-relu-skip-shared"
-# What a bundled model's metadata says of it (`liifsr models`), label -> key.
-MODEL_FACTS = {
-    "Set5 x4": "set5_x4_psnr",
-    "held-out validation": "val_psnr",
-    "trained on": "trained_on",
-    "training": "training",
-}
+# liifsr/2: the config names its encoder and decoder (`liifsr.models`); liifsr/1 files
+# (one flat encoder mapping, LIIF's flags at the top) still load, see ModelConfig.upgrade.
+FORMAT = "liifsr/2"
 # LIIF's EDSR keeps two mean-shift convs that its forward pass never applies.
 _LIIF_UNUSED_PREFIXES = ("encoder.sub_mean.", "encoder.add_mean.")
 # LIIF's `make_rdn` configurations: D residual dense blocks of C layers, growth G.
@@ -40,15 +35,7 @@ class CheckpointError(ValueError):
     """A model file that cannot be used; the message says why and what to do."""
 
 
-def bundled_models() -> dict[str, Path]:
-    """Names and paths of the models shipped inside the package."""
-    folder = resources.files("liifsr") / "weights"
-    if not folder.is_dir():
-        return {}
-    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".safetensors")}
-
-
-def save_model(model: LIIF, path: str | Path, dtype: torch.dtype = torch.float32, metadata: dict[str, str] | None = None) -> None:
+def save_model(model: ImplicitModel, path: str | Path, dtype: torch.dtype = torch.float32, metadata: dict[str, str] | None = None) -> None:
     """Write `model` as safetensors (weights cast to `dtype`) with its config, atomically."""
     path = Path(path)
     tensors = {key: value.detach().to("cpu", dtype).contiguous() for key, value in model.state_dict().items()}
@@ -64,42 +51,24 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         return handle.metadata() or {}
 
 
-def load_model(name_or_path: str | Path | None = None, device: str | torch.device = "cpu") -> LIIF:
-    """A bundled model name, one of our `.safetensors` files or a LIIF `.pth`, in eval mode
-    (or an `.onnx` file from `liifsr export`, as a `liifsr.onnx_runtime.OnnxLIIF`).
+def load_model_file(path: Path) -> ImplicitModel:
+    """One of our `.safetensors` files or a LIIF `.pth`, on the CPU in eval mode.
 
-    With no argument, the default bundled model. The file's kind is read from its
-    first bytes, not its name (a LIIF checkpoint saved as `.ckpt` loads too). The
-    config is checked against the tensors' shapes before the model is allocated, so
-    a file cannot make liifsr allocate more than its own tensors.
+    The file's kind is read from its first bytes, not its name (a LIIF checkpoint saved
+    as `.ckpt` loads too). The config is checked against the tensors' shapes before the
+    model is allocated, so a file cannot make liifsr allocate more than its own tensors.
     """
-    device = resolve_device(device)
-    source = DEFAULT_MODEL if name_or_path is None else name_or_path
-    bundled = bundled_models()
-    if isinstance(source, str) and source in bundled:
-        path = bundled[source]
-    else:
-        path = Path(source)
-        if not path.exists():
-            names = ", ".join(sorted(bundled)) or "none"
-            raise CheckpointError(f"unknown model {str(source)!r}: not a bundled model ({names}) nor an existing file")
-        if path.is_dir():
-            raise CheckpointError(f"model path {str(path)!r} is a directory (give a .safetensors or .pth file)")
-    if path.suffix == ".onnx":  # `liifsr export` output, run by onnxruntime on the CPU
-        from liifsr.onnx_runtime import load_onnx_model
-
-        return load_onnx_model(path)
     if _is_torch_file(path):
         config, state = _read_liif_pth(path)
     else:
         config, state = _read_safetensors(path)
-    model = LIIF(config)
+    model = build_model(config)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as error:
         first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise CheckpointError(f"model file {str(path)!r} does not match its config: {first}") from None
-    return model.to(device).eval()
+    return model.eval()
 
 
 def _is_torch_file(path: Path) -> bool:
@@ -123,18 +92,23 @@ def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
             shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read model file {str(path)!r}: {error} (is it a complete .safetensors file?)") from None
-    if "liifsr_config" not in meta:
-        raise CheckpointError(f"model file {str(path)!r} has no liifsr config (convert LIIF .pth files with `liifsr convert`)")
-    try:
-        config = from_dict(ModelConfig, json.loads(meta["liifsr_config"]))
-    except (ConfigError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"model file {str(path)!r} has an invalid config: {error}") from None
+    config = read_model_config(meta, path)
     check_shapes(path, config, shapes)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read model file {str(path)!r}: {error} (is it a complete .safetensors file?)") from None
     return config, state
+
+
+def read_model_config(meta: dict[str, str], path: Path) -> ModelConfig:
+    """The model config in a model file's metadata (`liifsr_config`)."""
+    if "liifsr_config" not in meta:
+        raise CheckpointError(f"model file {str(path)!r} has no liifsr config (convert LIIF .pth files with `liifsr convert`)")
+    try:
+        return from_dict(ModelConfig, json.loads(meta["liifsr_config"]))
+    except (ConfigError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"model file {str(path)!r} has an invalid config: {error}") from None
 
 
 def check_shapes(path: Path, config: ModelConfig, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -145,7 +119,7 @@ def check_shapes(path: Path, config: ModelConfig, shapes: dict[str, tuple[int, .
     except ConfigError as error:
         raise CheckpointError(f"model file {str(path)!r} has an invalid config: {error}") from None
     with torch.device("meta"):
-        expected = {key: tuple(value.shape) for key, value in LIIF(config).state_dict().items()}
+        expected = {key: tuple(value.shape) for key, value in build_model(config).state_dict().items()}
     missing, unexpected = sorted(expected.keys() - shapes.keys()), sorted(shapes.keys() - expected.keys())
     wrong = sorted(key for key in expected.keys() & shapes.keys() if expected[key] != shapes[key])
     if missing or unexpected or wrong:
@@ -153,7 +127,7 @@ def check_shapes(path: Path, config: ModelConfig, shapes: dict[str, tuple[int, .
         problem = ("lacks" if missing else "has an unexpected" if unexpected else "has a wrongly shaped") + f" tensor {key!r}"
         if not missing and not unexpected:
             problem += f" of shape {list(shapes[key])} where the config needs {list(expected[key])}"
-        problem += f" (its config: {config.encoder.name} encoder, decoder hidden {config.decoder.hidden})"
+        problem += f" (its config: {config.describe()})"
         raise CheckpointError(f"model file {str(path)!r} does not match its config: it {problem}")
 
 
@@ -197,25 +171,25 @@ def liif_args_to_config(args: dict[str, Any]) -> ModelConfig:
     encoder_spec, imnet_spec = args["encoder_spec"], args.get("imnet_spec")
     name, enc = encoder_spec["name"], encoder_spec.get("args", {})
     if name == "edsr-baseline":
-        encoder = EncoderConfig("edsr", enc.get("n_resblocks", 16), enc.get("n_feats", 64), float(enc.get("res_scale", 1)))
+        encoder = EDSRConfig(n_resblocks=enc.get("n_resblocks", 16), n_feats=enc.get("n_feats", 64), res_scale=float(enc.get("res_scale", 1)))
     elif name == "edsr":
-        encoder = EncoderConfig("edsr", enc.get("n_resblocks", 32), enc.get("n_feats", 256), float(enc.get("res_scale", 0.1)))
+        encoder = EDSRConfig(n_resblocks=enc.get("n_resblocks", 32), n_feats=enc.get("n_feats", 256), res_scale=float(enc.get("res_scale", 0.1)))
     elif name == "rdn":
         D, C, G = _RDN_CONFIGS[enc.get("RDNconfig", "B")]
-        encoder = EncoderConfig("rdn", G0=enc.get("G0", 64), D=D, C=C, G=G, kernel_size=enc.get("RDNkSize", 3))
+        encoder = RDNConfig(G0=enc.get("G0", 64), D=D, C=C, G=G, kernel_size=enc.get("RDNkSize", 3))
     else:
         raise CheckpointError(f"unsupported LIIF encoder {name!r} (supported: edsr-baseline, edsr, rdn)")
     if imnet_spec is None or imnet_spec.get("name") != "mlp":
         raise CheckpointError("only LIIF checkpoints with an 'mlp' imnet are supported")
     mlp = imnet_spec["args"]
-    decoder = DecoderConfig("relu", list(mlp["hidden_list"]), mlp.get("out_dim", 3))
-    config = ModelConfig(
-        encoder=encoder,
-        decoder=decoder,
+    decoder = LIIFConfig(
+        hidden=list(mlp["hidden_list"]),
+        out_dim=mlp.get("out_dim", 3),
         feature_unfold=args.get("feat_unfold", True),
         local_ensemble=args.get("local_ensemble", True),
         cell_decode=args.get("cell_decode", True),
     )
+    config = ModelConfig(encoder=encoder, decoder=decoder)
     # The values came from a pickle, not from YAML: give them the same type checks.
     try:
         return from_dict(ModelConfig, to_dict(config))
@@ -225,6 +199,6 @@ def liif_args_to_config(args: dict[str, Any]) -> ModelConfig:
 
 def convert_liif(source: str | Path, target: str | Path) -> ModelConfig:
     """Convert an official LIIF `.pth` into our safetensors format."""
-    model = load_model(Path(source))
+    model = load_model_file(Path(source))
     save_model(model, target, metadata={"converted_from": Path(source).name})
     return model.config

@@ -8,23 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
-from liifsr.checkpoint import DEFAULT_MODEL, MODEL_FACTS, bundled_models, convert_liif, load_model, read_metadata
-from liifsr.config import MODEL_PRESETS
+from liifsr.checkpoint import convert_liif
+from liifsr.zoo import DEFAULT_MODEL, list_models, load_model
+from liifsr.models import MODEL_PRESETS
 from liifsr.files import about, check_distinct_outputs, check_output_path
 from liifsr.imageio import MAX_INPUT_PIXELS, LoadedImage, check_writable, collect_images, read_image, write_image_bands
-from liifsr.inference import (
-    DEFAULT_CHUNK,
-    Fit,
-    MAX_OUTPUT_PIXELS,
-    UpscaleError,
-    check_options,
-    check_output_size,
-    output_size,
-    resize_alpha,
-    upscale_bands,
-)
+from liifsr.checks import Fit, MAX_OUTPUT_PIXELS, UpscaleError, check_options, check_output_size, output_size
+from liifsr.inference import upscale_image_bands
 from liifsr.progress import progress_bar
 from liifsr.runtime import add_runtime_options, check_precision, launched_ranks, resolve_device
 
@@ -84,8 +75,6 @@ def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
                         help="skip inputs whose output exists (complete: liifsr writes atomically), to resume a run")
     parser.add_argument("--model", default=None, help=f"bundled model name or model file (default: {DEFAULT_MODEL})")
     add_runtime_options(parser)
-    parser.add_argument("--tile", type=int, default=None, help="LR tile size for the encoder (default: automatic)")
-    parser.add_argument("--chunk", type=int, default=None, help=f"queries decoded at once (default: {DEFAULT_CHUNK})")
     parser.add_argument("--allow-huge", action="store_true",
                         help=f"allow outputs beyond {MAX_OUTPUT_PIXELS / 1e6:.0f} megapixels and inputs beyond "
                         f"{MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
@@ -117,7 +106,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         raise UpscaleError("-o takes one input file (use --out-dir DIR for several, or for folders)")
     if args.output is not None and (args.ext or args.suffix):
         raise UpscaleError("--ext and --suffix name outputs in --out-dir (with -o, name the file itself)")
-    check_options(args.chunk, args.tile, args.precision)
+    check_options(args.chunk, args.tile)
     if len(args.inputs) > 1 or args.inputs[0].is_dir() or launched_ranks()[1] > 1:
         return run_collection(args)
     # Read and validate everything before the model runs, so errors come first and cheap
@@ -152,14 +141,16 @@ def written_depth(image: LoadedImage, target: Path) -> int:
 def load_for(args: argparse.Namespace):
     device = resolve_device(args.device, launched_ranks()[2])
     model = load_model(args.model, device=device)
-    if args.precision != "fp32" and str(args.model).endswith(".onnx"):
-        raise UpscaleError("exported ONNX models run in fp32 (drop --precision)")
+    if args.precision not in model.precisions:
+        raise UpscaleError(f"this model runs in {', '.join(model.precisions)} only, not {args.precision} (an exported "
+                           "ONNX model runs in fp32: drop --precision)")
     check_precision(device, args.precision)
     return model
 
 
 def upscale_one(model, source: Path, image: LoadedImage, target: Path, out_hw: tuple[int, int], args: argparse.Namespace) -> None:
-    bands = upscaled_bands(model, image, out_hw, args)
+    bands = upscale_image_bands(model, image, out_hw, chunk_size=args.chunk, tile_size=args.tile,
+                                precision=args.precision, progress=None)
     write_image_bands(target, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,
                       bit_depth=written_depth(image, target), quality=args.quality)
     print(f"{source} -> {target} ({out_hw[0]}x{out_hw[1]}, HEIGHTxWIDTH)")
@@ -173,7 +164,7 @@ def run_collection(args: argparse.Namespace) -> int:
     Under torchrun each of the N processes takes every N-th file of the sorted list (a
     split that depends on the list alone, not on timing), on its own device (cuda:LOCAL_RANK
     for --device cuda or auto with GPUs); no process waits for another."""
-    from liifsr.cli import error_message
+    from liifsr.errors import error_message
 
     rank, world, _ = launched_ranks()
     inputs = collect_images(args.inputs)
@@ -211,15 +202,6 @@ def run_collection(args: argparse.Namespace) -> int:
     return 2 if counts["failed"] else 0
 
 
-def upscaled_bands(model, image: LoadedImage, out_hw: tuple[int, int], args: argparse.Namespace):
-    """(rgb, alpha) float bands of the output, top to bottom; a bar on a terminal when slow."""
-    lr = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
-    for rows, rgb in upscale_bands(model, lr, out_hw, chunk_size=args.chunk, tile_size=args.tile,
-                                   precision=args.precision, progress=None):
-        alpha = None if image.alpha is None else resize_alpha(image.alpha, out_hw, rows)
-        yield rgb.numpy(), alpha
-
-
 def configure_convert_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", type=Path, help="official LIIF checkpoint (.pth)")
     parser.add_argument("target", type=Path, help="output .safetensors file")
@@ -228,7 +210,7 @@ def configure_convert_parser(parser: argparse.ArgumentParser) -> None:
 def run_convert(args: argparse.Namespace) -> int:
     check_output_path(args.target, (".safetensors",), "model")
     config = convert_liif(args.source, args.target)
-    print(f"{args.source} -> {args.target} ({config.encoder.name}, {config.decoder.activation} MLP {config.decoder.hidden})")
+    print(f"{args.source} -> {args.target} ({config.describe()})")
     return 0
 
 
@@ -239,15 +221,11 @@ def configure_models_parser(parser: argparse.ArgumentParser) -> None:
 def run_models(args: argparse.Namespace) -> int:
     del args
     print("bundled models (trained weights; their results: docs/results.md):")
-    for name, path in sorted(bundled_models().items()):
-        meta = read_metadata(path)
-        print(f"  {name}{'  (default)' if name == DEFAULT_MODEL else ''}")
-        for label, key in MODEL_FACTS.items():
-            if key in meta:
-                unit = " dB" if key.endswith("psnr") else ""
-                value = f"{float(meta[key]):.2f}" if unit else meta[key]
-                print(f"      {label}: {value}{unit}")
+    for card in list_models():
+        print(f"  {card.name}{'  (default)' if card.name == DEFAULT_MODEL else ''}")
+        for line in card.lines():
+            print(f"      {line}")
     print("presets (architectures for `liifsr train`):")
-    for name in MODEL_PRESETS:
-        print(f"  {name}")
+    for name, config in MODEL_PRESETS.items():
+        print(f"  {name}: {config.describe()}")
     return 0

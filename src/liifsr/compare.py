@@ -22,7 +22,7 @@ import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,13 +30,14 @@ from torch import Tensor
 
 from liifsr.files import atomic_write, check_distinct_outputs, check_output_path
 from liifsr.imageio import read_image
-from liifsr.inference import Span, output_size, upscale_tensor
+from liifsr.checks import output_size
+from liifsr.tiling import Span, upscale_tensor
 from liifsr.metrics import psnr
 from liifsr.resize import BICUBIC, bicubic_upsample, liif_downsample
-from liifsr.runtime import add_runtime_options, resolve_device, check_precision
+from liifsr.runtime import add_runtime_options, check_precision, decoding_options, resolve_device
 
 if TYPE_CHECKING:
-    from liifsr.liif import LIIF
+    from liifsr.models import ImplicitModel
 
 FIGURE_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 DEFAULT_SCALE = 30.0  # the paper's figures
@@ -105,20 +106,19 @@ def display_name(name: str) -> str:
 
 
 @torch.no_grad()
-def decode_box(model: LIIF, lr: Tensor, out_hw: tuple[int, int], box: Box, chunk_size: int | None = None,
-               precision: str = "fp32") -> Tensor:
+def decode_box(model: ImplicitModel, lr: Tensor, out_hw: tuple[int, int], box: Box, **options: Any) -> Tensor:
     """The pixels inside `box` of `model`'s (H, W) = `out_hw` output for `lr` (1, 3, h, w) in [0, 1].
 
     Equal to cropping `upscale_tensor(model, lr, out_hw)` up to float rounding (the encoder
     runs over the window the box reads), without decoding the rest.
     """
     region = (Span(box.y, box.y + box.h), Span(box.x, box.x + box.w))
-    return upscale_tensor(model, lr, out_hw, chunk_size=chunk_size, region=region, progress=None, precision=precision)
+    return upscale_tensor(model, lr, out_hw, region=region, progress=None, **options)
 
 
-def load_models(names: list[str], device: torch.device) -> dict[str, LIIF]:
+def load_models(names: list[str], device: torch.device) -> dict[str, ImplicitModel]:
     """Load every model up front so a bad name fails before any work."""
-    from liifsr.checkpoint import load_model
+    from liifsr.zoo import load_model
 
     return {name: load_model(name, device=device) for name in names if name != BICUBIC}
 
@@ -131,8 +131,8 @@ def to_array(image: Tensor) -> np.ndarray:
     return image.reshape(-1, *image.shape[-2:]).permute(1, 2, 0).cpu().numpy()
 
 
-def downsampled_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box,
-                       precision: str = "fp32") -> list[Panel]:
+def downsampled_panels(image: Tensor, names: list[str], models: dict[str, ImplicitModel], scale: float, box: Box,
+                       **options: Any) -> list[Panel]:
     """Figure 6: LR by LIIF's protocol, every method upscales it back, PSNR on the box."""
     hr, lr = liif_downsample(image, scale)
     check_box(box, hr.shape[-2], hr.shape[-1], f"HR image (cropped to a multiple of x{scale:g})")
@@ -152,14 +152,14 @@ def downsampled_panels(image: Tensor, names: list[str], models: dict[str, LIIF],
             # MATLAB bicubic of the whole image (cheap), rounded to uint8 as in `evaluate`.
             pred = box.crop(bicubic_upsample(lr, out_hw))
         else:
-            pred = decode_box(models[name], lr, out_hw, box, precision=precision)
+            pred = decode_box(models[name], lr, out_hw, box, **options)
         panels.append(Panel(to_array(pred), f"{display_name(name)}\n{psnr(pred, target):.2f} dB"))
     panels.append(Panel(to_array(target), "HR\n(ground truth)"))
     return panels
 
 
-def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], scale: float, box: Box,
-                   precision: str = "fp32") -> list[Panel]:
+def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, ImplicitModel], scale: float, box: Box,
+                   **options: Any) -> list[Panel]:
     """Figure 5: the box of the image itself is the LR input; no ground truth, no PSNR."""
     check_box(box, image.shape[-2], image.shape[-1], "image")
     lr = box.crop(image).unsqueeze(0)
@@ -176,7 +176,7 @@ def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, LIIF], sca
         if name == BICUBIC:
             pred = bicubic_upsample(lr, out_hw)
         else:
-            pred = upscale_tensor(models[name], lr, out_hw, progress=None, precision=precision)
+            pred = upscale_tensor(models[name], lr, out_hw, progress=None, **options)
         panels.append(Panel(to_array(pred), f"{display_name(name)}\n({out_hw[1]}x{out_hw[0]})"))
     return panels
 
@@ -226,6 +226,8 @@ def compare(
     lr_crop: bool = False,
     device: str = "cpu",
     precision: str = "fp32",
+    chunk_size: int | None = None,
+    tile_size: int | None = None,
 ) -> Path:
     """Build and write the comparison figure; returns its path."""
     if not math.isfinite(scale) or scale < 1:
@@ -236,11 +238,12 @@ def compare(
     torch_device = resolve_device(device)
     loaded_models = load_models(models, torch_device)
     check_precision(torch_device, precision)
+    options = {"precision": precision, "chunk_size": chunk_size, "tile_size": tile_size}
     if lr_crop:
-        panels = lr_crop_panels(loaded, models, loaded_models, scale, box, precision)
+        panels = lr_crop_panels(loaded, models, loaded_models, scale, box, **options)
         footnote = f"x{scale:g}: the boxed region of the image is the LR input (no downsampling, no ground truth)."
     else:
-        panels = downsampled_panels(loaded, models, loaded_models, scale, box, precision)
+        panels = downsampled_panels(loaded, models, loaded_models, scale, box, **options)
         footnote = (
             f"x{scale:g}: LR made by LIIF's bicubic downsampling; PSNR on the boxed region, RGB, no border shaved."
         )
@@ -263,6 +266,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     dest = compare(args.image, parse_models(args.models), args.scale, parse_box(args.box), args.out, args.lr_crop,
-                   args.device, args.precision)
+                   args.device, args.precision, **decoding_options(args))
     print(dest)
     return 0

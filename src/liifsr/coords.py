@@ -133,3 +133,40 @@ def bilinear_sample(
     top = at(y0, x0) * (1 - tx) + at(y0, x1) * tx
     bottom = at(y1, x0) * (1 - tx) + at(y1, x1) * tx
     return top * (1 - ty) + bottom * ty
+
+
+def ensemble_lookup(
+    coord: Tensor, grid_hw: tuple[int, int], window: tuple[int, int], window_width: int, local_ensemble: bool
+) -> tuple[list[Tensor], list[Tensor]]:
+    """The latent codes that vote for each query: per ensemble member, the code's row in
+    a window of the grid laid out row-major (window corner `window`, `window_width`
+    codes wide) and the query's coordinate relative to the code (`relative_coord`).
+
+    The lookup is LIIF's `grid_sample(mode='nearest')` of a shifted query, done by index
+    arithmetic on the full grid (`shifted_query`, `nearest_index`).
+    """
+    eps = 1e-6 if local_ensemble else 0.0
+    ys = pixel_centers(grid_hw[0], coord.device)
+    xs = pixel_centers(grid_hw[1], coord.device)
+    rows, rel_coords = [], []
+    for vy, vx in ensemble_offsets(local_ensemble):
+        query = shifted_query(coord, vy, vx, grid_hw, eps)
+        iy = nearest_index(query[..., 0], grid_hw[0])
+        ix = nearest_index(query[..., 1], grid_hw[1])
+        rel_coords.append(relative_coord(coord, torch.stack([ys[iy], xs[ix]], dim=-1), grid_hw))
+        rows.append((iy - window[0]) * window_width + (ix - window[1]))
+    return rows, rel_coords
+
+
+def nearest_sample(image: Tensor, coord: Tensor, grid_hw: tuple[int, int], window: tuple[int, int] = (0, 0)) -> Tensor:
+    """The pixel of `image` (B, C, h, w) whose cell holds each `coord` (B, Q, 2) -> (B, Q, C).
+
+    Equals grid_sample(nearest, align_corners=False) on the full (H, W) = `grid_hw` image,
+    of which `image` is the window starting at `window`.
+    """
+    batch, channels, win_h, win_w = image.shape
+    iy = nearest_index(coord[..., 0], grid_hw[0]) - window[0]
+    ix = nearest_index(coord[..., 1], grid_hw[1]) - window[1]
+    batch_offset = torch.arange(batch, device=image.device).view(batch, 1) * (win_h * win_w)
+    pixels = image.permute(0, 2, 3, 1).reshape(-1, channels)
+    return pixels.index_select(0, (iy * win_w + ix + batch_offset).view(-1)).view(batch, -1, channels)

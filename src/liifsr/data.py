@@ -45,6 +45,7 @@ Validation
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,6 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from liifsr.config import DataConfig
 from liifsr.coords import cell_size, make_coord
 from liifsr.imageio import IMAGE_EXTENSIONS, find_images, read_uint8
 from liifsr.resize import imresize, modcrop, pil_bicubic
@@ -64,6 +64,33 @@ BENCHMARK_NAMES = frozenset({"benchmark", "set5", "set14", "b100", "urban100", "
 LR_RESIZERS = ("pil", "matlab")
 
 SampleKey = tuple[int, int]  # (epoch, index)
+
+
+@dataclass
+class DataConfig:
+    """Where training images come from and how LIIF's sampler turns them into batches.
+
+    `train_dirs` are searched recursively for png/jpg/jpeg/bmp/webp images. Validation
+    uses `val_dirs` when given (their first `val_count` images, 0 = all of them);
+    otherwise `val_count` images of the training folders, picked evenly over the sorted
+    list, are held out of training (0 = no validation). Paths are relative to the
+    working directory.
+    """
+
+    train_dirs: list[str] = field(default_factory=list)
+    val_dirs: list[str] = field(default_factory=list)
+    val_count: int = 0
+    # Validation HR images are centre-cropped to at most this many pixels per side
+    # (0 = whole images); full-size validation on a CPU can take minutes.
+    val_max_size: int = 0
+    patch_size: int = 48  # LR patch side (LIIF's inp_size)
+    scale_min: float = 1.0
+    scale_max: float = 4.0
+    sample_q: int = 2304  # HR pixels queried per patch, drawn without replacement
+    repeat: int = 1  # an epoch visits every training image `repeat` times
+    cache: bool = True  # keep decoded images in memory as uint8
+    lr_resize: str = "pil"  # 'pil' (LIIF's resize_fn) or 'matlab' (antialiased imresize)
+    augment: bool = True  # random flips and transpose, as LIIF's `augment: true`
 
 
 class DataError(ValueError):

@@ -26,11 +26,11 @@ import torch
 from torch import Tensor, nn
 
 from liifsr import coords as C
-from liifsr.checkpoint import DEFAULT_MODEL, load_model
+from liifsr.zoo import DEFAULT_MODEL, load_model
 from liifsr.config import to_dict
 from liifsr.files import atomic_write
-from liifsr.inference import UpscaleError
-from liifsr.liif import LIIF
+from liifsr.checks import UpscaleError
+from liifsr.models import ImplicitModel
 
 OPSET = 17
 # The opsets the graphs export to: LIIF.decode's in-place index writes need 11, and 20 is
@@ -44,7 +44,7 @@ _EXAMPLE_WINDOW = (2, 3, 9, 11)  # row, col, height, width of the latent window
 class EncoderGraph(nn.Module):
     """Normalised LR -> projected latents (1, H, W, hidden)."""
 
-    def __init__(self, model: LIIF) -> None:
+    def __init__(self, model: ImplicitModel) -> None:
         super().__init__()
         self.model = model
 
@@ -55,7 +55,7 @@ class EncoderGraph(nn.Module):
 class DecoderGraph(nn.Module):
     """`LIIF.decode` with the grid size and window corners as tensors, so they stay dynamic."""
 
-    def __init__(self, model: LIIF) -> None:
+    def __init__(self, model: ImplicitModel) -> None:
         super().__init__()
         self.model = model
 
@@ -72,7 +72,7 @@ def decoder_path(encoder_path: str | Path) -> Path:
     return path.with_name(path.stem + ".decoder.onnx")
 
 
-def export_onnx(model: LIIF, path: str | Path, opset: int = OPSET) -> tuple[Path, Path]:
+def export_onnx(model: ImplicitModel, path: str | Path, opset: int = OPSET) -> tuple[Path, Path]:
     """Write `path` (encoder + projection) and `decoder_path(path)`; returns both paths."""
     path = Path(path)
     check_opset(opset)
@@ -95,7 +95,7 @@ def export_onnx(model: LIIF, path: str | Path, opset: int = OPSET) -> tuple[Path
     decoder_inputs = [proj[:, row : row + height, col : col + width].contiguous(), coord, cell, torch.tensor(_EXAMPLE_LR), torch.tensor([row, col])]
     names = ["proj", "coord", "cell", "grid_hw", "window"]
     axes = {"proj": {1: "h", 2: "w"}, "coord": {1: "queries"}, "cell": {1: "queries"}, "rgb": {1: "queries"}}
-    if model.config.global_skip:
+    if model.global_skip:
         decoder_inputs += [lr[:, :, row : row + height, col : col + width], torch.tensor([row, col])]
         names += ["skip", "skip_window"]
         axes["skip"] = {2: "skip_h", 3: "skip_w"}

@@ -1,7 +1,8 @@
 """Running a model exported by `liifsr export` with onnxruntime, through `liifsr.inference`.
 
 `OnnxLIIF` offers the part of `LIIF` that the tiled inference uses (`config`,
-`encoder.receptive_radius`, `encode`, `latent_projection`, `decode`, `upscale`), so
+`encoder.receptive_radius`, `local_ensemble`, `projection_radius`, `global_skip`,
+`precisions`, `encode`, `latent_projection`, `decode`), so
 `upscale_tensor`, `decode_region` and `decode_blocks` run an exported model with the same
 tiles and chunks as the PyTorch one.
 
@@ -18,14 +19,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from liifsr.checkpoint import CheckpointError
-from liifsr.config import ConfigError, ModelConfig, from_dict
+from liifsr.config import ConfigError, from_dict
+from liifsr.models import ModelConfig, build_model
 
 
 def _session(path: Path, threads: int):
@@ -38,10 +39,16 @@ def _session(path: Path, threads: int):
 
 
 class OnnxLIIF(nn.Module):
+    precisions = ("fp32",)  # the exported graphs are fp32
+
     def __init__(self, encoder_path: Path, decoder_path: Path, config: ModelConfig, receptive_radius: int, threads: int | None = None) -> None:
         super().__init__()
         threads = threads or torch.get_num_threads()
         self.config = config
+        with torch.device("meta"):  # what the tiled inference asks of a model, from its config
+            model = build_model(config)
+        self.local_ensemble, self.projection_radius = model.local_ensemble, model.projection_radius
+        self.global_skip = model.global_skip
         self.encoder_path, self.decoder_path = encoder_path, decoder_path
         self.encoder = SimpleNamespace(receptive_radius=receptive_radius)
         self._encoder = _session(encoder_path, threads)
@@ -84,12 +91,6 @@ class OnnxLIIF(nn.Module):
         """LIIF's forward on one image: normalised LR (1, 3, H, W), coords and cells (1, Q, 2)."""
         proj = self.latent_projection(self.encode(inp)).contiguous()
         return self.decode(proj, coord, cell, skip_image=inp)
-
-    def upscale(self, image: Any, scale: Any = None, size: Any = None, **options: Any) -> Any:
-        """As `LIIF.upscale` (fp32 only)."""
-        from liifsr.inference import upscale
-
-        return upscale(self, image, scale=scale, size=size, **options)
 
 
 def _numpy(tensor: Tensor | None) -> np.ndarray:

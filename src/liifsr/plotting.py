@@ -8,11 +8,12 @@ run's log.csv (written by `liifsr train`). The image is written atomically.
 from __future__ import annotations
 
 import argparse
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 from liifsr.files import atomic_write, check_output_path
+from liifsr.training.config import TrainError
+from liifsr.training.runlog import read_log
 
 FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -36,10 +37,9 @@ def read_curves(run: str | Path, name: str | None = None) -> Curves:
     if not log.is_file():
         raise PlotError(f"{str(log)!r} does not exist (give run folders written by `liifsr train`)")
     try:
-        with log.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise PlotError(f"{str(log)!r} is not a CSV log ({error})") from None
+        rows = read_log(log)
+    except TrainError as error:
+        raise PlotError(str(error)) from None
     if not rows:
         raise PlotError(f"{str(log)!r} has no epochs yet")
     missing = {"epoch", "lr", "train_loss"} - set(rows[0])

@@ -140,9 +140,20 @@ def _device_option(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _count_option(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def add_runtime_options(parser: argparse.ArgumentParser, overrides_config: bool = False) -> None:
-    """--device and --precision, the same in every command. With `overrides_config`
-    (`liifsr train`) their defaults are None: the config's values stand unless given."""
+    """--device, --precision, --chunk and --tile, the same in every command. With
+    `overrides_config` (`liifsr train`, where --chunk and --tile are validation's) their
+    defaults are None: the config's values stand unless given."""
     default = "the config's" if overrides_config else None
     parser.add_argument("--device", type=_device_option, default=None if overrides_config else "auto", metavar="DEVICE",
                         help=f"auto (CUDA when present, else the CPU), cpu, cuda or cuda:N (default: {default or 'auto'})")
@@ -151,6 +162,15 @@ def add_runtime_options(parser: argparse.ArgumentParser, overrides_config: bool 
                         help=f"fp32 (default: {default or 'fp32'}); bf16 autocast: faster on GPUs and on CPUs with "
                         f"bf16 instructions (AMX, AVX512_BF16), emulated and many times slower than fp32 on others "
                         f"(this CPU: {bf16 or 'none'}); fp16 autocast: CUDA GPUs only")
+    parser.add_argument("--chunk", type=_count_option, default=None, metavar="N",
+                        help="queries decoded at once (default: 65536; memory grows with it)")
+    parser.add_argument("--tile", type=_count_option, default=None, metavar="N",
+                        help="LR tile side for the encoder (default: the whole input up to 512x512, else 256)")
+
+
+def decoding_options(args: argparse.Namespace) -> dict[str, int | None]:
+    """--chunk and --tile as the keyword arguments of `tiling.upscale_tensor`."""
+    return {"chunk_size": args.chunk, "tile_size": args.tile}
 
 
 def check_precision(device: torch.device, precision: str) -> None:

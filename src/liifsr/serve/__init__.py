@@ -36,7 +36,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def check_options(args: argparse.Namespace) -> None:
     """Every number the server runs with, before anything starts (a bad one otherwise
     surfaces later, in the model thread or in a request)."""
-    from liifsr.inference import UpscaleError
+    from liifsr.checks import UpscaleError
 
     if not 0 < args.port < 65536:
         raise UpscaleError(f"--port {args.port} is not a port number (1-65535)")
@@ -59,16 +59,17 @@ def exposure_warning(host: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from liifsr.inference import UpscaleError
+    from liifsr.checks import UpscaleError
 
     try:
         import uvicorn
     except ImportError:
         raise UpscaleError("`liifsr serve` needs the serve extra: pip install 'liifsr[serve]'") from None
-    from liifsr.checkpoint import DEFAULT_MODEL, load_model
+    from liifsr.zoo import DEFAULT_MODEL, load_model
     from liifsr.imageio import collect_images, read_image
-    from liifsr.runtime import resolve_device, check_precision
-    from liifsr.serve.app import Limits, Server, create_app
+    from liifsr.runtime import check_precision, decoding_options, resolve_device
+    from liifsr.serve.routes import create_app
+    from liifsr.serve.service import Limits, Server
 
     check_options(args)
     limits = Limits(int(args.max_upload_mb * 2**20), int(args.max_input_mp * 1e6), int(args.max_output_mp * 1e6))
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         web.should_exit = True
 
     server = Server(model, str(args.model or DEFAULT_MODEL), images, args.precision, args.cache_mb * 2**20, limits,
-                    args.threads, on_model_failure=stop)
+                    args.threads, on_model_failure=stop, decoding=decoding_options(args))
     web.config.app = create_app(server)
     warning = exposure_warning(args.host)
     if warning:

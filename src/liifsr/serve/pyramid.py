@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from liifsr.inference import Span, output_size
+from liifsr.checks import output_size
+from liifsr.tiling import Span
 from liifsr.resize import contributions
 
 TILE = 256

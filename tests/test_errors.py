@@ -1,4 +1,4 @@
-"""cli.error_message, the one place where commands turn exceptions into their one-line error:
+"""errors.error_message, the one place where commands turn exceptions into their one-line error:
 failures injected into upscale, train, evaluate, export and convert (a full disk, a
 dependency's own error type, MemoryError) end in one line, status 2 and no partial file."""
 
@@ -17,9 +17,12 @@ from safetensors.torch import load_file
 from conftest import FIXTURES
 from liifsr import files
 from liifsr.checkpoint import save_model
-from liifsr.cli import DEPENDENCY_ERRORS, error_message, main
-from liifsr.config import DecoderConfig, EncoderConfig, ModelConfig
-from liifsr.liif import LIIF
+from liifsr.cli import main
+from liifsr.errors import DEPENDENCY_ERRORS, error_message
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
+from liifsr.models import ModelConfig
+from liifsr.models.liif import LIIF
 from test_train import write_config
 
 
@@ -27,7 +30,7 @@ from test_train import write_config
 def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("inputs")
     torch.manual_seed(0)
-    save_model(LIIF(ModelConfig(EncoderConfig("edsr", n_resblocks=1, n_feats=8), DecoderConfig("relu", [16, 16]))),
+    save_model(LIIF(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16, 16]))),
                root / "tiny.safetensors")
     rng = np.random.default_rng(0)
     (root / "set" / "HR").mkdir(parents=True)

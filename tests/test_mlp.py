@@ -3,9 +3,15 @@ import math
 import pytest
 import torch
 
-from liifsr.config import DecoderConfig, model_preset
-from liifsr.decoders import MLP, Sine, cast_folded
-from liifsr.liif import LIIF, GatheredRows
+from liifsr.models import model_preset
+from liifsr.models.liif import LIIF, GatheredRows
+from liifsr.models.mlp import MLP, cast_folded
+from liifsr.models.relu import ReLU, ReLUConfig
+from liifsr.models.siren import Sine, SineConfig
+
+
+def activation(name: str, w0_first: float = 30.0, w0_hidden: float = 30.0):
+    return ReLUConfig() if name == "relu" else SineConfig(w0_first=w0_first, w0_hidden=w0_hidden)
 
 
 def linears(mlp):
@@ -13,9 +19,9 @@ def linears(mlp):
 
 
 def test_relu_mlp_layout_matches_liif():
-    mlp = MLP(580, DecoderConfig("relu"))
+    mlp = MLP(580, [256] * 4, 3, ReLUConfig())
     assert [(l.in_features, l.out_features) for l in linears(mlp)] == [(580, 256), (256, 256), (256, 256), (256, 256), (256, 3)]
-    assert all(isinstance(mlp.layers[i], torch.nn.ReLU) for i in (1, 3, 5, 7))
+    assert all(isinstance(mlp.layers[i], ReLU) for i in (1, 3, 5, 7))
 
 
 def test_siren_initial_weight_ranges():
@@ -35,7 +41,7 @@ def test_siren_initial_weight_ranges():
 
 def test_sine_activation_is_sin_of_w0_times_affine_on_every_hidden_layer():
     torch.manual_seed(0)
-    mlp = MLP(6, DecoderConfig("sine", hidden=[5, 4], w0_first=7.0, w0_hidden=3.0))
+    mlp = MLP(6, [5, 4], 3, SineConfig(w0_first=7.0, w0_hidden=3.0))
     x = torch.rand(10, 6)
     l0, l1, l2 = linears(mlp)
     h = torch.sin(7.0 * (x @ l0.weight.t() + l0.bias))
@@ -55,14 +61,14 @@ def test_siren15_presets_cover_both_readings_of_the_paper():
     assert later.weight.abs().max() <= math.sqrt(6 / later.in_features) / 30.0  # initialised for w0 = 30
 
 
-@pytest.mark.parametrize("activation", ["relu", "sine"])
+@pytest.mark.parametrize("name", ["relu", "sine"])
 @pytest.mark.parametrize("block_rows", [7, 64, 4096])
 @pytest.mark.usefixtures("kernel_branch")
-def test_blockwise_mlp_equals_the_plain_layers_forward_and_backward(activation: str, block_rows: int) -> None:
+def test_blockwise_mlp_equals_the_plain_layers_forward_and_backward(name: str, block_rows: int) -> None:
     """after_first_linear (blocks of rows, fused oneDNN Linears, the hand-written backward)
     gives the Sequential's output and gradients, whatever the block size (7 leaves a remainder)."""
     torch.manual_seed(0)
-    mlp = MLP(12, DecoderConfig(activation=activation, hidden=[32, 32, 32], w0_first=30.0, w0_hidden=30.0))
+    mlp = MLP(12, [32, 32, 32], 3, activation(name))
     pre = torch.randn(50, 32) * 0.3
     plain_pre, block_pre = pre.clone().requires_grad_(), pre.clone().requires_grad_()
     target = torch.randn(50, 3)
@@ -88,7 +94,7 @@ def test_blockwise_mlp_equals_the_plain_layers_forward_and_backward(activation: 
 @pytest.mark.usefixtures("kernel_branch")
 def test_blockwise_mlp_in_bf16_stays_close_to_fp32() -> None:
     torch.manual_seed(0)
-    mlp = MLP(12, DecoderConfig(activation="relu", hidden=[256, 256, 256, 256]))
+    mlp = MLP(12, [256, 256, 256, 256], 3, ReLUConfig())
     pre = torch.randn(3000, 256) * 0.5
     with torch.no_grad():
         fp32 = mlp.after_first_linear(pre.clone())
@@ -99,12 +105,12 @@ def test_blockwise_mlp_in_bf16_stays_close_to_fp32() -> None:
 
 def test_bf16_folds_w0_into_the_weights_and_fp32_stays_literal() -> None:
     torch.manual_seed(0)
-    mlp = MLP(12, DecoderConfig(activation="sine", hidden=[32, 32, 32], w0_first=15.0, w0_hidden=30.0))
+    mlp = MLP(12, [32, 32, 32], 3, SineConfig(w0_first=15.0, w0_hidden=30.0))
     params = mlp._later_params()
-    same, w0s = cast_folded(params, mlp.w0s(), torch.float32)
-    assert w0s == (15.0, 30.0, 30.0) and all(a is b or torch.equal(a, b) for a, b in zip(same, params))
-    folded, w0s = cast_folded(params, mlp.w0s(), torch.bfloat16)
-    assert w0s == (15.0, 1.0, 1.0)  # the first sine acts on the caller's Linear: not folded
+    same, acts = cast_folded(params, mlp.activations(), torch.float32)
+    assert [a.w0 for a in acts] == [15.0, 30.0, 30.0] and all(a is b or torch.equal(a, b) for a, b in zip(same, params))
+    folded, acts = cast_folded(params, mlp.activations(), torch.bfloat16)
+    assert [a.w0 for a in acts] == [15.0, 1.0, 1.0]  # the first sine acts on the caller's Linear: not folded
     assert torch.equal(folded[0], (30.0 * params[0]).bfloat16()) and torch.equal(folded[1], (30.0 * params[1]).bfloat16())
     assert torch.equal(folded[-2], params[-2].bfloat16())  # the linear output layer keeps its weights
     pre = torch.randn(300, 32) * 0.05
@@ -114,12 +120,12 @@ def test_bf16_folds_w0_into_the_weights_and_fp32_stays_literal() -> None:
     assert (bf16.float() - fp32).abs().max() < 0.05 * fp32.abs().max()
 
 
-@pytest.mark.parametrize("activation", ["relu", "sine"])
-def test_a_row_source_is_decoded_block_by_block_as_its_rows(activation: str) -> None:
+@pytest.mark.parametrize("name", ["relu", "sine"])
+def test_a_row_source_is_decoded_block_by_block_as_its_rows(name: str) -> None:
     """Inference makes the first layer's rows block by block (liif.GatheredRows): the same
     output as the whole tensor, whatever the block size (7 leaves a remainder)."""
     torch.manual_seed(0)
-    mlp = MLP(12, DecoderConfig(activation=activation, hidden=[32, 32, 32], w0_first=30.0, w0_hidden=30.0))
+    mlp = MLP(12, [32, 32, 32], 3, activation(name))
     source = GatheredRows(table=torch.randn(20, 32) * 0.1, index=torch.randint(0, 20, (50,)),
                           terms=torch.randn(50, 4), weight=torch.randn(32, 4) * 0.1)
     whole = source.all_rows()

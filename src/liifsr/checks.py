@@ -1,0 +1,133 @@
+"""What an upscale may ask, checked once for the Python API and the command line alike:
+output sizes (`output_size`, `Fit`), tuning options, precisions and input tensors. A bad
+request raises `UpscaleError` with a one-line message that names the problem and the fix."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from liifsr.runtime import DeviceError, check_precision_on
+
+if TYPE_CHECKING:
+    from liifsr.models import ImplicitModel
+
+# Outputs beyond this need allow_huge=True: a typo like --scale 300 should not eat the disk.
+MAX_OUTPUT_PIXELS = 20000 * 20000
+
+
+class UpscaleError(ValueError):
+    """A request that cannot be served; the message names the problem and the fix."""
+
+
+def _is_number(value: object) -> bool:
+    """A real number, and not a bool (True is an int in Python, but never a size or a scale)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class Fit:
+    """An output size that keeps the input's aspect: its long side, its short side, or the
+    largest size within a box (HEIGHT, WIDTH). Exactly one; pass it as `size`."""
+
+    long_side: int | None = None
+    short_side: int | None = None
+    box: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        given = [value for value in (self.long_side, self.short_side, self.box) if value is not None]
+        if len(given) != 1:
+            raise UpscaleError("a Fit takes exactly one of long_side, short_side or box")
+        sides = self.box if self.box is not None else given
+        if not isinstance(sides, (tuple, list)) or len(sides) != len(given) + (self.box is not None) or not all(
+                _is_count(n) and n > 0 for n in sides):
+            raise UpscaleError(f"a Fit's sides must be positive integers (a box two of them), got {given[0]!r}")
+
+    def size_for(self, in_hw: tuple[int, int]) -> tuple[int, int]:
+        """The output (H, W) for an input of `in_hw`: the side that binds is exact, the other
+        rounded to the nearest pixel (at least 1)."""
+        if self.box is not None:
+            ratios = (self.box[0] / in_hw[0], self.box[1] / in_hw[1])
+            binding = 0 if ratios[0] <= ratios[1] else 1
+            target = self.box[binding]
+        else:
+            pick = max if self.long_side is not None else min
+            binding = 0 if pick(in_hw) == in_hw[0] else 1
+            target = self.long_side if self.long_side is not None else self.short_side
+        scale = target / in_hw[binding]
+        out = [max(1, round(n * scale)) for n in in_hw]
+        out[binding] = int(target)
+        if self.box is not None:  # rounding must not leave the box
+            out = [min(n, limit) for n, limit in zip(out, self.box)]
+        return out[0], out[1]
+
+
+def output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | None,
+                size: tuple[int, int] | Fit | None) -> tuple[int, int]:
+    """Output (H, W) from a scale (one or per axis), an explicit size (HEIGHT, WIDTH) or a
+    `Fit` (long side, short side, or within a box, aspect kept); validated. The one rule
+    of output sizes, for the command line and the API."""
+    if (scale is None) == (size is None):
+        raise UpscaleError("give exactly one of scale or size")
+    if isinstance(size, Fit):
+        return size.size_for(in_hw)
+    if size is not None:
+        if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_count(n) and n > 0 for n in size):
+            raise UpscaleError(f"size must be two positive integers (HEIGHT, WIDTH), got {size!r}")
+        return int(size[0]), int(size[1])
+    scales = scale if isinstance(scale, (tuple, list)) else (scale, scale)
+    if len(scales) != 2:
+        raise UpscaleError(f"scale must be one number or (sy, sx), got {scale!r}")
+    for s in scales:
+        if not _is_number(s) or not math.isfinite(s) or s <= 0:
+            raise UpscaleError(f"scale must be a positive finite number, got {s!r}")
+    out = tuple(max(1, round(n * s)) for n, s in zip(in_hw, scales))
+    return out[0], out[1]
+
+
+def check_output_size(out_hw: tuple[int, int], allow_huge: bool) -> None:
+    pixels = out_hw[0] * out_hw[1]
+    if pixels > MAX_OUTPUT_PIXELS and not allow_huge:
+        raise UpscaleError(
+            f"output of {out_hw[0]}x{out_hw[1]} (HEIGHTxWIDTH) pixels exceeds the limit of {MAX_OUTPUT_PIXELS:,} pixels "
+            "(use --allow-huge / allow_huge=True if you mean it)"
+        )
+
+
+def check_options(chunk_size: int | None = None, tile_size: int | None = None) -> None:
+    """The tuning options of an upscale: positive integers, or None for the default."""
+    for name, flag, value in (("chunk_size", "--chunk", chunk_size), ("tile_size", "--tile", tile_size)):
+        if value is not None and not (_is_count(value) and value > 0):
+            raise UpscaleError(f"{name} ({flag}) must be a positive integer, got {value!r}")
+
+
+def check_model_precision(model: ImplicitModel, device: torch.device, precision: str) -> None:
+    """A precision this device and this model run (an ONNX model: fp32 only)."""
+    try:
+        check_precision_on(device, precision)
+    except DeviceError as error:
+        raise UpscaleError(str(error)) from None
+    supported = model.precisions
+    if precision not in supported:
+        raise UpscaleError(f"this model runs in {', '.join(supported)} only, not {precision} (an ONNX model runs in fp32)")
+
+
+def check_input(lr: Tensor) -> None:
+    """An LR image tensor (1, 3, H, W): float, not empty, no NaN or infinity."""
+    if lr.dim() != 4 or lr.shape[:2] != (1, 3):
+        raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {tuple(lr.shape)}")
+    if lr.shape[-2] == 0 or lr.shape[-1] == 0:
+        raise UpscaleError(f"the image is empty ({lr.shape[-2]}x{lr.shape[-1]} pixels, HEIGHTxWIDTH)")
+    if not lr.is_floating_point():
+        raise UpscaleError(f"tensors must be float in [0, 1], got {lr.dtype}")
+    if not bool(torch.isfinite(lr).all()):
+        raise UpscaleError("the image contains NaN or infinite values (expected floats in [0, 1])")

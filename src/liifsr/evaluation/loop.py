@@ -1,0 +1,184 @@
+"""Scoring methods (models and bicubic) on datasets: `evaluate` returns one record per
+(method, dataset, scale)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from liifsr.evaluation.datasets import (
+    PROTOCOL_TEXT,
+    EvalSet,
+    check_images,
+    check_scale,
+    find_dataset,
+    hr_images,
+    make_pair,
+    resolve_protocol,
+    spread_subset,
+    to_float,
+)
+from liifsr.metrics import calc_psnr, ssim
+from liifsr.progress import progress_bar
+from liifsr.resize import BICUBIC, bicubic_upsample
+from liifsr.runtime import autocast, check_precision, resolve_device
+
+# The stable record format other tools read: key -> type.
+RECORD_KEYS: dict[str, type] = {
+    "model": str,
+    "dataset": str,
+    "protocol": str,
+    "precision": str,
+    "scale": float,
+    "psnr": float,
+    "ssim": float,
+    "images": int,
+    "seconds": float,
+}
+
+# A method maps an LR image (1, 3, h, w) float in [0, 1] and an output (H, W) to the
+# prediction (1, 3, H, W) in [0, 1] on the CPU.
+Method = Callable[[Tensor, tuple[int, int]], Tensor]
+
+
+
+def load_method(name: str, device: torch.device, progress: bool = False, precision: str = "fp32",
+                chunk_size: int | None = None, tile_size: int | None = None) -> Method:
+    """'bicubic' or a model (bundled name or file) as a Method; CheckpointError for unknown models."""
+    if name == BICUBIC:
+        return bicubic_upsample
+    from liifsr.zoo import load_model
+    from liifsr.tiling import upscale_tensor
+
+    model = load_model(name, device=device)
+
+    def method(lr: Tensor, size: tuple[int, int]) -> Tensor:
+        return upscale_tensor(model, lr, size, progress=None if progress else False, precision=precision,
+                              chunk_size=chunk_size, tile_size=tile_size)
+
+    return method
+
+
+@dataclass
+class Tally:
+    """Running sums for one (model, dataset, scale) record."""
+
+    psnr: float = 0.0
+    ssim: float = 0.0
+    images: int = 0
+    seconds: float = 0.0
+
+    def record(self, model: str, dataset: str, protocol: str, scale: float) -> dict[str, Any]:
+        n = max(self.images, 1)
+        return {
+            "model": model,
+            "dataset": dataset,
+            "protocol": protocol,
+            "scale": float(scale),
+            "psnr": self.psnr / n,
+            "ssim": self.ssim / n,
+            "images": self.images,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def score(method: Method, hr: Tensor, lr: Tensor, protocol: str, scale: float) -> tuple[float, float, float]:
+    """(psnr, ssim, seconds) of one method on one pair; hr and lr are uint8 (3, H, W)."""
+    start = time.perf_counter()
+    target = to_float(hr)
+    pred = method(to_float(lr), (hr.shape[-2], hr.shape[-1])).cpu().float()
+    psnr = float(calc_psnr(pred, target, dataset=protocol, scale=scale))
+    similarity = ssim(pred, target, scale=scale, protocol=protocol)
+    return psnr, similarity, time.perf_counter() - start
+
+
+def evaluate(
+    models: list[str],
+    datasets: list[str | Path],
+    scales: list[float],
+    protocol: str = "auto",
+    device: str = "cpu",
+    progress: bool = True,
+    precision: str = "fp32",
+    images: int | None = None,
+    chunk_size: int | None = None,
+    tile_size: int | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every model on every dataset at every scale; one record per combination.
+
+    `protocol` is 'benchmark', 'div2k' or 'auto' (by folder layout and name; see the
+    module's docstring); with `progress` the choice for each dataset is printed to
+    stderr before any work. Each pair of images is made once and shared by all models.
+    Models run in `precision` ('fp32', or 'bf16' autocast: see the README for its
+    measured PSNR difference). Records come ordered by dataset, model, then scale; `seconds` is the time spent
+    upscaling and scoring (reading images and making LR inputs excluded). With `images`,
+    each dataset is scored on that many images (`spread_subset`), named "SET (N of M)".
+    """
+    if not models:
+        raise ValueError("give at least one model (a bundled name, a model file, or 'bicubic')")
+    if not scales:
+        raise ValueError("give at least one scale")
+    for scale in scales:
+        check_scale(scale)
+    sets = [find_dataset(d) for d in datasets]  # validate every dataset before any work
+    names = [d.name for d in sets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"datasets must have distinct folder names (records are named by folder), got {names}")
+    every = {d: hr_images(d) for d in sets}
+    files = {d: spread_subset(every[d], images) for d in sets}
+    labels = {d: d.name if len(files[d]) == len(every[d]) else f"{d.name} ({len(files[d])} of {len(every[d])})" for d in sets}
+    protocols = {d: resolve_protocol(protocol, d) for d in sets}
+    torch_device = resolve_device(device)
+    autocast(torch_device, precision)  # an unknown precision fails here, before any work
+    check_precision(torch_device, precision)
+    methods = {name: load_method(name, torch_device, progress, precision, chunk_size, tile_size) for name in dict.fromkeys(models)}
+    if progress:
+        for dataset, (chosen, why) in protocols.items():
+            print(f"liifsr evaluate: {dataset.name}: {PROTOCOL_TEXT[chosen]} ({why})", file=sys.stderr)
+    for dataset in sets:
+        check_images(dataset, files[dataset], scales, protocols[dataset][0], progress)
+
+    records = []
+    for dataset in sets:
+        chosen = protocols[dataset][0]
+        for scale in scales:
+            tallies = _evaluate_one(dataset, files[dataset], scale, chosen, methods, progress)
+            records += [tallies[name].record(name, labels[dataset], chosen, scale) for name in methods]
+    for record in records:
+        record["precision"] = "-" if record["model"] == BICUBIC else precision
+    order = {name: i for i, name in enumerate(methods)}
+    position = {labels[d]: i for i, d in enumerate(sets)}
+    return sorted(records, key=lambda r: (position[r["dataset"]], order[r["model"]], r["scale"]))
+
+
+def _evaluate_one(
+    dataset: EvalSet,
+    files: list[Path],
+    scale: float,
+    protocol: str,
+    methods: dict[str, Method],
+    progress: bool,
+) -> dict[str, Tally]:
+    tallies = {name: Tally() for name in methods}
+    bar = progress_bar(files, desc=f"{dataset.name} x{scale:g}", unit="img", enabled=None if progress else False)
+    with torch.no_grad(), bar:
+        for hr_path in bar:
+            hr, lr = make_pair(dataset, hr_path, scale)
+            for name, method in methods.items():
+                psnr, similarity, seconds = score(method, hr, lr, protocol, scale)
+                tally = tallies[name]
+                tally.psnr += psnr
+                tally.ssim += similarity
+                tally.images += 1
+                tally.seconds += seconds
+            if len(tallies) == 1:  # one method: show its running mean
+                (only,) = tallies.values()
+                bar.set_postfix(psnr=f"{only.psnr / only.images:.2f}")
+    return tallies

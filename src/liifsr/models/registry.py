@@ -1,0 +1,95 @@
+"""Registries of encoders, decoders and MLP activations, and their config base classes.
+
+A model part joins liifsr in one module: a typed config (a dataclass subclass of
+`EncoderConfig`, `DecoderConfig` or `ActivationConfig` with its own `name` default) and
+a builder registered under that name:
+
+    @dataclass
+    class MyEncoderConfig(EncoderConfig):
+        name: str = "my-encoder"
+        width: int = 64
+
+    @ENCODERS.register("my-encoder", MyEncoderConfig)
+    class MyEncoder(nn.Module): ...
+
+In YAML the `name` key picks the config class (`encoder: {name: my-encoder, width: 32}`),
+so each config holds only its own architecture's fields (`liifsr.config.from_dict` reads
+`variants` to dispatch). `liifsr.models` imports every module, so the registries are
+complete whenever any model code runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from liifsr.config import ConfigError
+
+B = TypeVar("B", bound=Callable[..., Any])
+
+
+class Registry:
+    """Names -> (config class, builder) for one kind of model part."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.configs: dict[str, type] = {}
+        self._builders: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str, config_class: type) -> Callable[[B], B]:
+        def add(builder: B) -> B:
+            if name in self.configs:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self.configs[name], self._builders[name] = config_class, builder
+            return builder
+
+        return add
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.configs)
+
+    def builder(self, name: str) -> Callable[..., Any]:
+        if name not in self._builders:
+            raise ConfigError(f"unknown {self.kind} {name!r} (choose one of: {', '.join(self.names())})")
+        return self._builders[name]
+
+    def build(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.builder(config.name)(config, *args, **kwargs)
+
+
+ENCODERS = Registry("encoder")
+DECODERS = Registry("decoder")
+ACTIVATIONS = Registry("activation")
+
+
+@dataclass
+class PartConfig:
+    """A registered part's config: `name` picks the registered class in YAML."""
+
+    name: str
+    variants: ClassVar[Registry]
+
+    def check(self, where: str) -> None:
+        """Raise ConfigError for values no model can be built from (before allocating anything)."""
+
+
+@dataclass
+class EncoderConfig(PartConfig):
+    variants: ClassVar[Registry] = ENCODERS
+
+
+@dataclass
+class DecoderConfig(PartConfig):
+    variants: ClassVar[Registry] = DECODERS
+
+
+@dataclass
+class ActivationConfig(PartConfig):
+    variants: ClassVar[Registry] = ACTIVATIONS
+
+
+def check_positive(where: str, **sizes: int) -> None:
+    for name, value in sizes.items():
+        if value < 1:
+            raise ConfigError(f"{where}.{name} must be a positive integer, got {value}")

@@ -1,0 +1,105 @@
+"""A heat-field decoder after Thera Air (Becker et al., "Thera: Aliasing-Free Arbitrary-Scale
+Super-Resolution with Neural Heat Fields", 2025): about 8 thousand parameters.
+
+Each latent pixel holds a field of one hidden layer of sines over frequencies shared by the
+whole model, W1 (2 x K, learned):
+    Phi(x, t) = W2 . [sin(W1^T x + b1) * exp(-|W1_j|^2 kappa t)]_j
+where the phases b1 (K) and output weights W2 (K x 3) of the pixel come from one 1x1
+convolution of the latent map, x is the query's offset from the pixel's centre in LR
+pixels, and each component is damped as heat diffusion for time t damps a sinusoid of
+its frequency: t = 1 / S^2 at upscaling factor S, so a component too fine for the output
+grid fades instead of aliasing; kappa is learned. A query reads only its nearest latent
+pixel, and the field is added to that pixel's LR colour (Thera's b2 = the LR pixel).
+
+Where this follows Thera and where not (README, "Models"): the field, the damping, t, the
+initialisation of W1 (radius 16 pi sqrt(U), uniform angle) and kappa (sqrt(ln 4) / (2 pi^2)),
+the nearest-pixel query and the skip are Thera's; the data normalisation is liifsr's
+((x - 0.5) / 0.5 for all decoders, so no mean offset), an anisotropic scale uses
+t = 1 / (S_y S_x), and training follows liifsr's protocol (L1 loss without Thera's
+total-variation term, Adam, no gradient clipping, scales U(1, 4)); no test-time
+rotation ensemble.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from liifsr import coords as C
+from liifsr.models.base import ImplicitModel, ModelConfig, register_preset
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.registry import DECODERS, DecoderConfig, check_positive
+
+
+@dataclass
+class ThermalConfig(DecoderConfig):
+    name: str = "thermal"
+    components: int = 32  # K, the hidden sines (Thera Air: 32)
+    init_scale: float = 16.0  # W1's initial radius, in units of pi rad per LR pixel
+    init_kappa: float = math.sqrt(math.log(4)) / (2 * math.pi**2)
+
+    def check(self, where: str) -> None:
+        check_positive(where, components=self.components)
+
+    def describe(self) -> str:
+        return f"heat field ({self.components} components) + nearest skip"
+
+
+def heat_damping(frequency_norm_sq: Tensor, kappa: Tensor, t: Tensor) -> Tensor:
+    """exp(-|w_j|^2 kappa t): the factor by which heat diffusion for time t (B, Q, 1) damps
+    a sinusoid of squared frequency |w_j|^2 (K), -> (B, Q, K)."""
+    return torch.exp(-(t * kappa) * frequency_norm_sq)
+
+
+def diffusion_time(rel_cell: Tensor) -> Tensor:
+    """t = 1 / (S_y S_x) from the relative cell (B, Q, 2) = 2 / S per axis -> (B, Q, 1)."""
+    return (rel_cell[..., :1] * rel_cell[..., 1:]) / 4
+
+
+@DECODERS.register("thermal", ThermalConfig)
+class Thermal(ImplicitModel):
+    local_ensemble, projection_radius, global_skip = False, 0, True
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        decoder: ThermalConfig = config.decoder
+        self.components = k = decoder.components
+        self.hyper = nn.Conv2d(self.encoder.out_dim, k * 3 + k, 1)  # per pixel: W2 (K x 3), then b1 (K)
+        radius = math.pi * decoder.init_scale * torch.rand(k).sqrt()  # uniform over a disk
+        angle = 2 * math.pi * torch.rand(k)
+        self.frequencies = nn.Parameter(torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)]))  # (2, K): (y, x)
+        self.kappa = nn.Parameter(torch.tensor(decoder.init_kappa))
+
+    def latent_projection(self, feat: Tensor) -> Tensor:
+        return self.hyper(feat).permute(0, 2, 3, 1).contiguous()
+
+    def decode(
+        self,
+        proj: Tensor,
+        coord: Tensor,
+        cell: Tensor | None,
+        grid_hw: tuple[int, int] | None = None,
+        window: tuple[int, int] = (0, 0),
+        skip_image: Tensor | None = None,
+        skip_window: tuple[int, int] = (0, 0),
+    ) -> Tensor:
+        batch, win_h, win_w, width = proj.shape
+        grid_hw = grid_hw or (win_h, win_w)
+        (rows,), (rel_coord,) = C.ensemble_lookup(coord, grid_hw, window, win_w, local_ensemble=False)
+        batch_offset = torch.arange(batch, device=coord.device).view(batch, 1) * (win_h * win_w)
+        field = proj.reshape(-1, width).index_select(0, (rows + batch_offset).view(-1)).view(batch, -1, width)
+        weights, phases = field[..., : 3 * self.components], field[..., 3 * self.components :]
+        offset = (rel_coord / 2).to(field.dtype)  # LR pixels: relative_coord counts 2 per cell
+        frequencies = self.frequencies.to(field.dtype)
+        damping = heat_damping(frequencies.square().sum(0), self.kappa.to(field.dtype),
+                               diffusion_time(C.relative_cell(cell, grid_hw)).to(field.dtype))
+        hidden = torch.sin(torch.addmm(phases.reshape(-1, self.components), offset.reshape(-1, 2), frequencies))
+        hidden = hidden.view_as(damping) * damping
+        out = (weights.unflatten(-1, (self.components, 3)) * hidden.unsqueeze(-1)).sum(-2)
+        return out + C.nearest_sample(skip_image, coord, grid_hw, skip_window)
+
+
+register_preset("edsr-thermal", ModelConfig(EDSRConfig(), ThermalConfig()))

@@ -1,0 +1,113 @@
+"""Models by name: the bundled weights, their cards, and `load_model` for any model source.
+
+A bundled model is a safetensors file in `liifsr/weights/` whose metadata describes it;
+`ModelCard` gathers that description (architecture, parameters, training recipe and
+data, metrics per dataset, scale and protocol, precisions, licence), and `liifsr models`
+and `liifsr.list_models()` read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from liifsr.checkpoint import CheckpointError, load_model_file, read_metadata, read_model_config
+from liifsr.models import ImplicitModel, build_model
+from liifsr.runtime import PRECISIONS, resolve_device
+
+if TYPE_CHECKING:
+    from liifsr.onnx_runtime import OnnxLIIF
+
+DEFAULT_MODEL = "edsr-liif-relu-skip-shared"
+LICENCE = "MIT (the weights, as the code)"
+
+
+@dataclass
+class Metric:
+    """One measured number of a model: PSNR in dB on `dataset` at `scale` under `protocol`."""
+
+    dataset: str
+    scale: str
+    protocol: str
+    psnr: float
+
+
+@dataclass
+class ModelCard:
+    name: str
+    architecture: str
+    parameters: int
+    recipe: str  # how it was trained (config, iterations, precision, machine)
+    data: str  # what it was trained on
+    metrics: list[Metric] = field(default_factory=list)
+    # PyTorch runs every model in fp32 and bf16 (autocast), and in fp16 on CUDA.
+    precisions: tuple[str, ...] = PRECISIONS
+    licence: str = LICENCE
+    path: Path | None = None
+
+    def lines(self) -> list[str]:
+        """The card as `liifsr models` prints it."""
+        lines = [f"architecture: {self.architecture}", f"parameters: {self.parameters:,}",
+                 f"trained on: {self.data}", f"training: {self.recipe}"]
+        lines += [f"{m.dataset} {m.scale}: {m.psnr:.2f} dB ({m.protocol})" for m in self.metrics]
+        lines += [f"precisions: {', '.join(self.precisions)}", f"licence: {self.licence}"]
+        return lines
+
+
+def card_from_metadata(name: str, meta: dict[str, str], path: Path | None = None) -> ModelCard:
+    """A model file's card from its metadata: `metrics` (a JSON list of Metric fields), or
+    the older `set5_x4_psnr`, `val_psnr` and `val_detail` keys."""
+    config = read_model_config(meta, path or Path(name))
+    with torch.device("meta"):
+        parameters = build_model(config).num_parameters()
+    if "metrics" in meta:
+        metrics = [Metric(**entry) for entry in json.loads(meta["metrics"])]
+    else:
+        metrics = []
+        if "set5_x4_psnr" in meta:
+            metrics.append(Metric("Set5", "x4", "Y channel, shave = scale", float(meta["set5_x4_psnr"])))
+        if "val_psnr" in meta:
+            metrics.append(Metric("held-out validation", "x2 and x4", meta.get("val_detail", "mean RGB PSNR"), float(meta["val_psnr"])))
+    return ModelCard(name, config.describe(), parameters, meta.get("training", "unknown"), meta.get("trained_on", "unknown"),
+                     metrics, licence=meta.get("licence", LICENCE), path=path)
+
+
+def bundled_models() -> dict[str, Path]:
+    """Names and paths of the models shipped inside the package."""
+    folder = resources.files("liifsr") / "weights"
+    if not folder.is_dir():
+        return {}
+    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".safetensors")}
+
+
+def list_models() -> list[ModelCard]:
+    """The cards of the bundled models, by name."""
+    return [card_from_metadata(name, read_metadata(path), path) for name, path in sorted(bundled_models().items())]
+
+
+def load_model(name_or_path: str | Path | None = None, device: str | torch.device = "cpu") -> ImplicitModel | OnnxLIIF:
+    """A bundled model name, one of our `.safetensors` files or a LIIF `.pth`, in eval mode
+    on `device` (or an `.onnx` file from `liifsr export`, as a `liifsr.onnx_runtime.OnnxLIIF`
+    on the CPU). With no argument, the default bundled model."""
+    device = resolve_device(device)
+    source = DEFAULT_MODEL if name_or_path is None else name_or_path
+    bundled = bundled_models()
+    if isinstance(source, str) and source in bundled:
+        path = bundled[source]
+    else:
+        path = Path(source)
+        if not path.exists():
+            names = ", ".join(sorted(bundled)) or "none"
+            raise CheckpointError(f"unknown model {str(source)!r}: not a bundled model ({names}) nor an existing file")
+        if path.is_dir():
+            raise CheckpointError(f"model path {str(path)!r} is a directory (give a .safetensors or .pth file)")
+    if path.suffix == ".onnx":  # `liifsr export` output, run by onnxruntime on the CPU
+        from liifsr.onnx_runtime import load_onnx_model
+
+        return load_onnx_model(path)
+    return load_model_file(path).to(device)
