@@ -15,7 +15,7 @@ from liifsr.cli import main  # noqa: E402
 
 from liifsr.models.edsr import EDSRConfig
 from liifsr.models.liif import LIIFConfig
-from liifsr.models import model_preset
+from liifsr.models import build_model, model_preset
 from liifsr.imageio import sample_image  # noqa: E402
 from liifsr.tiling import upscale_tensor  # noqa: E402
 from liifsr.models.liif import LIIF  # noqa: E402
@@ -29,14 +29,19 @@ def photo_tensor(box):
     return torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-@pytest.fixture(scope="module", params=["relu-skip", "siren30"])
+@pytest.fixture(scope="module", params=["relu-skip", "siren30", "lte", "thermal"])
 def exported(request, tmp_path_factory):
-    """(PyTorch model, onnxruntime model): the bundled ReLU model (with its skip) and a random SIREN-30."""
+    """(PyTorch model, onnxruntime model): the bundled ReLU model (with its skip), a random
+    SIREN-30, and random LTE and heat-field decoders (on the cheaper encoder)."""
+    torch.manual_seed(0)
     if request.param == "relu-skip":
         model = load_model()
-    else:
-        torch.manual_seed(0)
+    elif request.param == "siren30":
         model = LIIF(model_preset("edsrless-liif-siren30")).eval()
+    else:
+        config = model_preset(f"edsr-{request.param}")
+        config.encoder = EDSRConfig(n_resblocks=2, n_feats=16)
+        model = build_model(config).eval()
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     encoder, decoder = export_onnx(model, path)
     assert encoder == path and decoder == decoder_path(path) and decoder.is_file()

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -48,12 +49,15 @@ def literal_heat_field(model, inp, coord, cell):
     return out + skip
 
 
-def test_decoder_is_the_literal_heat_field():
+@pytest.mark.parametrize("cells", ["one grid", "every query its own"])
+def test_decoder_is_the_literal_heat_field(cells):
     model = tiny_thermal()
     generator = torch.Generator().manual_seed(1)
     inp = torch.rand(2, 3, 9, 11, generator=generator) * 2 - 1
     coord = torch.rand(2, 300, 2, generator=generator) * 2 - 1
     cell = torch.stack([torch.full((2, 300), 2 / 27), torch.full((2, 300), 2 / 22)], dim=-1)  # x3 by x2
+    if cells != "one grid":
+        cell = cell * (0.2 + 2 * torch.rand(2, 300, 2, generator=generator))  # x1 to x15
     with torch.no_grad():
         assert (model(inp, coord, cell) - literal_heat_field(model, inp, coord, cell)).abs().max() < 1e-5
 

@@ -7,6 +7,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from liifsr.checkpoint import convert_liif
@@ -18,6 +19,10 @@ from liifsr.checks import Fit, MAX_OUTPUT_PIXELS, UpscaleError, check_options, c
 from liifsr.inference import upscale_image_bands
 from liifsr.progress import progress_bar
 from liifsr.runtime import add_runtime_options, check_precision, launched_ranks, resolve_device
+
+if TYPE_CHECKING:
+    from liifsr.models import ImplicitModel
+    from liifsr.onnx_runtime import OnnxLIIF
 
 
 def parse_scale(text: str) -> tuple[float, float]:
@@ -138,7 +143,7 @@ def written_depth(image: LoadedImage, target: Path) -> int:
     return image.bit_depth if target.suffix.lower() == ".png" else 8
 
 
-def load_for(args: argparse.Namespace):
+def load_for(args: argparse.Namespace) -> ImplicitModel | OnnxLIIF:
     device = resolve_device(args.device, launched_ranks()[2])
     model = load_model(args.model, device=device)
     if args.precision not in model.precisions:
@@ -148,7 +153,7 @@ def load_for(args: argparse.Namespace):
     return model
 
 
-def upscale_one(model, source: Path, image: LoadedImage, target: Path, out_hw: tuple[int, int], args: argparse.Namespace) -> None:
+def upscale_one(model: ImplicitModel | OnnxLIIF, source: Path, image: LoadedImage, target: Path, out_hw: tuple[int, int], args: argparse.Namespace) -> None:
     bands = upscale_image_bands(model, image, out_hw, chunk_size=args.chunk, tile_size=args.tile,
                                 precision=args.precision, progress=None)
     write_image_bands(target, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,

@@ -136,11 +136,12 @@ def bilinear_sample(
 
 
 def ensemble_lookup(
-    coord: Tensor, grid_hw: tuple[int, int], window: tuple[int, int], window_width: int, local_ensemble: bool
+    coord: Tensor, grid_hw: tuple[int, int], window: tuple[int, int], window_hw: tuple[int, int], local_ensemble: bool
 ) -> tuple[list[Tensor], list[Tensor]]:
-    """The latent codes that vote for each query: per ensemble member, the code's row in
-    a window of the grid laid out row-major (window corner `window`, `window_width`
-    codes wide) and the query's coordinate relative to the code (`relative_coord`).
+    """The latent codes that vote for each query (B, Q, 2): per ensemble member, the code's
+    row (B, Q) in a batch of windows of the grid laid out row-major, (B * h * w) rows for
+    windows of `window_hw` with top-left corner `window`, and the query's coordinate
+    relative to the code (`relative_coord`).
 
     The lookup is LIIF's `grid_sample(mode='nearest')` of a shifted query, done by index
     arithmetic on the full grid (`shifted_query`, `nearest_index`).
@@ -148,13 +149,14 @@ def ensemble_lookup(
     eps = 1e-6 if local_ensemble else 0.0
     ys = pixel_centers(grid_hw[0], coord.device)
     xs = pixel_centers(grid_hw[1], coord.device)
+    batch_offset = torch.arange(coord.shape[0], device=coord.device).view(-1, 1) * (window_hw[0] * window_hw[1])
     rows, rel_coords = [], []
     for vy, vx in ensemble_offsets(local_ensemble):
         query = shifted_query(coord, vy, vx, grid_hw, eps)
         iy = nearest_index(query[..., 0], grid_hw[0])
         ix = nearest_index(query[..., 1], grid_hw[1])
         rel_coords.append(relative_coord(coord, torch.stack([ys[iy], xs[ix]], dim=-1), grid_hw))
-        rows.append((iy - window[0]) * window_width + (ix - window[1]))
+        rows.append((iy - window[0]) * window_hw[1] + (ix - window[1]) + batch_offset)
     return rows, rel_coords
 
 

@@ -42,6 +42,7 @@ Guarantees, and why:
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import http.client
 import os
@@ -585,7 +586,7 @@ def _merge_tree(src: Path, dst: Path) -> None:
 # command line: `liifsr data download NAME DIR`
 
 
-def configure_data_parser(parser) -> None:
+def configure_data_parser(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     download = actions.add_parser("download", help="download and unpack a dataset (resumable)")
     download.add_argument("name", choices=sorted(DATASETS), help="which dataset")
@@ -594,7 +595,7 @@ def configure_data_parser(parser) -> None:
     download.add_argument("--mirror", default=None, help="base URL of a mirror holding the same files")
 
 
-def run_data(args) -> int:
+def run_data(args: argparse.Namespace) -> int:
     parts = args.parts.split(",") if args.parts else None
     try:
         folders = download_dataset(args.name, args.root, base_url=args.mirror, parts=parts)

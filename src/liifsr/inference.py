@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,13 +31,13 @@ __all__ = ["Fit", "UpscaleError", "UpscaledFile", "output_size", "resize_alpha",
 
 def upscale(
     model: ImplicitModel,
-    image,
+    image: Image.Image | np.ndarray | Tensor,
     scale: float | tuple[float, float] | None = None,
-    size: tuple[int, int] | None = None,
+    size: tuple[int, int] | Fit | None = None,
     *,
     allow_huge: bool = False,
-    **options,
-):
+    **options: Any,
+) -> Image.Image | np.ndarray | Tensor:
     """Upscale a PIL image, a uint8/uint16 array (H, W[, C]) or a float tensor in [0, 1].
 
     Returns the same kind of object. Grayscale stays grayscale (the model sees it as

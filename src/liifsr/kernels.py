@@ -171,7 +171,7 @@ class FusedConv(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor):
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x, weight, out = ctx.saved_tensors
         if ctx.relu:
             grad_out = relu_backward(grad_out, out)

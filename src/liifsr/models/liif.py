@@ -128,17 +128,16 @@ class LIIF(ImplicitModel):
     ) -> Tensor:
         batch, win_h, win_w, hidden = proj.shape
         grid_hw = grid_hw or (win_h, win_w)
-        rows, rel_coords = C.ensemble_lookup(coord, grid_hw, window, win_w, self.local_ensemble)
+        rows, rel_coords = C.ensemble_lookup(coord, grid_hw, window, (win_h, win_w), self.local_ensemble)
 
         # One MLP call for all ensemble members: B * K * Q rows of the first layer.
         members = len(rows)
-        batch_offset = torch.arange(batch, device=coord.device).view(batch, 1) * (win_h * win_w)
         terms = [torch.cat(rel_coords, dim=1)]
         if self.config.decoder.cell_decode:
             terms.append(C.relative_cell(cell, grid_hw).repeat(1, members, 1))
         first_layer = GatheredRows(
             table=proj.reshape(-1, hidden),
-            index=(torch.cat(rows, dim=1) + batch_offset).view(-1),
+            index=torch.cat(rows, dim=1).view(-1),
             # cast once here, not per block: the first layer runs in the projection's dtype
             terms=torch.cat(terms, dim=-1).view(batch * members * coord.shape[1], -1).to(proj.dtype),
             weight=self.imnet.first_linear.weight[:, self.latent_dim :].to(proj.dtype),

@@ -129,9 +129,8 @@ class LTE(ImplicitModel):
     ) -> Tensor:
         batch, win_h, win_w, width = proj.shape
         grid_hw = grid_hw or (win_h, win_w)
-        rows, rel_coords = C.ensemble_lookup(coord, grid_hw, window, win_w, self.local_ensemble)
+        rows, rel_coords = C.ensemble_lookup(coord, grid_hw, window, (win_h, win_w), self.local_ensemble)
         members, queries = len(rows), coord.shape[1]
-        batch_offset = torch.arange(batch, device=coord.device).view(batch, 1) * (win_h * win_w)
         dtype = proj.dtype
         rel_cell = C.relative_cell(cell, grid_hw)  # 2 / scale per axis
         if self.config.decoder.cell_clip_scale:
@@ -140,7 +139,7 @@ class LTE(ImplicitModel):
         first = self.imnet.first_linear
         first_layer = FourierRows(
             table=proj.reshape(-1, width),
-            index=(torch.cat(rows, dim=1) + batch_offset).view(-1),
+            index=torch.cat(rows, dim=1).view(-1),
             rel_coord=torch.cat(rel_coords, dim=1).reshape(-1, 2).to(dtype),
             phase=phase.to(dtype).repeat(1, members, 1).reshape(batch * members * queries, -1),
             weight=first.weight.to(dtype),

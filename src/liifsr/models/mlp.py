@@ -149,7 +149,7 @@ class BlockwiseMLP(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor):
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         params = ctx.saved_tensors
         dtype = ctx.blocks[0][0][0].dtype
         weights = cast(list(params[0::2]), dtype)

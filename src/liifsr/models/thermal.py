@@ -88,17 +88,20 @@ class Thermal(ImplicitModel):
     ) -> Tensor:
         batch, win_h, win_w, width = proj.shape
         grid_hw = grid_hw or (win_h, win_w)
-        (rows,), (rel_coord,) = C.ensemble_lookup(coord, grid_hw, window, win_w, local_ensemble=False)
-        batch_offset = torch.arange(batch, device=coord.device).view(batch, 1) * (win_h * win_w)
-        field = proj.reshape(-1, width).index_select(0, (rows + batch_offset).view(-1)).view(batch, -1, width)
+        (rows,), (rel_coord,) = C.ensemble_lookup(coord, grid_hw, window, (win_h, win_w), local_ensemble=False)
+        field = proj.reshape(-1, width).index_select(0, rows.view(-1)).view(batch, -1, width)
         weights, phases = field[..., : 3 * self.components], field[..., 3 * self.components :]
         offset = (rel_coord / 2).to(field.dtype)  # LR pixels: relative_coord counts 2 per cell
         frequencies = self.frequencies.to(field.dtype)
+        rel_cell = C.relative_cell(cell, grid_hw)
+        if bool((rel_cell == rel_cell[:, :1]).all()):  # one output grid: one damping for every query
+            rel_cell = rel_cell[:, :1]
         damping = heat_damping(frequencies.square().sum(0), self.kappa.to(field.dtype),
-                               diffusion_time(C.relative_cell(cell, grid_hw)).to(field.dtype))
+                               diffusion_time(rel_cell).to(field.dtype))
         hidden = torch.sin(torch.addmm(phases.reshape(-1, self.components), offset.reshape(-1, 2), frequencies))
-        hidden = hidden.view_as(damping) * damping
-        out = (weights.unflatten(-1, (self.components, 3)) * hidden.unsqueeze(-1)).sum(-2)
+        hidden = (hidden.view(batch, -1, self.components) * damping).view(-1, 1, self.components)
+        # W2 . hidden per query: a batch of (1 x K) @ (K x 3) products
+        out = torch.bmm(hidden, weights.reshape(-1, self.components, 3)).view(batch, -1, 3)
         return out + C.nearest_sample(skip_image, coord, grid_hw, skip_window)
 
 

@@ -20,6 +20,7 @@ import asyncio
 import json
 import secrets
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -201,7 +202,7 @@ def _progress(download: Download) -> dict[str, Any]:
 async def download_events(request: Request) -> Response:
     download = _download(request)
 
-    async def events():
+    async def events() -> AsyncIterator[str]:
         try:
             while True:
                 progress = _progress(download)

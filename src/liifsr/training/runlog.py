@@ -9,7 +9,7 @@ import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from liifsr.config import load_yaml
 from liifsr.data import iterations_per_epoch, split_paths
@@ -22,6 +22,9 @@ class EpochStats:
     data_seconds: float  # time spent waiting for the DataLoader
     seconds: float
 
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "val_psnr", "seconds", "data_seconds"]
 
@@ -105,7 +108,7 @@ def format_row(epoch: int, lr: float, stats: EpochStats, psnrs: dict[int, float]
     return row
 
 
-def open_tensorboard(out: Path, resumed_epoch: int):
+def open_tensorboard(out: Path, resumed_epoch: int) -> SummaryWriter:
     from torch.utils.tensorboard import SummaryWriter
 
     # purge_step hides events a killed run logged after its last checkpoint.
