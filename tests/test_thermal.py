@@ -12,9 +12,16 @@ from liifsr.models.thermal import ThermalConfig
 from liifsr.tiling import upscale_tensor
 
 
-def tiny_thermal() -> torch.nn.Module:
+def tiny_thermal(field: bool = True) -> torch.nn.Module:
+    """A small heat-field model; with `field`, a random W2 (it starts at zero) and
+    frequencies whose damping is visible, so that the field adds something."""
     torch.manual_seed(0)
-    return build_model(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), ThermalConfig(components=6))).eval()
+    model = build_model(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), ThermalConfig(components=6))).eval()
+    if field:
+        with torch.no_grad():
+            model.hyper.weight.normal_(0, 0.3)
+            model.hyper.bias.normal_(0, 0.3)
+    return model
 
 
 def test_preset_has_thera_air_s_decoder_size():
@@ -23,7 +30,16 @@ def test_preset_has_thera_air_s_decoder_size():
     decoder = model.num_parameters() - sum(p.numel() for p in model.encoder.parameters())
     assert decoder == 64 * 128 + 128 + 2 * 32 + 1 == 8_385
     radius = model.frequencies.norm(dim=0)
-    assert radius.max() <= 16 * math.pi and math.isclose(model.kappa.item(), math.sqrt(math.log(4)) / (2 * math.pi**2), rel_tol=1e-6)
+    assert radius.max() <= 4 * math.pi and radius.max() > 2 * math.pi and math.isclose(model.kappa.item(), math.sqrt(math.log(4)) / (2 * math.pi**2), rel_tol=1e-6)
+
+
+def test_the_field_starts_at_zero_so_the_model_starts_as_nearest_upsampling():
+    model = tiny_thermal(field=False)
+    inp = torch.rand(1, 3, 6, 7) * 2 - 1
+    coord, cell = C.make_coord((18, 21)).unsqueeze(0), C.cell_size((18, 21)).expand(1, 18 * 21, 2)
+    with torch.no_grad():
+        out = model(inp, coord, cell)
+    assert torch.equal(out, C.nearest_sample(inp, coord, (6, 7)))
 
 
 def literal_heat_field(model, inp, coord, cell):

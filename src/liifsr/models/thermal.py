@@ -12,12 +12,15 @@ grid fades instead of aliasing; kappa is learned. A query reads only its nearest
 pixel, and the field is added to that pixel's LR colour (Thera's b2 = the LR pixel).
 
 Where this follows Thera and where not (README, "Models"): the field, the damping, t, the
-initialisation of W1 (radius 16 pi sqrt(U), uniform angle) and kappa (sqrt(ln 4) / (2 pi^2)),
-the nearest-pixel query and the skip are Thera's; the data normalisation is liifsr's
-((x - 0.5) / 0.5 for all decoders, so no mean offset), an anisotropic scale uses
-t = 1 / (S_y S_x), and training follows liifsr's protocol (L1 loss without Thera's
-total-variation term, Adam, no gradient clipping, scales U(1, 4)); no test-time
-rotation ensemble.
+shape of W1's initialisation (radius R pi sqrt(U), uniform angle), kappa's
+(sqrt(ln 4) / (2 pi^2)), the nearest-pixel query and the skip are Thera's. Not Thera's:
+R = 4 rather than 16 and W2 initialised at zero. With R = 16 only about 2 of the 32
+components lie in the band that x1-x4 outputs leave undamped, the frequencies move
+little in a short training (Adam steps of 1e-4), and the random W2 adds noise: the
+experiment's run with Thera's initialisation did not learn (docs/results.md). The data normalisation is liifsr's ((x - 0.5) / 0.5
+for all decoders, so no mean offset), an anisotropic scale uses t = 1 / (S_y S_x), and
+training follows liifsr's protocol (L1 loss without Thera's total-variation term, Adam,
+no gradient clipping, scales U(1, 4)); no test-time rotation ensemble.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from liifsr.models.registry import DECODERS, DecoderConfig, check_positive
 class ThermalConfig(DecoderConfig):
     name: str = "thermal"
     components: int = 32  # K, the hidden sines (Thera Air: 32)
-    init_scale: float = 16.0  # W1's initial radius, in units of pi rad per LR pixel
+    # W1's initial radius in pi rad per LR pixel: 4 covers the band that training's x1-x4
+    # outputs pass (the Nyquist frequency of a x4 grid is 4 pi); Thera's 16 reaches x16's.
+    init_scale: float = 4.0
     init_kappa: float = math.sqrt(math.log(4)) / (2 * math.pi**2)
 
     def check(self, where: str) -> None:
@@ -68,6 +73,9 @@ class Thermal(ImplicitModel):
         decoder: ThermalConfig = config.decoder
         self.components = k = decoder.components
         self.hyper = nn.Conv2d(self.encoder.out_dim, k * 3 + k, 1)  # per pixel: W2 (K x 3), then b1 (K)
+        with torch.no_grad():  # W2 starts at 0: the model starts as nearest upsampling, not as noise
+            self.hyper.weight[: 3 * k].zero_()
+            self.hyper.bias[: 3 * k].zero_()
         radius = math.pi * decoder.init_scale * torch.rand(k).sqrt()  # uniform over a disk
         angle = 2 * math.pi * torch.rand(k)
         self.frequencies = nn.Parameter(torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)]))  # (2, K): (y, x)
@@ -94,7 +102,8 @@ class Thermal(ImplicitModel):
         offset = (rel_coord / 2).to(field.dtype)  # LR pixels: relative_coord counts 2 per cell
         frequencies = self.frequencies.to(field.dtype)
         rel_cell = C.relative_cell(cell, grid_hw)
-        if bool((rel_cell == rel_cell[:, :1]).all()):  # one output grid: one damping for every query
+        inference = not (torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing())
+        if inference and bool((rel_cell == rel_cell[:, :1]).all()):  # one output grid: one damping for all
             rel_cell = rel_cell[:, :1]
         damping = heat_damping(frequencies.square().sum(0), self.kappa.to(field.dtype),
                                diffusion_time(rel_cell).to(field.dtype))
