@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import FIXTURES
 from liifsr.inference import upscale
 from liifsr.checkpoint import read_model_config
-from liifsr.models import build_model
+from liifsr.models import build_model, model_preset
 from liifsr.checkpoint import read_metadata, save_model
 from liifsr.zoo import bundled_models, load_model
 from liifsr.cli import main
@@ -508,3 +508,25 @@ def test_two_processes_under_torchrun_split_a_folder_and_write_what_one_process_
     again = subprocess.run([*torchrun, *common, "--out-dir", str(tmp_path / "two")], env=env, capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0 and "(rank 0 of 2): 0 done, 3 skipped" in again.stderr  # resumable: nothing redone
+
+
+@pytest.mark.parametrize("decoder", ["lte", "thermal"])
+def test_every_command_takes_the_other_decoders(tmp_path, photo, decoder):
+    """LTE and the heat field are models like any other: upscale (the PNG equals the API's
+    output), evaluate, compare and convert's counterpart, save and load, all by file."""
+    torch.manual_seed(0)
+    config = model_preset(f"edsr-{decoder}")
+    config.encoder = EDSRConfig(n_resblocks=1, n_feats=8)
+    path = tmp_path / f"{decoder}.safetensors"
+    save_model(build_model(config), path)
+    out = tmp_path / "o.png"
+    assert run("upscale", photo, "--scale", "2.5", "-o", out, "--model", path, "--chunk", "500", "--tile", "16") == 0
+    expected = upscale(load_model(path), Image.open(photo), scale=2.5)
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+    dataset = tmp_path / "Set1" / "HR"
+    dataset.mkdir(parents=True)
+    Image.open(photo).crop((0, 0, 44, 60)).save(dataset / "a.png")
+    assert run("evaluate", "--model", path, "--dataset", dataset.parent, "--scales", "2", "--quiet",
+               "--out", tmp_path / "r.json") == 0
+    assert run("compare", photo, "--models", path, "--box", "4,4,20,20", "--scale", "2", "-o", tmp_path / "c.png") == 0
+    assert (tmp_path / "r.json").is_file() and (tmp_path / "c.png").is_file()
