@@ -4,7 +4,7 @@ The bf16 decoder is bound by its elementwise passes (docs/benchmarks.md): the fi
 layer's gather, its coordinate and cell term and its activation, and SIREN's sines.
 This times the decoder on one chunk of 4,096 queries (four
 ensemble members each, their first-layer rows gathered from a latent projection) in bf16:
-the eager decoder, which runs the chunk in blocks of `decoders.rows_per_block` rows, against
+the eager decoder, which runs the chunk in blocks of `models.mlp.rows_per_block` rows, against
 the same code compiled by inductor for one block (the plain-layer path that
 `MLP.after_first_linear` takes under torch.compile) and called block by block:
 - "inductor": default settings (its own C++ loops around oneDNN matmuls);

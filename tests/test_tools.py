@@ -150,3 +150,23 @@ def test_every_model_in_the_committed_table_3_beats_bicubic() -> None:
             assert all(v > b for v, b in zip(values, bicubic, strict=True)), cells
             checked += 1
     assert checked >= 3
+
+
+budget_study = load_tool("budget_study")
+
+
+def test_budget_study_takes_the_mean_lead_and_half_the_seed_spread(tmp_path: Path) -> None:
+    for seed, relu, siren in ((0, 30.0, 31.5), (1, 30.2, 31.3)):
+        records = [record("bicubic", "Set5", 2.0, 29.0), record(f"/m/edsrless-liif-relu-i1200-seed{seed}.safetensors", "Set5", 2.0, relu),
+                   record(f"/m/edsrless-liif-siren30-i1200-seed{seed}.safetensors", "Set5", 2.0, siren)]
+        (tmp_path / f"i1200-seed{seed}-set5.json").write_text(json.dumps(records))
+    (tmp_path / "i3600-seed0-set5.json").write_text(json.dumps([record("edsrless-liif-relu", "Set5", 2.0, 31.0),
+                                                                record("edsrless-liif-siren30", "Set5", 2.0, 31.25)]))
+    (tmp_path / "other.json").write_text("[]")  # not a budget report: ignored
+    scores = budget_study.read_scores(tmp_path)
+    assert budget_study.lead(scores[(1200, "Set5", 2.0)]) == pytest.approx((1.3, 0.2))  # leads 1.5 and 1.1
+    table = budget_study.format_table(scores)
+    assert "| 1,200 | +1.30 ± 0.20 |" in table and "| 3,600 | +0.25 |" in table
+    assert "| 600,000 (the paper) | -0.03 |" in table  # 37.76 - 37.79
+    out = budget_study.plot(scores, tmp_path / "budget.png")
+    assert Image.open(out).size[0] > 800

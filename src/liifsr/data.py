@@ -204,7 +204,7 @@ def split_paths(config: DataConfig) -> tuple[list[Path], list[Path]]:
 
 def check_data_config(config: DataConfig) -> None:
     """Reject data settings the sampler cannot honour; `liifsr train` runs this before
-    loading any image (`train.check_config`)."""
+    loading any image (`training.config.check_config`)."""
     if config.lr_resize not in LR_RESIZERS:
         raise DataError(f"data.lr_resize must be one of {LR_RESIZERS}, got {config.lr_resize!r}")
     if not 1 <= config.scale_min <= config.scale_max:

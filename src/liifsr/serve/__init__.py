@@ -3,7 +3,7 @@
 The page (OpenSeadragon, vendored, so it works offline) asks for the tiles in view at
 the current zoom; the server decodes each one on demand by region decoding, equal to
 that region of `liifsr upscale` at the level's scale (see `pyramid.py`), through one
-model on one thread (`worker.py`), and keeps them in a bounded cache (`app.py`).
+model on one thread (`worker.py`), and keeps them in a bounded cache (`service.py`; the routes: `routes.py`).
 """
 
 from __future__ import annotations

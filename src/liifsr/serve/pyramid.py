@@ -5,7 +5,7 @@ antialiasing) for the overview; from x1 to x30 every level is a whole-image upsc
 the output size `inference.output_size(lr_size, scale)`, and tile (col, row) of a level
 is the TILE x TILE block of that upscale starting at (row * TILE, col * TILE) (plus
 an overlap of one pixel), decoded on
-its own by region decoding (`inference.upscale_tensor(..., region=...)`). Upscale levels
+its own by region decoding (`tiling.upscale_tensor(..., region=...)`). Upscale levels
 are half an octave apart, so the viewer never magnifies decoded pixels by much; x30 is
 the last one.
 """
