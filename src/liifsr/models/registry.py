@@ -73,6 +73,10 @@ class PartConfig:
     def check(self, where: str) -> None:
         """Raise ConfigError for values no model can be built from (before allocating anything)."""
 
+    def describe(self) -> str:
+        """The part in a few words, for `liifsr models` and messages."""
+        return self.name
+
 
 @dataclass
 class EncoderConfig(PartConfig):
