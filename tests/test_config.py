@@ -141,3 +141,22 @@ def test_budget_configs_differ_from_the_experiment_only_in_epochs_and_milestones
     assert len(halvings) == len(paper_fractions)
     for epoch, fraction in zip(halvings, paper_fractions):
         assert abs(epoch - fraction * config.epochs) <= 0.5  # the nearest epoch
+
+
+# The decoders beyond the paper, and the skip control, with the paper's run whose schedule they take.
+BEYOND = {
+    "edsr-lte.yaml": ("edsr-lte", "edsr-liif-siren30.yaml"),
+    "edsr-thermal.yaml": ("edsr-thermal", "edsr-liif-siren30.yaml"),
+    "edsr-liif-relu-skip.yaml": ("edsr-liif-relu-skip", "edsr-liif-relu.yaml"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BEYOND))
+def test_decoder_configs_differ_from_a_paper_run_only_in_the_model(name: str) -> None:
+    """configs/experiment: LTE and the heat field take the SIREN runs' schedule and the skip
+    control the ReLU runs'; the data, budget, batch, precision and seed are the experiment's."""
+    model, reference_name = BEYOND[name]
+    config = load_yaml(TrainConfig, CONFIGS / "experiment" / name)
+    reference = load_yaml(TrainConfig, CONFIGS / "experiment" / reference_name)
+    assert config.model == model != reference.model
+    assert dataclasses.replace(config, model=reference.model) == reference

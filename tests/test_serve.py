@@ -91,17 +91,24 @@ def test_bicubic_region_is_that_region_of_imresize(out_hw):
     assert np.abs(bicubic_region(lr, out_hw, rows, cols) - whole[3:40, 5:29]).max() < 1e-5
 
 
+def x4_tile_is_the_cli_upscale(url, photo, model_file, tmp_path):
+    """The x4 level's tile (1, 0) equals that region of `liifsr upscale` (to 1 level);
+    returns (the level's index, the tile's PNG bytes, the CLI output)."""
+    (image,) = json.loads(get(url + "/api/images")[2])
+    index = next(i for i, l in enumerate(image["levels"]) if l["scale"] == 4)
+    status, kind, data = get(f"{url}/api/images/0/tiles/liif/{index}/1_0.png")
+    assert status == 200 and kind == "image/png"
+    assert main(["upscale", str(photo), "--scale", "4", "-o", str(tmp_path / "cli.png"), "--model", str(model_file)]) == 0
+    cli = np.asarray(Image.open(tmp_path / "cli.png"))
+    tile = np.asarray(Image.open(BytesIO(data)))
+    assert tile.shape == (257, 400 - 255, 3)
+    assert np.abs(tile.astype(int) - cli[:257, 255:400]).max() <= 1
+    return index, data, cli
+
+
 def test_tiles_equal_the_cli_upscale_and_are_cached(server, photo, model_file, tmp_path):
     with running(server) as url:
-        (image,) = json.loads(get(url + "/api/images")[2])
-        index = next(i for i, l in enumerate(image["levels"]) if l["scale"] == 4)
-        status, kind, data = get(f"{url}/api/images/0/tiles/liif/{index}/1_0.png")
-        assert status == 200 and kind == "image/png"
-        assert main(["upscale", str(photo), "--scale", "4", "-o", str(tmp_path / "cli.png"), "--model", str(model_file)]) == 0
-        cli = np.asarray(Image.open(tmp_path / "cli.png"))
-        tile = np.asarray(Image.open(BytesIO(data)))
-        assert tile.shape == (257, 400 - 255, 3)
-        assert np.abs(tile.astype(int) - cli[:257, 255:400]).max() <= 1
+        index, data, cli = x4_tile_is_the_cli_upscale(url, photo, model_file, tmp_path)
         decoded = json.loads(get(url + "/api/status")[2])["decoded_tiles"]
         assert get(f"{url}/api/images/0/tiles/liif/{index}/1_0.png")[2] == data
         assert json.loads(get(url + "/api/status")[2])["decoded_tiles"] == decoded  # from the cache
@@ -321,3 +328,21 @@ def test_serve_takes_a_folder_of_images(model_file, photo, tmp_path, monkeypatch
     assert main(["serve", str(tmp_path / "album"), "--model", str(model_file), "--port", "8124"]) == 0
     assert sorted(image.name for image in served) == ["one.png", "two.png"]
     assert "(2 image(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("decoder", ["lte", "thermal"])
+def test_the_other_decoders_serve_the_tiles_of_their_upscale(decoder, photo, tmp_path):
+    """LTE and the heat field serve through the same interface: a x4 tile is that region
+    of their CLI upscale."""
+    from liifsr.models import build_model, model_preset
+    from liifsr.zoo import load_model
+
+    torch.manual_seed(0)
+    config = model_preset(f"edsr-{decoder}")
+    config.encoder = EDSRConfig(n_resblocks=1, n_feats=8)
+    path = tmp_path / f"{decoder}.safetensors"
+    save_model(build_model(config), path)
+    served = Server(load_model(path), decoder, [(photo.name, read_image(photo))], cache_bytes=200_000,
+                    limits=Limits(upload_bytes=100_000, input_pixels=250_000, output_pixels=400_000))
+    with running(served) as url:
+        x4_tile_is_the_cli_upscale(url, photo, path, tmp_path)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -20,6 +22,7 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 def load_tool(name: str):
     spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 
@@ -42,6 +45,20 @@ def test_run_names_become_the_papers_names() -> None:
     assert results_tables.run_of(run_file("edsrless-liif-siren30", 1)) == ("edsrless-liif-siren30", 1)
     assert results_tables.label(run_file("edsr-liif-siren15", 0)) == "EDSR-LIIF-SIREN-15, seed 0"
     assert results_tables.label("bicubic") == "bicubic"
+    assert results_tables.label(run_file("edsr-thermal", 0)) == "EDSR-heat field, seed 0"
+
+
+def test_the_decoders_beyond_the_paper_follow_its_models_and_have_no_paper_column(tmp_path: Path) -> None:
+    records = [record(run_file("edsr-thermal", 0), "Set5", 2.0, 35.0), record(run_file("edsr-lte", 0), "Set5", 2.0, 35.1),
+               record("bicubic", "Set5", 2.0, 32.0)]
+    text = results_tables.render(records)
+    assert "Ours / the paper's" not in text  # no model of the paper's tables was scored
+    lines = [line for line in text.split("## Table 3")[1].split("SSIM")[0].splitlines() if "seed 0" in line]
+    assert ["EDSR-LTE" in lines[0], "EDSR-heat field" in lines[1]] == [True, True]
+    text = results_tables.render(records + [record(run_file("edsr-liif-relu", 0), "Set5", 2.0, 34.0)])
+    side = results_tables.first_table(text, "## Ours / the paper's Table 3").splitlines()
+    assert [line.split(" | ")[1] for line in side[2:]] == ["EDSR-LIIF-ReLU"]  # only the scored model's row
+    assert side[2].split(" | ")[2] == "34.00 / 37.96"
 
 
 def test_claim_differences_are_ours_and_the_papers() -> None:
@@ -169,4 +186,29 @@ def test_budget_study_takes_the_mean_lead_and_half_the_seed_spread(tmp_path: Pat
     assert "| 1,200 | +1.30 ± 0.20 |" in table and "| 3,600 | +0.25 |" in table
     assert "| 600,000 (the paper) | -0.03 |" in table  # 37.76 - 37.79
     out = budget_study.plot(scores, tmp_path / "budget.png")
-    assert Image.open(out).size[0] > 800
+    assert Image.open(out).size[1] > 600  # a lead panel above a PSNR panel
+
+
+def test_budget_study_fits_the_lead_per_tripling_as_weighted_least_squares() -> None:
+    """A line in log3(iterations): exact on points on a line; otherwise numpy's weighted
+    polyfit, and the prediction's deviation is the textbook sigma * sqrt(1/W + (x - x̄)^2 / Sxx)."""
+    on_line = [(1200, 1.0, 2), (3600, 0.7, 1), (10800, 0.4, 1)]
+    fit = budget_study.tripling_fit(on_line, noise=0.1)
+    assert fit.slope == pytest.approx(-0.3) and fit.at(32400) == pytest.approx(0.1)
+    points = [(1200, 1.26, 2), (3600, 0.96, 1), (10800, 0.81, 1)]
+    fit = budget_study.tripling_fit(points, noise=0.08)
+    xs = np.log([p[0] for p in points]) / np.log(3)
+    weights = np.array([p[2] for p in points], dtype=float)
+    slope, intercept = np.polyfit(xs, [p[1] for p in points], 1, w=np.sqrt(weights))  # polyfit squares w
+    assert fit.slope == pytest.approx(slope) and fit.at(600_000) == pytest.approx(intercept + slope * np.log(600_000) / np.log(3))
+    x0, x_mean = np.log(600_000) / np.log(3), np.average(xs, weights=weights)
+    sxx = np.sum(weights * (xs - x_mean) ** 2)
+    assert fit.sd_at(600_000) == pytest.approx(0.08 * np.sqrt(1 / 4 + (x0 - x_mean) ** 2 / sxx))
+    assert fit.slope_sd == pytest.approx(0.08 / np.sqrt(sxx))
+    with pytest.raises(ValueError, match="two budgets"):
+        budget_study.tripling_fit([(1200, 1.0, 1), (1200, 1.1, 1)], noise=0.1)
+    # the seed noise: the per-run standard deviation between seeds, pooled over budgets
+    by_budget = [{"relu": {0: 30.0, 1: 30.2}, "siren30": {0: 31.5, 1: 31.3}},  # leads 1.5, 1.1
+                 {"relu": {0: 31.0}, "siren30": {0: 31.25}}]  # one seed: no information
+    assert budget_study.seed_noise(by_budget) == pytest.approx(np.std([1.5, 1.1], ddof=1))
+    assert budget_study.seed_noise(by_budget[1:]) is None

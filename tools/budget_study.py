@@ -9,6 +9,13 @@ every budget (the mean over seeds, and half the spread between the highest and l
 seed where there are several) and both models' mean PSNR. The plot has two panels against
 iterations on a log axis: the lead, with the seed spread as error bars, and both models'
 PSNR; the paper's 600,000-iteration numbers (its Table 3) are drawn beside them.
+
+With three budgets or more it also fits, per dataset and scale, the lead as a straight line
+in log3(iterations) (weighted by the number of seeds at each budget) and prints its slope
+(dB per tripling of the budget) and what the line predicts at the paper's 600,000
+iterations, each with one standard deviation from the seed noise: the per-run standard
+deviation of the lead between seeds, pooled over the budgets with several seeds. That
+deviation covers the seeds' noise only, not whether the lead really follows a line.
 """
 
 from __future__ import annotations
@@ -17,13 +24,15 @@ import argparse
 import json
 import re
 import sys
+import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean
+from statistics import mean, variance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tool, run as a script or loaded by path
 
-from results_tables import PAPER_SCALES_3, PAPER_TABLE_3  # noqa: E402
+from results_tables import DATASETS as DATASET_ORDER, PAPER_SCALES_3, PAPER_TABLE_3, base_name  # noqa: E402
 
 from liifsr.files import atomic_write  # noqa: E402
 
@@ -52,6 +61,17 @@ def read_scores(eval_dir: Path) -> dict[tuple[int, str, float], dict[str, dict[i
     return scores
 
 
+def dataset_rank(dataset: str) -> tuple[int, str]:
+    """The paper's dataset order (Set5, Set14, B100, Urban100), others after them."""
+    name = base_name(dataset)
+    return (DATASET_ORDER.index(name) if name in DATASET_ORDER else len(DATASET_ORDER), dataset)
+
+
+def cells_of(scores: dict) -> list[tuple[str, float]]:
+    """The (dataset, scale) cells of `scores`, datasets in the paper's order."""
+    return sorted({(d, s) for _, d, s in scores}, key=lambda cell: (dataset_rank(cell[0]), cell[1]))
+
+
 def lead(by_family: dict[str, dict[int, float]]) -> tuple[float, float] | None:
     """SIREN-30 minus ReLU: the mean over the seeds both have, and half their spread (0 for one seed)."""
     seeds = sorted(by_family.get("relu", {}).keys() & by_family.get("siren30", {}).keys())
@@ -61,7 +81,87 @@ def lead(by_family: dict[str, dict[int, float]]) -> tuple[float, float] | None:
     return mean(leads), (max(leads) - min(leads)) / 2
 
 
+def seed_noise(by_budget: list[dict[str, dict[int, float]]]) -> float | None:
+    """The per-run standard deviation of the lead between seeds, pooled over the budgets
+    that have several seeds; None if none has."""
+    pooled, dof = 0.0, 0
+    for by_family in by_budget:
+        seeds = sorted(by_family.get("relu", {}).keys() & by_family.get("siren30", {}).keys())
+        if len(seeds) > 1:
+            leads = [by_family["siren30"][s] - by_family["relu"][s] for s in seeds]
+            pooled += variance(leads) * (len(leads) - 1)
+            dof += len(leads) - 1
+    return math.sqrt(pooled / dof) if dof else None
+
+
+@dataclass(frozen=True)
+class TriplingFit:
+    """lead = intercept + slope * log3(iterations), weighted least squares (weight: the
+    number of seeds averaged at a budget), with `noise` the per-run standard deviation."""
+
+    slope: float  # dB per tripling of the budget
+    intercept: float
+    noise: float
+    weight: float  # the sum of the weights
+    x_mean: float
+    sxx: float  # the weighted sum of squares of log3(iterations) about x_mean
+
+    def at(self, iterations: float) -> float:
+        return self.intercept + self.slope * math.log(iterations, 3)
+
+    def sd_at(self, iterations: float) -> float:
+        """One standard deviation of the line's value at `iterations` from the seed noise."""
+        x = math.log(iterations, 3)
+        return self.noise * math.sqrt(1 / self.weight + (x - self.x_mean) ** 2 / self.sxx)
+
+    @property
+    def slope_sd(self) -> float:
+        return self.noise / math.sqrt(self.sxx)
+
+
+def tripling_fit(points: list[tuple[int, float, int]], noise: float) -> TriplingFit:
+    """The line through (iterations, mean lead, seeds) points in log3(iterations)."""
+    if len({iterations for iterations, _, _ in points}) < 2:
+        raise ValueError("a line needs at least two budgets")
+    xs = [math.log(iterations, 3) for iterations, _, _ in points]
+    ys = [value for _, value, _ in points]
+    ws = [float(seeds) for _, _, seeds in points]
+    weight = sum(ws)
+    x_mean = sum(w * x for w, x in zip(ws, xs)) / weight
+    y_mean = sum(w * y for w, y in zip(ws, ys)) / weight
+    sxx = sum(w * (x - x_mean) ** 2 for w, x in zip(ws, xs))
+    slope = sum(w * (x - x_mean) * (y - y_mean) for w, x, y in zip(ws, xs, ys)) / sxx
+    return TriplingFit(slope, y_mean - slope * x_mean, noise, weight, x_mean, sxx)
+
+
+def fits(scores: dict) -> dict[tuple[str, float], TriplingFit]:
+    """The tripling fit of each (dataset, scale) with three budgets or more and a seed noise."""
+    out = {}
+    for dataset, scale in cells_of(scores):
+        budgets = sorted(i for i, d, s in scores if (d, s) == (dataset, scale) and lead(scores[(i, d, s)]))
+        noise = seed_noise([scores[(i, dataset, scale)] for i in budgets])
+        if len(budgets) < 3 or noise is None:
+            continue
+        points = []
+        for iterations in budgets:
+            by_family = scores[(iterations, dataset, scale)]
+            seeds = len(by_family["relu"].keys() & by_family["siren30"].keys())
+            points.append((iterations, lead(by_family)[0], seeds))
+        out[(dataset, scale)] = tripling_fit(points, noise)
+    return out
+
+
+def format_fits(found: dict[tuple[str, float], TriplingFit]) -> str:
+    lines = ["| Cell | dB per tripling | at 600,000 iterations (the line) | the paper |", "|---|---:|---:|---:|"]
+    for (dataset, scale), fit in found.items():
+        paper = paper_lead(dataset, scale)
+        lines.append(f"| {dataset} x{scale:g} | {fit.slope:+.2f} ± {fit.slope_sd:.2f} | {fit.at(PAPER_ITERATIONS):+.2f} ± "
+                     f"{fit.sd_at(PAPER_ITERATIONS):.2f} | " + ("" if paper is None else f"{paper:+.2f}") + " |")
+    return "\n".join(lines) + "\n"
+
+
 def paper_lead(dataset: str, scale: float) -> float | None:
+    dataset = base_name(dataset)
     if dataset not in PAPER_TABLE_3 or scale not in PAPER_SCALES_3:
         return None
     k = PAPER_SCALES_3.index(scale)
@@ -69,7 +169,7 @@ def paper_lead(dataset: str, scale: float) -> float | None:
 
 
 def format_table(scores: dict) -> str:
-    cells = sorted({(d, s) for _, d, s in scores})
+    cells = cells_of(scores)
     budgets = sorted({i for i, _, _ in scores})
     header = "| Iterations | " + " | ".join(f"{d} x{s:g}" for d, s in cells) + " |"
     lines = [header, "|---:|" + "---:|" * len(cells)]
@@ -85,36 +185,44 @@ def format_table(scores: dict) -> str:
 
 
 def plot(scores: dict, output: Path) -> Path:
+    """Per dataset, a column of two panels: the lead (error bars: half the seed spread) and
+    both models' PSNR, against iterations; one colour per scale, stars the paper's."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 4.2))
-    lead_axes, psnr_axes = figure.subplots(1, 2)
-    cells = sorted({(d, s) for _, d, s in scores})
-    for index, (dataset, scale) in enumerate(cells):
-        budgets = sorted(i for i, d, s in scores if (d, s) == (dataset, scale) and lead(scores[(i, d, s)]))
-        values = [lead(scores[(i, dataset, scale)]) for i in budgets]
-        color = f"C{index}"
-        label = f"{dataset} x{scale:g}"
-        lead_axes.errorbar(budgets, [v[0] for v in values], yerr=[v[1] for v in values], marker="o", capsize=3,
-                           color=color, label=label)
-        paper = paper_lead(dataset, scale)
-        if paper is not None:
-            lead_axes.plot([PAPER_ITERATIONS], [paper], marker="*", markersize=9, color=color, linestyle="none")
-        for kind, style in zip(FAMILIES, ("--", "-")):
-            means = [mean(scores[(i, dataset, scale)][kind].values()) for i in budgets]
-            psnr_axes.plot(budgets, means, marker="o", linestyle=style, color=color,
-                           label=f"{label} {'ReLU' if kind == 'relu' else 'SIREN-30'}")
-            if dataset in PAPER_TABLE_3 and scale in PAPER_SCALES_3:
-                paper_psnr = PAPER_TABLE_3[dataset][f"edsrless-liif-{kind}"][PAPER_SCALES_3.index(scale)]
-                psnr_axes.plot([PAPER_ITERATIONS], [paper_psnr], marker="*", markersize=9, color=color, linestyle="none")
-    lead_axes.axhline(0, color="0.5", linewidth=0.8)
-    for axes, title in ((lead_axes, "SIREN-30 minus ReLU (dB); stars: the paper"), (psnr_axes, "PSNR (dB); stars: the paper")):
-        axes.set_xscale("log")
-        axes.set_xlabel("training iterations (batch 16)")
-        axes.set_title(title, fontsize=10)
-    lead_axes.legend(fontsize=7)
-    psnr_axes.legend(fontsize=6, ncol=2)
+    datasets = sorted({d for _, d, _ in scores}, key=dataset_rank)
+    scales = sorted({s for _, _, s in scores})
+    figure = Figure(figsize=(3.2 * len(datasets) + 1, 6.4))
+    axes = figure.subplots(2, len(datasets), squeeze=False, sharex=True)
+    for column, dataset in enumerate(datasets):
+        lead_axes, psnr_axes = axes[0][column], axes[1][column]
+        for scale in scales:
+            budgets = sorted(i for i, d, s in scores if (d, s) == (dataset, scale) and lead(scores[(i, d, s)]))
+            if not budgets:
+                continue
+            values = [lead(scores[(i, dataset, scale)]) for i in budgets]
+            color = f"C{scales.index(scale)}"
+            lead_axes.errorbar(budgets, [v[0] for v in values], yerr=[v[1] for v in values], marker="o", capsize=3,
+                               color=color, label=f"x{scale:g}")
+            paper = paper_lead(dataset, scale)
+            if paper is not None:
+                lead_axes.plot([PAPER_ITERATIONS], [paper], marker="*", markersize=9, color=color, linestyle="none")
+            for kind, style in zip(FAMILIES, ("--", "-")):
+                means = [mean(scores[(i, dataset, scale)][kind].values()) for i in budgets]
+                psnr_axes.plot(budgets, means, marker="o", linestyle=style, color=color,
+                               label=f"x{scale:g} {'ReLU' if kind == 'relu' else 'SIREN-30'}")
+                if base_name(dataset) in PAPER_TABLE_3 and scale in PAPER_SCALES_3:
+                    paper_psnr = PAPER_TABLE_3[base_name(dataset)][f"edsrless-liif-{kind}"][PAPER_SCALES_3.index(scale)]
+                    psnr_axes.plot([PAPER_ITERATIONS], [paper_psnr], marker="*", markersize=9, color=color,
+                                   linestyle="none")
+        lead_axes.axhline(0, color="0.5", linewidth=0.8)
+        lead_axes.set_title(f"{dataset}: SIREN-30 minus ReLU (dB)", fontsize=9)
+        psnr_axes.set_title(f"{dataset}: PSNR (dB)", fontsize=9)
+        psnr_axes.set_xlabel("training iterations (batch 16)")
+        for panel in (lead_axes, psnr_axes):
+            panel.set_xscale("log")
+    axes[0][0].legend(fontsize=7, title="stars: the paper", title_fontsize=7)
+    axes[1][0].legend(fontsize=6)
     figure.tight_layout()
     FigureCanvasAgg(figure)
     with atomic_write(output) as tmp:
@@ -131,6 +239,9 @@ def main() -> int:
     if not scores:
         raise SystemExit(f"budget_study: no i<ITERATIONS>-seed<N>-*.json reports in {args.eval_dir}")
     print(format_table(scores), end="")
+    found = fits(scores)
+    if found:
+        print("\n" + format_fits(found), end="")
     print(plot(scores, args.out))
     return 0
 

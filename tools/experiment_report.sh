@@ -36,7 +36,7 @@ models=(bicubic)
 trained=()
 for run in edsr-liif-relu-seed0 edsr-liif-siren30-seed0 edsr-liif-siren15-seed0 edsrless-liif-relu-seed0 \
            edsrless-liif-siren30-seed0 edsr-liif-relu-seed1 edsr-liif-siren15-seed1 \
-           edsr-lte-seed0 edsr-thermal-seed0 edsr-lte-seed1 edsr-thermal-seed1; do
+           edsr-lte-seed0 edsr-thermal-seed0 edsr-lte-seed1 edsr-thermal-seed1 edsr-liif-relu-skip-seed0; do
     trained+=("$runs/$run")
     if ! finished "$runs/$run"; then
         echo "experiment_report: $run has not finished: left out of the tables" >&2

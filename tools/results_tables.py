@@ -38,6 +38,9 @@ PAPER_NAMES = {
     "edsrless-liif-relu": "EDSR-LESS-LIIF-ReLU",
     "edsrless-liif-siren30": "EDSR-LESS-LIIF-SIREN-30",
 }
+# The decoders beyond the paper and their control, shown after the paper's models.
+NAMES = {**PAPER_NAMES, "edsr-liif-relu-skip": "EDSR-LIIF-ReLU + skip", "edsr-lte": "EDSR-LTE",
+         "edsr-thermal": "EDSR-heat field"}
 # The paper's Table 3 (benchmark protocol) and Table 4 (DIV2K validation), PSNR in dB.
 PAPER_SCALES_3 = (2, 3, 4, 6, 8)
 PAPER_TABLE_3 = {
@@ -117,7 +120,7 @@ def label(model: str) -> str:
     run = run_of(model)
     if run is None:
         return model
-    return f"{PAPER_NAMES.get(run[0], run[0])}, seed {run[1]}"
+    return f"{NAMES.get(run[0], run[0])}, seed {run[1]}"
 
 
 def order(record: dict[str, Any]) -> tuple[int, ...]:
@@ -125,7 +128,7 @@ def order(record: dict[str, Any]) -> tuple[int, ...]:
     then other seeds; scales ascending."""
     dataset = base_name(record["dataset"])
     rank = DATASETS.index(dataset) if dataset in DATASETS else len(DATASETS)
-    run, presets = run_of(record["model"]), list(PAPER_NAMES)
+    run, presets = run_of(record["model"]), list(NAMES)
     model = (0, 0, 0) if run is None else (1, run[1], presets.index(run[0]) if run[0] in presets else len(presets))
     return (rank, *model, float(record["scale"]))
 
@@ -188,6 +191,8 @@ def side_by_side(records: list[dict[str, Any]], paper: dict[str, dict[str, tuple
     for dataset in datasets:
         rows = paper.get(base_name(dataset), {})
         for preset, values in rows.items():
+            if not any((preset, 0, dataset, float(s)) in ours for s in paper_scales):
+                continue  # a model these reports did not score
             cells = [f"{ours[(preset, 0, dataset, float(s))]:.2f} / {v:.2f}" if (preset, 0, dataset, float(s)) in ours
                      else f"- / {v:.2f}" for s, v in zip(paper_scales, values)]
             lines.append(f"| {dataset} | {PAPER_NAMES[preset]} | " + " | ".join(cells) + " |")
@@ -258,19 +263,16 @@ def render(records: list[dict[str, Any]], runs: Path | None = None) -> str:
     if div2k:
         out += ["## Table 4 analogue: the div2k protocol on Urban100", "",
                 format_markdown([r for r in shown if r["protocol"] == "div2k"]), ""]
-    if benchmark:
-        out += ["## Ours / the paper's Table 3 (PSNR, dB, seed 0)", ""]
-        out += side_by_side(benchmark, PAPER_TABLE_3, PAPER_SCALES_3) + [""]
-    if div2k:
-        paper4 = {base_name(r["dataset"]): PAPER_TABLE_4 for r in div2k}
-        out += ["## Ours (Urban100) / the paper's Table 4 (DIV2K) (PSNR, dB, seed 0)", ""]
-        out += side_by_side(div2k, paper4, PAPER_SCALES_4) + [""]
-    claims = [("## The claims' differences: ours (the paper's), PSNR dB, benchmark protocol",
+    paper4 = {base_name(r["dataset"]): PAPER_TABLE_4 for r in div2k}
+    claims = [("## Ours / the paper's Table 3 (PSNR, dB, seed 0)", side_by_side(benchmark, PAPER_TABLE_3, PAPER_SCALES_3)),
+              ("## Ours (Urban100) / the paper's Table 4 (DIV2K) (PSNR, dB, seed 0)",
+               side_by_side(div2k, paper4, PAPER_SCALES_4)),
+              ("## The claims' differences: ours (the paper's), PSNR dB, benchmark protocol",
                differences(benchmark, PAPER_TABLE_3, PAPER_SCALES_3)),
               ("## The claims' differences: ours on Urban100 (the paper's on DIV2K), div2k protocol",
-               differences(div2k, {base_name(r["dataset"]): PAPER_TABLE_4 for r in div2k}, PAPER_SCALES_4))]
+               differences(div2k, paper4, PAPER_SCALES_4))]
     for title, lines in claims:
-        if len(lines) > 2:  # a header and at least one difference measured
+        if len(lines) > 2:  # a header and at least one row measured
             out += [title, ""] + lines + [""]
     if pairs:
         out += ["## bf16 against fp32 (PSNR difference, dB)", ""] + precision_check(sorted(pairs, key=lambda p: order(p[0])))

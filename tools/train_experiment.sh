@@ -3,8 +3,9 @@
 # plus a second seed of edsr-liif-relu and edsr-liif-siren15; with STUDY=budget, the budget
 # study instead: edsrless-liif-relu and edsrless-liif-siren30 at 1,200 iterations (seeds 0
 # and 1) and 10,800 iterations (seed 0), configs/experiment/iters-*/; with STUDY=decoders,
-# the decoders beyond the paper: edsr-lte and edsr-thermal (seed 0), and seed 1 of SEED1
-# (edsr-lte or edsr-thermal, the better of the two, once known).
+# the decoders beyond the paper: edsr-lte and edsr-thermal (seed 0), seed 1 of SEED1
+# (edsr-lte or edsr-thermal, the better of the two, once known) and their control,
+# edsr-liif-relu-skip (EDSR-LIIF-ReLU plus the global skip both of them have; seed 0).
 # Every run resumes from its last epoch (a finished run returns at once), so after a stop
 # the same command carries on.
 #
@@ -51,8 +52,8 @@ budget() {  # the budget study; with LANES=2 the ReLU runs in one lane and the S
         *) echo "train_experiment: LANES must be 1 or 2" >&2; exit 2 ;;
     esac
 }
-decoders() {  # LTE and the heat field; with LANES=2 one lane each (the seed-1 run after LTE's)
-    local lte=(edsr-lte:0) thermal=(edsr-thermal:0)
+decoders() {  # LTE, the heat field and the skip control; with LANES=2 LTE's runs in one lane
+    local lte=(edsr-lte:0) thermal=(edsr-thermal:0 edsr-liif-relu-skip:0)
     case ${SEED1:-} in
         "") ;;
         edsr-lte|edsr-thermal) lte+=("$SEED1:1") ;;
