@@ -7,7 +7,7 @@
 # Each (model, table) is one `liifsr evaluate` report in RUNS_DIR/eval/, written when it
 # completes and skipped when it exists, so the script carries on after a stop and picks up
 # runs that finish later. Then tools/results_tables.py gathers the reports into
-# OUT_DIR/tables.md (and their tables into OUT_DIR.md, e.g. docs/results.md), `liifsr
+# OUT_DIR/tables.md (and their tables into OUT_DIR.md where it exists, e.g. docs/results.md), `liifsr
 # plot-log` draws the curves, and `liifsr compare` the figures.
 #
 # Environment: PRECISION (bf16; its measured PSNR difference from fp32 on Set5 is in the
@@ -73,7 +73,9 @@ for model in "${models[@]}"; do
     evaluate "t4-urban100-$(basename "$model" .safetensors)" "$model" "$precision" --scales 2,3,4,6,12,18,24,30 \
         --dataset "$bench/Urban100" --protocol div2k --images "$urban_t4"
 done
-"$python" tools/results_tables.py "$runs/eval" --runs "$runs" -o "$out/tables.md" --into "$out.md"
+into=()  # OUT_DIR.md's marked tables (docs/results.md), where that document exists
+[[ -f "$out.md" ]] && into=(--into "$out.md")
+"$python" tools/results_tables.py "$runs/eval" --runs "$runs" -o "$out/tables.md" "${into[@]}"
 # Figures 3 and 4: learning rate and training loss of every run with an epoch done.
 existing=()
 for run in "${trained[@]}"; do  # runs with at least one epoch logged
