@@ -213,3 +213,13 @@ def test_budget_study_fits_the_lead_per_tripling_as_weighted_least_squares() -> 
                  {"relu": {0: 31.0}, "siren30": {0: 31.25}}]  # one seed: no information
     assert budget_study.seed_noise(by_budget) == pytest.approx(np.std([1.5, 1.1], ddof=1))
     assert budget_study.seed_noise(by_budget[1:]) is None
+    # from reports: three budgets, seeds 0 and 1 at the first
+    scores = {(1200, "Set5", 2.0): by_budget[0], (3600, "Set5", 2.0): by_budget[1],
+              (10800, "Set5", 2.0): {"relu": {0: 31.5}, "siren30": {0: 31.6}}}
+    (fit,) = budget_study.fits(scores).values()
+    expected = budget_study.tripling_fit([(1200, 1.3, 2), (3600, 0.25, 1), (10800, 0.1, 1)], np.std([1.5, 1.1], ddof=1))
+    assert fit.slope == pytest.approx(expected.slope) and fit.noise == pytest.approx(expected.noise)
+    row = budget_study.format_fits({("Set5", 2.0): fit}).splitlines()[2]
+    assert row == (f"| Set5 x2 | {fit.slope:+.2f} ± {fit.slope_sd:.2f} | {fit.at(600_000):+.2f} ± "
+                   f"{fit.sd_at(600_000):.2f} | -0.03 |")
+    assert budget_study.fits({k: v for k, v in scores.items() if k[0] != 10800}) == {}  # two budgets: no fit

@@ -6,9 +6,9 @@ Reads the `liifsr evaluate` JSON reports in EVAL_DIR named `i<ITERATIONS>-seed<N
 (records of edsrless-liif-relu and edsrless-liif-siren30 models: any model name holding
 "relu" or "siren30"), and prints in Markdown SIREN-30 minus ReLU per dataset and scale at
 every budget (the mean over seeds, and half the spread between the highest and lowest
-seed where there are several) and both models' mean PSNR. The plot has two panels against
-iterations on a log axis: the lead, with the seed spread as error bars, and both models'
-PSNR; the paper's 600,000-iteration numbers (its Table 3) are drawn beside them.
+seed where there are several) and both models' mean PSNR. The plot has, per dataset, two
+panels against iterations on a log axis: the lead, with the seed spread as error bars, and
+both models' PSNR; the paper's 600,000-iteration numbers (its Table 3) are drawn beside them.
 
 With three budgets or more it also fits, per dataset and scale, the lead as a straight line
 in log3(iterations) (weighted by the number of seeds at each budget) and prints its slope
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path

@@ -8,7 +8,8 @@ files named `<preset>-seed<N>.safetensors`, as `tools/experiment_report.sh` name
 and writes, in Markdown:
 - with --runs, the training runs: epochs, iterations, time, last loss and validation;
 - Table 3 (benchmark protocol) and the Table 4 analogue (div2k protocol), PSNR and SSIM,
-  bicubic first, then the paper's five models in the paper's order, second seeds last;
+  bicubic first, then the paper's five models in the paper's order and the decoders beyond
+  the paper (`NAMES`), second seeds last;
 - the paper's Tables 3 and 4 beside ours ("ours / paper");
 - the differences behind the paper's claims: SIREN minus ReLU under each encoder, EDSR
   minus EDSR-LESS, and the seed spread (seed 1 minus seed 0), ours and the paper's.
@@ -264,14 +265,14 @@ def render(records: list[dict[str, Any]], runs: Path | None = None) -> str:
         out += ["## Table 4 analogue: the div2k protocol on Urban100", "",
                 format_markdown([r for r in shown if r["protocol"] == "div2k"]), ""]
     paper4 = {base_name(r["dataset"]): PAPER_TABLE_4 for r in div2k}
-    claims = [("## Ours / the paper's Table 3 (PSNR, dB, seed 0)", side_by_side(benchmark, PAPER_TABLE_3, PAPER_SCALES_3)),
-              ("## Ours (Urban100) / the paper's Table 4 (DIV2K) (PSNR, dB, seed 0)",
-               side_by_side(div2k, paper4, PAPER_SCALES_4)),
-              ("## The claims' differences: ours (the paper's), PSNR dB, benchmark protocol",
-               differences(benchmark, PAPER_TABLE_3, PAPER_SCALES_3)),
-              ("## The claims' differences: ours on Urban100 (the paper's on DIV2K), div2k protocol",
-               differences(div2k, paper4, PAPER_SCALES_4))]
-    for title, lines in claims:
+    sections = [("## Ours / the paper's Table 3 (PSNR, dB, seed 0)", side_by_side(benchmark, PAPER_TABLE_3, PAPER_SCALES_3)),
+                ("## Ours (Urban100) / the paper's Table 4 (DIV2K) (PSNR, dB, seed 0)",
+                 side_by_side(div2k, paper4, PAPER_SCALES_4)),
+                ("## The claims' differences: ours (the paper's), PSNR dB, benchmark protocol",
+                 differences(benchmark, PAPER_TABLE_3, PAPER_SCALES_3)),
+                ("## The claims' differences: ours on Urban100 (the paper's on DIV2K), div2k protocol",
+                 differences(div2k, paper4, PAPER_SCALES_4))]
+    for title, lines in sections:
         if len(lines) > 2:  # a header and at least one row measured
             out += [title, ""] + lines + [""]
     if pairs:
