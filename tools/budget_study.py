@@ -32,7 +32,7 @@ from statistics import mean, variance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tool, run as a script or loaded by path
 
-from results_tables import DATASETS as DATASET_ORDER, PAPER_SCALES_3, PAPER_TABLE_3, base_name  # noqa: E402
+from results_tables import PAPER_SCALES_3, PAPER_TABLE_3, base_name, dataset_rank  # noqa: E402
 
 from liifsr.files import atomic_write  # noqa: E402
 
@@ -61,24 +61,28 @@ def read_scores(eval_dir: Path) -> dict[tuple[int, str, float], dict[str, dict[i
     return scores
 
 
-def dataset_rank(dataset: str) -> tuple[int, str]:
-    """The paper's dataset order (Set5, Set14, B100, Urban100), others after them."""
-    name = base_name(dataset)
-    return (DATASET_ORDER.index(name) if name in DATASET_ORDER else len(DATASET_ORDER), dataset)
-
-
 def cells_of(scores: dict) -> list[tuple[str, float]]:
     """The (dataset, scale) cells of `scores`, datasets in the paper's order."""
-    return sorted({(d, s) for _, d, s in scores}, key=lambda cell: (dataset_rank(cell[0]), cell[1]))
+    return sorted({(d, s) for _, d, s in scores}, key=lambda cell: (dataset_rank(cell[0]), cell[0], cell[1]))
+
+
+def seed_leads(by_family: dict[str, dict[int, float]]) -> list[float]:
+    """SIREN-30 minus ReLU for each seed both have, in seed order."""
+    seeds = sorted(by_family.get("relu", {}).keys() & by_family.get("siren30", {}).keys())
+    return [by_family["siren30"][s] - by_family["relu"][s] for s in seeds]
 
 
 def lead(by_family: dict[str, dict[int, float]]) -> tuple[float, float] | None:
     """SIREN-30 minus ReLU: the mean over the seeds both have, and half their spread (0 for one seed)."""
-    seeds = sorted(by_family.get("relu", {}).keys() & by_family.get("siren30", {}).keys())
-    if not seeds:
+    leads = seed_leads(by_family)
+    if not leads:
         return None
-    leads = [by_family["siren30"][s] - by_family["relu"][s] for s in seeds]
     return mean(leads), (max(leads) - min(leads)) / 2
+
+
+def budgets_of(scores: dict, dataset: str, scale: float) -> list[int]:
+    """The budgets at which both families scored the cell with a seed in common."""
+    return sorted(i for i, d, s in scores if (d, s) == (dataset, scale) and seed_leads(scores[(i, d, s)]))
 
 
 def seed_noise(by_budget: list[dict[str, dict[int, float]]]) -> float | None:
@@ -86,9 +90,8 @@ def seed_noise(by_budget: list[dict[str, dict[int, float]]]) -> float | None:
     that have several seeds; None if none has."""
     pooled, dof = 0.0, 0
     for by_family in by_budget:
-        seeds = sorted(by_family.get("relu", {}).keys() & by_family.get("siren30", {}).keys())
-        if len(seeds) > 1:
-            leads = [by_family["siren30"][s] - by_family["relu"][s] for s in seeds]
+        leads = seed_leads(by_family)
+        if len(leads) > 1:
             pooled += variance(leads) * (len(leads) - 1)
             dof += len(leads) - 1
     return math.sqrt(pooled / dof) if dof else None
@@ -138,16 +141,12 @@ def fits(scores: dict) -> dict[tuple[str, float], TriplingFit]:
     """The tripling fit of each (dataset, scale) with three budgets or more and a seed noise."""
     out = {}
     for dataset, scale in cells_of(scores):
-        budgets = sorted(i for i, d, s in scores if (d, s) == (dataset, scale) and lead(scores[(i, d, s)]))
+        budgets = budgets_of(scores, dataset, scale)
         noise = seed_noise([scores[(i, dataset, scale)] for i in budgets])
         if len(budgets) < 3 or noise is None:
             continue
-        points = []
-        for iterations in budgets:
-            by_family = scores[(iterations, dataset, scale)]
-            seeds = len(by_family["relu"].keys() & by_family["siren30"].keys())
-            points.append((iterations, lead(by_family)[0], seeds))
-        out[(dataset, scale)] = tripling_fit(points, noise)
+        leads = [seed_leads(scores[(i, dataset, scale)]) for i in budgets]
+        out[(dataset, scale)] = tripling_fit([(i, mean(l), len(l)) for i, l in zip(budgets, leads)], noise)
     return out
 
 
@@ -190,14 +189,14 @@ def plot(scores: dict, output: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    datasets = sorted({d for _, d, _ in scores}, key=dataset_rank)
+    datasets = sorted({d for _, d, _ in scores}, key=lambda d: (dataset_rank(d), d))
     scales = sorted({s for _, _, s in scores})
     figure = Figure(figsize=(3.2 * len(datasets) + 1, 6.4))
     axes = figure.subplots(2, len(datasets), squeeze=False, sharex=True)
     for column, dataset in enumerate(datasets):
         lead_axes, psnr_axes = axes[0][column], axes[1][column]
         for scale in scales:
-            budgets = sorted(i for i, d, s in scores if (d, s) == (dataset, scale) and lead(scores[(i, d, s)]))
+            budgets = budgets_of(scores, dataset, scale)
             if not budgets:
                 continue
             values = [lead(scores[(i, dataset, scale)]) for i in budgets]

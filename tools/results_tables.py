@@ -124,11 +124,16 @@ def label(model: str) -> str:
     return f"{NAMES.get(run[0], run[0])}, seed {run[1]}"
 
 
+def dataset_rank(dataset: str) -> int:
+    """The paper's dataset order (`DATASETS`), other datasets after them."""
+    name = base_name(dataset)
+    return DATASETS.index(name) if name in DATASETS else len(DATASETS)
+
+
 def order(record: dict[str, Any]) -> tuple[int, ...]:
     """The paper's dataset order; bicubic, then seed 0 of the paper's models in its order,
     then other seeds; scales ascending."""
-    dataset = base_name(record["dataset"])
-    rank = DATASETS.index(dataset) if dataset in DATASETS else len(DATASETS)
+    rank = dataset_rank(record["dataset"])
     run, presets = run_of(record["model"]), list(NAMES)
     model = (0, 0, 0) if run is None else (1, run[1], presets.index(run[0]) if run[0] in presets else len(presets))
     return (rank, *model, float(record["scale"]))
