@@ -53,16 +53,16 @@ budget() {  # the budget study; with LANES=2 the ReLU runs in one lane and the S
     esac
 }
 decoders() {  # LTE, the heat field and the skip control; with LANES=2 LTE's runs in one lane
-    local lte=(edsr-lte:0) thermal=(edsr-thermal:0 edsr-liif-relu-skip:0)
+    local lte=(edsr-lte:0) others=(edsr-thermal:0 edsr-liif-relu-skip:0)
     case ${SEED1:-} in
         "") ;;
         edsr-lte|edsr-thermal) lte+=("$SEED1:1") ;;
         *) echo "train_experiment: SEED1 must be edsr-lte or edsr-thermal" >&2; exit 2 ;;
     esac
     case ${LANES:-1} in
-        1) train "${lte[@]}" "${thermal[@]}" "$@" ;;
+        1) train "${lte[@]}" "${others[@]}" "$@" ;;
         2) train "${lte[@]}" --threads 1 "$@" &
-           train "${thermal[@]}" --threads 1 "$@" &
+           train "${others[@]}" --threads 1 "$@" &
            wait ;;
         *) echo "train_experiment: LANES must be 1 or 2" >&2; exit 2 ;;
     esac
