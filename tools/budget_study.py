@@ -4,16 +4,18 @@
 
 Reads the `liifsr evaluate` JSON reports in EVAL_DIR named `i<ITERATIONS>-seed<N>-*.json`
 (records of edsrless-liif-relu and edsrless-liif-siren30 models: any model name holding
-"relu" or "siren30"), and prints in Markdown SIREN-30 minus ReLU per dataset and scale at
-every budget (the mean over seeds, and half the spread between the highest and lowest
-seed where there are several) and both models' mean PSNR. The plot has, per dataset, two
+"relu" or "siren30"), and prints in Markdown, one row per dataset and scale, SIREN-30 minus
+ReLU at every budget (the mean over seeds, and half the spread between the highest and
+lowest seed where there are several) beside the paper's, then bicubic's and both models'
+PSNR (the mean over seeds) beside the paper's; bicubic's comes from any report in
+EVAL_DIR that scored it. The plot has, per dataset, two
 panels against iterations on a log axis: the lead, with the seed spread as error bars, and
 both models' PSNR; the paper's 600,000-iteration numbers (its Table 3) are drawn beside them.
 
 With three budgets or more it also fits, per dataset and scale, the lead as a straight line
 in log3(iterations) (weighted by the number of seeds at each budget) and prints its slope
 (dB per tripling of the budget) and what the line predicts at the paper's 600,000
-iterations, each with one standard deviation from the seed noise: the per-run standard
+iterations (two more columns of the table), each with one standard deviation from the seed noise: the per-run standard
 deviation of the lead between seeds, pooled over the budgets with several seeds. That
 deviation covers the seeds' noise only, not whether the lead really follows a line.
 """
@@ -39,6 +41,7 @@ from liifsr.files import atomic_write  # noqa: E402
 PAPER_ITERATIONS = 600_000
 REPORT_NAME = re.compile(r"i(\d+)-seed(\d+)-.*\.json")
 FAMILIES = ("relu", "siren30")
+LABELS = {"relu": "ReLU", "siren30": "SIREN-30"}
 
 
 def family(model: str) -> str | None:
@@ -59,6 +62,12 @@ def read_scores(eval_dir: Path) -> dict[tuple[int, str, float], dict[str, dict[i
             if kind is not None:
                 scores[(iterations, record["dataset"], record["scale"])][kind][seed] = record["psnr"]
     return scores
+
+
+def read_bicubic(eval_dir: Path) -> dict[tuple[str, float], float]:
+    """(dataset, scale) -> bicubic's PSNR, from any report in eval_dir that has it."""
+    return {(record["dataset"], record["scale"]): record["psnr"] for path in sorted(eval_dir.glob("*.json"))
+            for record in json.loads(path.read_text()) if record["model"] == "bicubic"}
 
 
 def cells_of(scores: dict) -> list[tuple[str, float]]:
@@ -150,15 +159,6 @@ def fits(scores: dict) -> dict[tuple[str, float], TriplingFit]:
     return out
 
 
-def format_fits(found: dict[tuple[str, float], TriplingFit]) -> str:
-    lines = ["| Cell | dB per tripling | at 600,000 iterations (the line) | the paper |", "|---|---:|---:|---:|"]
-    for (dataset, scale), fit in found.items():
-        paper = paper_lead(dataset, scale)
-        lines.append(f"| {dataset} x{scale:g} | {fit.slope:+.2f} ± {fit.slope_sd:.2f} | {fit.at(PAPER_ITERATIONS):+.2f} ± "
-                     f"{fit.sd_at(PAPER_ITERATIONS):.2f} | " + ("" if paper is None else f"{paper:+.2f}") + " |")
-    return "\n".join(lines) + "\n"
-
-
 def paper_lead(dataset: str, scale: float) -> float | None:
     dataset = base_name(dataset)
     if dataset not in PAPER_TABLE_3 or scale not in PAPER_SCALES_3:
@@ -168,18 +168,46 @@ def paper_lead(dataset: str, scale: float) -> float | None:
 
 
 def format_table(scores: dict) -> str:
-    cells = cells_of(scores)
+    """One row per (dataset, scale): the lead at every budget, the paper's, and (where a
+    cell has three budgets) the fit's dB per tripling and its value at the paper's budget."""
     budgets = sorted({i for i, _, _ in scores})
-    header = "| Iterations | " + " | ".join(f"{d} x{s:g}" for d, s in cells) + " |"
-    lines = [header, "|---:|" + "---:|" * len(cells)]
-    for iterations in budgets:
-        row = []
-        for d, s in cells:
-            value = lead(scores.get((iterations, d, s), {}))
+    found = fits(scores)
+    header = ["Cell", *(f"{i:,}" for i in budgets), f"{PAPER_ITERATIONS:,} (the paper)"]
+    if found:
+        header += ["dB per tripling (the line)", f"at {PAPER_ITERATIONS:,} (the line)"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for dataset, scale in cells_of(scores):
+        row = [f"{dataset} x{scale:g}"]
+        for iterations in budgets:
+            value = lead(scores.get((iterations, dataset, scale), {}))
             row.append("" if value is None else f"{value[0]:+.2f}" + (f" ± {value[1]:.2f}" if value[1] else ""))
-        lines.append(f"| {iterations:,} | " + " | ".join(row) + " |")
-    paper = [paper_lead(d, s) for d, s in cells]
-    lines.append(f"| {PAPER_ITERATIONS:,} (the paper) | " + " | ".join("" if p is None else f"{p:+.2f}" for p in paper) + " |")
+        paper = paper_lead(dataset, scale)
+        row.append("" if paper is None else f"{paper:+.2f}")
+        if found:
+            fit = found.get((dataset, scale))
+            row += ["", ""] if fit is None else [f"{fit.slope:+.2f} ± {fit.slope_sd:.2f}",
+                                                 f"{fit.at(PAPER_ITERATIONS):+.2f} ± {fit.sd_at(PAPER_ITERATIONS):.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_psnr_table(scores: dict, bicubic: dict[tuple[str, float], float]) -> str:
+    """One row per (dataset, scale): bicubic, then both models' PSNR (the mean over seeds)
+    at every budget and in the paper."""
+    budgets = sorted({i for i, _, _ in scores})
+    header = ["Cell", "bicubic"] + [f"{LABELS[kind]} {i:,}" for i in budgets for kind in FAMILIES]
+    header += [f"{LABELS[kind]} (the paper)" for kind in FAMILIES]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for dataset, scale in cells_of(scores):
+        baseline = bicubic.get((dataset, scale))
+        row = [f"{dataset} x{scale:g}", "" if baseline is None else f"{baseline:.2f}"]
+        for iterations in budgets:
+            by_family = scores.get((iterations, dataset, scale), {})
+            row += [f"{mean(by_family[kind].values()):.2f}" if by_family.get(kind) else "" for kind in FAMILIES]
+        paper = base_name(dataset) in PAPER_TABLE_3 and scale in PAPER_SCALES_3
+        row += [f"{PAPER_TABLE_3[base_name(dataset)][f'edsrless-liif-{kind}'][PAPER_SCALES_3.index(scale)]:.2f}"
+                if paper else "" for kind in FAMILIES]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -209,7 +237,7 @@ def plot(scores: dict, output: Path) -> Path:
             for kind, style in zip(FAMILIES, ("--", "-")):
                 means = [mean(scores[(i, dataset, scale)][kind].values()) for i in budgets]
                 psnr_axes.plot(budgets, means, marker="o", linestyle=style, color=color,
-                               label=f"x{scale:g} {'ReLU' if kind == 'relu' else 'SIREN-30'}")
+                               label=f"x{scale:g} {LABELS[kind]}")
                 if base_name(dataset) in PAPER_TABLE_3 and scale in PAPER_SCALES_3:
                     paper_psnr = PAPER_TABLE_3[base_name(dataset)][f"edsrless-liif-{kind}"][PAPER_SCALES_3.index(scale)]
                     psnr_axes.plot([PAPER_ITERATIONS], [paper_psnr], marker="*", markersize=9, color=color,
@@ -237,10 +265,7 @@ def main() -> int:
     scores = read_scores(args.eval_dir)
     if not scores:
         raise SystemExit(f"budget_study: no i<ITERATIONS>-seed<N>-*.json reports in {args.eval_dir}")
-    print(format_table(scores), end="")
-    found = fits(scores)
-    if found:
-        print("\n" + format_fits(found), end="")
+    print(format_table(scores) + "\n" + format_psnr_table(scores, read_bicubic(args.eval_dir)), end="")
     print(plot(scores, args.out))
     return 0
 
