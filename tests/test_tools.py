@@ -173,7 +173,7 @@ def test_every_model_in_the_committed_table_3_beats_bicubic(name: str) -> None:
 budget_study = load_tool("budget_study")
 
 
-def test_budget_study_takes_the_mean_lead_and_half_the_seed_spread(tmp_path: Path) -> None:
+def test_budget_study_takes_the_mean_lead_and_half_the_seed_spread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for seed, relu, siren in ((0, 30.0, 31.5), (1, 30.2, 31.3)):
         records = [record("bicubic", "Set5", 2.0, 29.0), record(f"/m/edsrless-liif-relu-i1200-seed{seed}.safetensors", "Set5", 2.0, relu),
                    record(f"/m/edsrless-liif-siren30-i1200-seed{seed}.safetensors", "Set5", 2.0, siren)]
@@ -192,6 +192,13 @@ def test_budget_study_takes_the_mean_lead_and_half_the_seed_spread(tmp_path: Pat
     assert psnr[2] == "| Set5 x2 | 29.00 | 30.10 | 31.40 | 31.00 | 31.25 | 37.79 | 37.76 |"  # means over seeds
     out = budget_study.plot(scores, tmp_path / "budget.png")
     assert Image.open(out).size[1] > 600  # a lead panel above a PSNR panel
+    # --into: the two tables land in their marked blocks, the text around them stays
+    document = tmp_path / "results.md"
+    document.write_text("A\n<!-- budget-lead -->\nold\n<!-- /budget-lead -->\nB\n<!-- budget-psnr -->\n<!-- /budget-psnr -->\n")
+    monkeypatch.setattr(sys, "argv", ["budget_study.py", str(tmp_path), "-o", str(out), "--into", str(document)])
+    assert budget_study.main() == 0
+    assert document.read_text() == (f"A\n<!-- budget-lead -->\n{table}<!-- /budget-lead -->\nB\n"
+                                     f"<!-- budget-psnr -->\n{chr(10).join(psnr)}\n<!-- /budget-psnr -->\n")
 
 
 def test_budget_study_fits_the_lead_per_tripling_as_weighted_least_squares() -> None:

@@ -1,6 +1,6 @@
 """The budget study's table and plot (docs/results.md): SIREN-30 minus ReLU against iterations.
 
-    python tools/budget_study.py EVAL_DIR [-o docs/results/budget.png]
+    python tools/budget_study.py EVAL_DIR [-o docs/results/budget.png] [--into docs/results.md]
 
 Reads the `liifsr evaluate` JSON reports in EVAL_DIR named `i<ITERATIONS>-seed<N>-*.json`
 (records of edsrless-liif-relu and edsrless-liif-siren30 models: any model name holding
@@ -34,7 +34,7 @@ from statistics import mean, variance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tool, run as a script or loaded by path
 
-from results_tables import PAPER_SCALES_3, PAPER_TABLE_3, base_name, dataset_rank  # noqa: E402
+from results_tables import PAPER_SCALES_3, PAPER_TABLE_3, base_name, dataset_rank, fill_block  # noqa: E402
 
 from liifsr.files import atomic_write  # noqa: E402
 
@@ -261,11 +261,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval_dir", type=Path)
     parser.add_argument("-o", "--out", type=Path, default=Path("docs/results/budget.png"))
+    parser.add_argument("--into", type=Path, help="a document whose <!-- budget-lead --> and <!-- budget-psnr --> "
+                        "blocks get the two tables (docs/results.md)")
     args = parser.parse_args()
     scores = read_scores(args.eval_dir)
     if not scores:
         raise SystemExit(f"budget_study: no i<ITERATIONS>-seed<N>-*.json reports in {args.eval_dir}")
-    print(format_table(scores) + "\n" + format_psnr_table(scores, read_bicubic(args.eval_dir)), end="")
+    leads, psnr = format_table(scores), format_psnr_table(scores, read_bicubic(args.eval_dir))
+    print(leads + "\n" + psnr, end="")
+    if args.into is not None:
+        with atomic_write(args.into) as tmp:
+            tmp.write_text(fill_block(fill_block(args.into.read_text(), "budget-lead", leads), "budget-psnr", psnr),
+                           encoding="utf-8")
+        print(f"budget_study: tables -> {args.into}")
     print(plot(scores, args.out))
     return 0
 

@@ -28,10 +28,7 @@ liifsr=${LIIFSR:-.venv/bin/liifsr}
 python=${PYTHON:-.venv/bin/python}
 mkdir -p "$out" "$runs/models" "$runs/eval"
 
-finished() {  # RUN_DIR: whether the run has logged its last epoch (training.runlog.RunRecord.finished)
-    [[ -f $1/config.yaml && -f $1/log.csv ]] && "$python" -c \
-        'import sys; from pathlib import Path; from liifsr.training.runlog import read_run; sys.exit(not read_run(Path(sys.argv[1])).finished)' "$1"
-}
+source tools/runs.sh  # finished
 models=(bicubic)
 trained=()
 for run in edsr-liif-relu-seed0 edsr-liif-siren30-seed0 edsr-liif-siren15-seed0 edsrless-liif-relu-seed0 \

@@ -294,13 +294,19 @@ def first_table(text: str, heading: str) -> str | None:
     return "\n".join(itertools.takewhile(lambda line: line.startswith("|"), after[start:]))
 
 
+def fill_block(document: str, name: str, table: str) -> str:
+    """`document` with the block between `<!-- name -->` and `<!-- /name -->` replaced by
+    `table` (unchanged where it has no such block)."""
+    pattern = re.compile(rf"(<!-- {name} -->\n)(?:.*?\n)?(<!-- /{name} -->)", re.S)
+    return pattern.sub(lambda match: match.group(1) + table.rstrip("\n") + "\n" + match.group(2), document)
+
+
 def fill(document: str, tables: str) -> str:
     """`document` with each marked block replaced by its section's first table."""
     for name, heading in INTO_SECTIONS.items():
         table = first_table(tables, heading)
-        pattern = re.compile(rf"(<!-- {name} -->\n)(?:.*?\n)?(<!-- /{name} -->)", re.S)
-        if table is not None and pattern.search(document):
-            document = pattern.sub(lambda match: match.group(1) + table + "\n" + match.group(2), document)
+        if table is not None:
+            document = fill_block(document, name, table)
     return document
 
 
