@@ -7,17 +7,18 @@ Reads the `liifsr evaluate` JSON reports in EVAL_DIR named `i<ITERATIONS>-seed<N
 "relu" or "siren30"), and prints in Markdown, one row per dataset and scale, SIREN-30 minus
 ReLU at every budget (the mean over seeds, and half the spread between the highest and
 lowest seed where there are several) beside the paper's, then bicubic's and both models'
-PSNR (the mean over seeds) beside the paper's; bicubic's comes from any report in
-EVAL_DIR that scored it. The plot has, per dataset, two
-panels against iterations on a log axis: the lead, with the seed spread as error bars, and
-both models' PSNR; the paper's 600,000-iteration numbers (its Table 3) are drawn beside them.
+PSNR (the mean over seeds) beside the paper's; bicubic's comes from any report in EVAL_DIR
+that scored it. The plot has, per dataset, two panels against iterations on a log axis: the
+lead, with the seed spread as error bars, and both models' PSNR; the paper's
+600,000-iteration numbers (its Table 3) are drawn beside them.
 
 With three budgets or more it also fits, per dataset and scale, the lead as a straight line
 in log3(iterations) (weighted by the number of seeds at each budget) and prints its slope
-(dB per tripling of the budget) and what the line predicts at the paper's 600,000
-iterations (two more columns of the table), each with one standard deviation from the seed noise: the per-run standard
-deviation of the lead between seeds, pooled over the budgets with several seeds. That
-deviation covers the seeds' noise only, not whether the lead really follows a line.
+(dB per tripling of the budget) and what the line predicts at the paper's 600,000 iterations
+(two more columns of the table), each with one standard deviation from the seed noise: the
+per-run standard deviation of the lead between seeds, pooled over the budgets with several
+seeds. That deviation covers the seeds' noise only, not whether the lead really follows a
+line.
 """
 
 from __future__ import annotations
