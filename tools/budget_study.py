@@ -160,12 +160,17 @@ def fits(scores: dict) -> dict[tuple[str, float], TriplingFit]:
     return out
 
 
-def paper_lead(dataset: str, scale: float) -> float | None:
+def paper_psnr(dataset: str, scale: float, kind: str) -> float | None:
+    """The paper's Table 3 PSNR of EDSR-LESS-LIIF-<kind> (None where it has no such cell)."""
     dataset = base_name(dataset)
     if dataset not in PAPER_TABLE_3 or scale not in PAPER_SCALES_3:
         return None
-    k = PAPER_SCALES_3.index(scale)
-    return PAPER_TABLE_3[dataset]["edsrless-liif-siren30"][k] - PAPER_TABLE_3[dataset]["edsrless-liif-relu"][k]
+    return PAPER_TABLE_3[dataset][f"edsrless-liif-{kind}"][PAPER_SCALES_3.index(scale)]
+
+
+def paper_lead(dataset: str, scale: float) -> float | None:
+    relu, siren = (paper_psnr(dataset, scale, kind) for kind in FAMILIES)
+    return None if relu is None else siren - relu
 
 
 def format_table(scores: dict) -> str:
@@ -205,9 +210,8 @@ def format_psnr_table(scores: dict, bicubic: dict[tuple[str, float], float]) -> 
         for iterations in budgets:
             by_family = scores.get((iterations, dataset, scale), {})
             row += [f"{mean(by_family[kind].values()):.2f}" if by_family.get(kind) else "" for kind in FAMILIES]
-        paper = base_name(dataset) in PAPER_TABLE_3 and scale in PAPER_SCALES_3
-        row += [f"{PAPER_TABLE_3[base_name(dataset)][f'edsrless-liif-{kind}'][PAPER_SCALES_3.index(scale)]:.2f}"
-                if paper else "" for kind in FAMILIES]
+        paper = [paper_psnr(dataset, scale, kind) for kind in FAMILIES]
+        row += ["" if value is None else f"{value:.2f}" for value in paper]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -239,9 +243,9 @@ def plot(scores: dict, output: Path) -> Path:
                 means = [mean(scores[(i, dataset, scale)][kind].values()) for i in budgets]
                 psnr_axes.plot(budgets, means, marker="o", linestyle=style, color=color,
                                label=f"x{scale:g} {LABELS[kind]}")
-                if base_name(dataset) in PAPER_TABLE_3 and scale in PAPER_SCALES_3:
-                    paper_psnr = PAPER_TABLE_3[base_name(dataset)][f"edsrless-liif-{kind}"][PAPER_SCALES_3.index(scale)]
-                    psnr_axes.plot([PAPER_ITERATIONS], [paper_psnr], marker="*", markersize=9, color=color,
+                paper_value = paper_psnr(dataset, scale, kind)
+                if paper_value is not None:
+                    psnr_axes.plot([PAPER_ITERATIONS], [paper_value], marker="*", markersize=9, color=color,
                                    linestyle="none")
         lead_axes.axhline(0, color="0.5", linewidth=0.8)
         lead_axes.set_title(f"{dataset}: SIREN-30 minus ReLU (dB)", fontsize=9)
