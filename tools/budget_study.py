@@ -4,18 +4,18 @@
 
 Reads the `liifsr evaluate` JSON reports in EVAL_DIR named `i<ITERATIONS>-seed<N>-*.json`
 (records of edsrless-liif-relu and edsrless-liif-siren30 models: any model name holding
-"relu" or "siren30"), and prints in Markdown, one row per dataset and scale, SIREN-30 minus
-ReLU at every budget (the mean over seeds, and half the spread between the highest and
-lowest seed where there are several) beside the paper's, then bicubic's and both models'
-PSNR (the mean over seeds) beside the paper's; bicubic's comes from any report in EVAL_DIR
-that scored it. The plot has, per dataset, two panels against iterations on a log axis: the
-lead, with the seed spread as error bars, and both models' PSNR; the paper's
-600,000-iteration numbers (its Table 3) are drawn beside them.
+"relu" or "siren30"), and prints two Markdown tables, one row per dataset and budget and
+one column per scale: SIREN-30 minus ReLU (the mean over seeds, and half the spread
+between the highest and lowest seed where there are several) with the paper's below it,
+then bicubic's and both models' PSNR (the mean over seeds) with the paper's; bicubic's
+comes from any report in EVAL_DIR that scored it. The plot has, per dataset, two panels
+against iterations on a log axis: the lead, with the seed spread as error bars, and both
+models' PSNR; the paper's 600,000-iteration numbers (its Table 3) are drawn beside them.
 
 With three budgets or more it also fits, per dataset and scale, the lead as a straight line
 in log3(iterations) (weighted by the number of seeds at each budget) and prints its slope
 (dB per tripling of the budget) and what the line predicts at the paper's 600,000 iterations
-(two more columns of the table), each with one standard deviation from the seed noise: the
+(two more rows per dataset), each with one standard deviation from the seed noise: the
 per-run standard deviation of the lead between seeds, pooled over the budgets with several
 seeds. That deviation covers the seeds' noise only, not whether the lead really follows a
 line.
@@ -35,8 +35,9 @@ from statistics import mean, variance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tool, run as a script or loaded by path
 
-from results_tables import PAPER_SCALES_3, PAPER_TABLE_3, base_name, dataset_rank, fill_block  # noqa: E402
+from results_tables import PAPER_SCALES_3, PAPER_TABLE_3, base_name, dataset_rank, fill_block, table_head  # noqa: E402
 
+from liifsr.evaluation.reports import markdown_row  # noqa: E402
 from liifsr.files import atomic_write  # noqa: E402
 
 PAPER_ITERATIONS = 600_000
@@ -69,6 +70,19 @@ def read_bicubic(eval_dir: Path) -> dict[tuple[str, float], float]:
     """(dataset, scale) -> bicubic's PSNR, from any report in eval_dir that has it."""
     return {(record["dataset"], record["scale"]): record["psnr"] for path in sorted(eval_dir.glob("*.json"))
             for record in json.loads(path.read_text()) if record["model"] == "bicubic"}
+
+
+def datasets_of(scores: dict) -> list[str]:
+    """The datasets of `scores` in the paper's order."""
+    return sorted({d for _, d, _ in scores}, key=lambda d: (dataset_rank(d), d))
+
+
+def scales_of(scores: dict) -> list[float]:
+    return sorted({s for _, _, s in scores})
+
+
+def budgets_in(scores: dict) -> list[int]:
+    return sorted({i for i, _, _ in scores})
 
 
 def cells_of(scores: dict) -> list[tuple[str, float]]:
@@ -173,47 +187,66 @@ def paper_lead(dataset: str, scale: float) -> float | None:
     return None if relu is None else siren - relu
 
 
+def mean_psnr(by_family: dict[str, dict[int, float]], kind: str) -> float | None:
+    """A family's PSNR, the mean over its seeds (None where it has none)."""
+    seeds = by_family.get(kind)
+    return mean(seeds.values()) if seeds else None
+
+
+def format_lead(value: tuple[float, float] | None) -> str:
+    if value is None:
+        return ""
+    return f"{value[0]:+.2f}" + (f" ± {value[1]:.2f}" if value[1] else "")
+
+
 def format_table(scores: dict) -> str:
-    """One row per (dataset, scale): the lead at every budget, the paper's, and (where a
-    cell has three budgets) the fit's dB per tripling and its value at the paper's budget."""
-    budgets = sorted({i for i, _, _ in scores})
-    found = fits(scores)
-    header = ["Cell", *(f"{i:,}" for i in budgets), f"{PAPER_ITERATIONS:,} (the paper)"]
-    if found:
-        header += ["dB per tripling (the line)", f"at {PAPER_ITERATIONS:,} (the line)"]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    for dataset, scale in cells_of(scores):
-        row = [f"{dataset} x{scale:g}"]
-        for iterations in budgets:
-            value = lead(scores.get((iterations, dataset, scale), {}))
-            row.append("" if value is None else f"{value[0]:+.2f}" + (f" ± {value[1]:.2f}" if value[1] else ""))
-        paper = paper_lead(dataset, scale)
-        row.append("" if paper is None else f"{paper:+.2f}")
-        if found:
-            fit = found.get((dataset, scale))
-            row += ["", ""] if fit is None else [f"{fit.slope:+.2f} ± {fit.slope_sd:.2f}",
-                                                 f"{fit.at(PAPER_ITERATIONS):+.2f} ± {fit.sd_at(PAPER_ITERATIONS):.2f}"]
-        lines.append("| " + " | ".join(row) + " |")
+    """Per dataset, one row per budget with the lead at each scale, then (where a scale has
+    three budgets) the line's dB per tripling and its value at the paper's budget, then the
+    paper's lead."""
+    scales, found = scales_of(scores), fits(scores)
+    lines = table_head(["Dataset", "Iterations"], [f"x{s:g}" for s in scales])
+    for dataset in datasets_of(scores):
+        rows = []
+        for iterations in budgets_in(scores):
+            values = [lead(scores.get((iterations, dataset, s), {})) for s in scales]
+            if any(values):
+                rows.append([f"{iterations:,}", *map(format_lead, values)])
+        line = [found.get((dataset, s)) for s in scales]
+        if any(line):
+            rows.append(["dB per tripling (the line)",
+                         *("" if f is None else f"{f.slope:+.2f} ± {f.slope_sd:.2f}" for f in line)])
+            rows.append([f"{PAPER_ITERATIONS:,} (the line)", *("" if f is None else
+                         f"{f.at(PAPER_ITERATIONS):+.2f} ± {f.sd_at(PAPER_ITERATIONS):.2f}" for f in line)])
+        paper = [paper_lead(dataset, s) for s in scales]
+        if any(value is not None for value in paper):
+            rows.append([f"{PAPER_ITERATIONS:,} (the paper)", *("" if v is None else f"{v:+.2f}" for v in paper)])
+        lines += [markdown_row([dataset, *row]) for row in rows]
     return "\n".join(lines) + "\n"
 
 
 def format_psnr_table(scores: dict, bicubic: dict[tuple[str, float], float]) -> str:
-    """One row per (dataset, scale): bicubic, then both models' PSNR (the mean over seeds)
-    at every budget and in the paper."""
-    budgets = sorted({i for i, _, _ in scores})
-    header = ["Cell", "bicubic"] + [f"{LABELS[kind]} {i:,}" for i in budgets for kind in FAMILIES]
-    header += [f"{LABELS[kind]} (the paper)" for kind in FAMILIES]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    for dataset, scale in cells_of(scores):
-        baseline = bicubic.get((dataset, scale))
-        row = [f"{dataset} x{scale:g}", "" if baseline is None else f"{baseline:.2f}"]
-        for iterations in budgets:
-            by_family = scores.get((iterations, dataset, scale), {})
-            row += [f"{mean(by_family[kind].values()):.2f}" if by_family.get(kind) else "" for kind in FAMILIES]
-        paper = [paper_psnr(dataset, scale, kind) for kind in FAMILIES]
-        row += ["" if value is None else f"{value:.2f}" for value in paper]
-        lines.append("| " + " | ".join(row) + " |")
+    """Per dataset, bicubic's PSNR, then both models' (ReLU / SIREN-30, the mean over seeds)
+    at every budget and in the paper, one column per scale."""
+    scales = scales_of(scores)
+    lines = table_head(["Dataset", "Iterations"], [f"x{s:g}: {' / '.join(LABELS.values())}" for s in scales])
+    for dataset in datasets_of(scores):
+        rows = [["bicubic", *(f"{bicubic[(dataset, s)]:.2f}" if (dataset, s) in bicubic else "" for s in scales)]]
+        for iterations in budgets_in(scores):
+            cells = [[mean_psnr(scores.get((iterations, dataset, s), {}), kind) for kind in FAMILIES] for s in scales]
+            if any(v is not None for pair in cells for v in pair):
+                rows.append([f"{iterations:,}", *map(pair_text, cells)])
+        paper = [[paper_psnr(dataset, s, kind) for kind in FAMILIES] for s in scales]
+        if any(v is not None for pair in paper for v in pair):
+            rows.append([f"{PAPER_ITERATIONS:,} (the paper)", *map(pair_text, paper)])
+        lines += [markdown_row([dataset, *row]) for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def pair_text(values: list[float | None]) -> str:
+    """'ReLU / SIREN-30' PSNR, '-' for a missing one, empty when both are."""
+    if all(v is None for v in values):
+        return ""
+    return " / ".join("-" if v is None else f"{v:.2f}" for v in values)
 
 
 def plot(scores: dict, output: Path) -> Path:
@@ -222,8 +255,7 @@ def plot(scores: dict, output: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    datasets = sorted({d for _, d, _ in scores}, key=lambda d: (dataset_rank(d), d))
-    scales = sorted({s for _, _, s in scores})
+    datasets, scales = datasets_of(scores), scales_of(scores)
     figure = Figure(figsize=(3.2 * len(datasets) + 1, 6.4))
     axes = figure.subplots(2, len(datasets), squeeze=False, sharex=True)
     for column, dataset in enumerate(datasets):
@@ -240,7 +272,7 @@ def plot(scores: dict, output: Path) -> Path:
             if paper is not None:
                 lead_axes.plot([PAPER_ITERATIONS], [paper], marker="*", markersize=9, color=color, linestyle="none")
             for kind, style in zip(FAMILIES, ("--", "-")):
-                means = [mean(scores[(i, dataset, scale)][kind].values()) for i in budgets]
+                means = [mean_psnr(scores[(i, dataset, scale)], kind) for i in budgets]
                 psnr_axes.plot(budgets, means, marker="o", linestyle=style, color=color,
                                label=f"x{scale:g} {LABELS[kind]}")
                 paper_value = paper_psnr(dataset, scale, kind)

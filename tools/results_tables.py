@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from liifsr.evaluation.reports import format_markdown
+from liifsr.evaluation.reports import format_markdown, markdown_row
 from liifsr.files import atomic_write
 from liifsr.training.runlog import read_run
 
@@ -163,16 +163,20 @@ def split_precision_check(records: list[dict[str, Any]]) -> tuple[list[dict[str,
     return [r for r in records if id(r) not in checked], pairs
 
 
+def table_head(labels: list[str], values: list[str]) -> list[str]:
+    """A Markdown table's two header lines: left-aligned label columns, right-aligned value columns."""
+    return [markdown_row([*labels, *values]), "|" + "---|" * len(labels) + "---:|" * len(values)]
+
+
 def precision_check(pairs: list[tuple[dict, dict]]) -> list[str]:
     """bf16 minus fp32 PSNR per model and scale, and the largest difference."""
     scales = sorted({float(b["scale"]) for b, _ in pairs})
     cells: dict[tuple[str, str], dict[float, float]] = {}
     for bf16, fp32 in pairs:
         cells.setdefault((bf16["dataset"], label(bf16["model"])), {})[float(bf16["scale"])] = bf16["psnr"] - fp32["psnr"]
-    lines = ["| Dataset | Model | " + " | ".join(f"x{s:g}" for s in scales) + " |",
-             "|---|---|" + "---:|" * len(scales)]
+    lines = table_head(["Dataset", "Model"], [f"x{s:g}" for s in scales])
     for (dataset, model), by_scale in cells.items():
-        lines.append(f"| {dataset} | {model} | " + " | ".join(f"{by_scale[s]:+.4f}" if s in by_scale else "" for s in scales) + " |")
+        lines.append(markdown_row([dataset, model, *(f"{by_scale[s]:+.4f}" if s in by_scale else "" for s in scales)]))
     worst = max(abs(b["psnr"] - f["psnr"]) for b, f in pairs)
     return lines + ["", f"Largest difference: {worst:.4f} dB."]
 
@@ -192,8 +196,7 @@ def side_by_side(records: list[dict[str, Any]], paper: dict[str, dict[str, tuple
     """Ours / the paper's PSNR, seed 0, at the paper's scales."""
     ours = psnr_of(records)
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
-    lines = ["| Dataset | Model | " + " | ".join(f"x{s}" for s in paper_scales) + " |",
-             "|---|---|" + "---:|" * len(paper_scales)]
+    lines = table_head(["Dataset", "Model"], [f"x{s}" for s in paper_scales])
     for dataset in datasets:
         rows = paper.get(base_name(dataset), {})
         for preset, values in rows.items():
@@ -201,7 +204,7 @@ def side_by_side(records: list[dict[str, Any]], paper: dict[str, dict[str, tuple
                 continue  # a model these reports did not score
             cells = [f"{ours[(preset, 0, dataset, float(s))]:.2f} / {v:.2f}" if (preset, 0, dataset, float(s)) in ours
                      else f"- / {v:.2f}" for s, v in zip(paper_scales, values)]
-            lines.append(f"| {dataset} | {PAPER_NAMES[preset]} | " + " | ".join(cells) + " |")
+            lines.append(markdown_row([dataset, PAPER_NAMES[preset], *cells]))
     return lines
 
 
@@ -211,8 +214,7 @@ def differences(records: list[dict[str, Any]], paper: dict[str, dict[str, tuple[
     ours = psnr_of(records)
     scales = sorted({float(r["scale"]) for r in records})
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
-    lines = ["| Dataset | Difference | " + " | ".join(f"x{s:g}" for s in scales) + " |",
-             "|---|---|" + "---:|" * len(scales)]
+    lines = table_head(["Dataset", "Difference"], [f"x{s:g}" for s in scales])
     rows = [(text, (a, 0), (b, 0)) for text, a, b in CLAIM_DIFFERENCES]
     rows += [(text, (preset, 1), (preset, 0)) for text, preset in SEEDS]
     for dataset in datasets:
@@ -228,7 +230,7 @@ def differences(records: list[dict[str, Any]], paper: dict[str, dict[str, tuple[
                     cell += f" ({table[first[0]][i] - table[second[0]][i]:+.2f})"
                 cells.append(cell)
             if measured:
-                lines.append(f"| {dataset} | {text} | " + " | ".join(cells) + " |")
+                lines.append(markdown_row([dataset, text, *cells]))
     return lines
 
 

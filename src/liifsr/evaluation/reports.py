@@ -30,7 +30,8 @@ def _scale_header(scales: list[float]) -> list[str]:
     return groups
 
 
-def _row(cells: list[str]) -> str:
+def markdown_row(cells: Iterable[str]) -> str:
+    """One line of a Markdown table."""
     return "| " + " | ".join(cells) + " |"
 
 
@@ -39,13 +40,13 @@ def _table(lead: list[str], rows: list[tuple[list[str], dict[float, dict[str, An
     digits = 2 if key == "psnr" else 4
     blank = [""] * len(lead)
     lines = [
-        _row(lead + _scale_header(scales)),
-        _row(["---"] * len(lead) + ["---:"] * len(scales)),
-        _row(blank + [f"x{s:g}" for s in scales]),
+        markdown_row(lead + _scale_header(scales)),
+        markdown_row(["---"] * len(lead) + ["---:"] * len(scales)),
+        markdown_row(blank + [f"x{s:g}" for s in scales]),
     ]
     for labels, by_scale in rows:
         values = [f"{by_scale[s][key]:.{digits}f}" if s in by_scale else "" for s in scales]
-        lines.append(_row(labels + values))
+        lines.append(markdown_row(labels + values))
     return lines
 
 
