@@ -208,6 +208,7 @@ def test_budget_study_fits_the_lead_per_tripling_as_weighted_least_squares() -> 
     on_line = [(1200, 1.0, 2), (3600, 0.7, 1), (10800, 0.4, 1)]
     fit = budget_study.tripling_fit(on_line, noise=0.1)
     assert fit.slope == pytest.approx(-0.3) and fit.at(32400) == pytest.approx(0.1)
+    assert fit.largest_miss == pytest.approx(0, abs=1e-12)
     points = [(1200, 1.26, 2), (3600, 0.96, 1), (10800, 0.81, 1)]
     fit = budget_study.tripling_fit(points, noise=0.08)
     xs = np.log([p[0] for p in points]) / np.log(3)
@@ -218,6 +219,7 @@ def test_budget_study_fits_the_lead_per_tripling_as_weighted_least_squares() -> 
     sxx = np.sum(weights * (xs - x_mean) ** 2)
     assert fit.sd_at(600_000) == pytest.approx(0.08 * np.sqrt(1 / 4 + (x0 - x_mean) ** 2 / sxx))
     assert fit.slope_sd == pytest.approx(0.08 / np.sqrt(sxx))
+    assert fit.largest_miss == pytest.approx(np.max(np.abs(np.array([p[1] for p in points]) - intercept - slope * xs)))
     with pytest.raises(ValueError, match="two budgets"):
         budget_study.tripling_fit([(1200, 1.0, 1), (1200, 1.1, 1)], noise=0.1)
     # the seed noise: the per-run standard deviation between seeds, pooled over budgets
@@ -235,5 +237,6 @@ def test_budget_study_fits_the_lead_per_tripling_as_weighted_least_squares() -> 
     assert rows == ["| Set5 | 1,200 | +1.30 ± 0.20 |", "| Set5 | 3,600 | +0.25 |", "| Set5 | 10,800 | +0.10 |",
                     f"| Set5 | dB per tripling (the line) | {fit.slope:+.2f} ± {fit.slope_sd:.2f} |",
                     f"| Set5 | 600,000 (the line) | {fit.at(600_000):+.2f} ± {fit.sd_at(600_000):.2f} |",
+                    f"| Set5 | the line's largest miss (seed SD) | {fit.largest_miss:.2f} ({fit.noise:.2f}) |",
                     "| Set5 | 600,000 (the paper) | -0.03 |"]
     assert budget_study.fits({k: v for k, v in scores.items() if k[0] != 10800}) == {}  # two budgets: no fit

@@ -15,10 +15,12 @@ models' PSNR; the paper's 600,000-iteration numbers (its Table 3) are drawn besi
 With three budgets or more it also fits, per dataset and scale, the lead as a straight line
 in log3(iterations) (weighted by the number of seeds at each budget) and prints its slope
 (dB per tripling of the budget) and what the line predicts at the paper's 600,000 iterations
-(two more rows per dataset), each with one standard deviation from the seed noise: the
+(more rows per dataset), each with one standard deviation from the seed noise: the
 per-run standard deviation of the lead between seeds, pooled over the budgets with several
 seeds. That deviation covers the seeds' noise only, not whether the lead really follows a
-line.
+line: a third row gives the line's largest miss of a budget's lead beside the per-run seed
+deviation, and a miss well above that deviation says the lead bends, and that the line's
+value at 600,000 iterations is worth little.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ class TriplingFit:
     weight: float  # the sum of the weights
     x_mean: float
     sxx: float  # the weighted sum of squares of log3(iterations) about x_mean
+    largest_miss: float  # the largest distance, in dB, between the line and a budget's mean lead
 
     def at(self, iterations: float) -> float:
         return self.intercept + self.slope * math.log(iterations, 3)
@@ -158,7 +161,9 @@ def tripling_fit(points: list[tuple[int, float, int]], noise: float) -> Tripling
     y_mean = sum(w * y for w, y in zip(ws, ys)) / weight
     sxx = sum(w * (x - x_mean) ** 2 for w, x in zip(ws, xs))
     slope = sum(w * (x - x_mean) * (y - y_mean) for w, x, y in zip(ws, xs, ys)) / sxx
-    return TriplingFit(slope, y_mean - slope * x_mean, noise, weight, x_mean, sxx)
+    intercept = y_mean - slope * x_mean
+    largest_miss = max(abs(y - intercept - slope * x) for x, y in zip(xs, ys))
+    return TriplingFit(slope, intercept, noise, weight, x_mean, sxx, largest_miss)
 
 
 def fits(scores: dict) -> dict[tuple[str, float], TriplingFit]:
@@ -201,8 +206,8 @@ def format_lead(value: tuple[float, float] | None) -> str:
 
 def format_table(scores: dict) -> str:
     """Per dataset, one row per budget with the lead at each scale, then (where a scale has
-    three budgets) the line's dB per tripling and its value at the paper's budget, then the
-    paper's lead."""
+    three budgets) the line's dB per tripling, its value at the paper's budget and how far
+    it passes from the budgets' leads beside the seed noise, then the paper's lead."""
     scales, found = scales_of(scores), fits(scores)
     lines = table_head(["Dataset", "Iterations"], [f"x{s:g}" for s in scales])
     for dataset in datasets_of(scores):
@@ -217,6 +222,8 @@ def format_table(scores: dict) -> str:
                          *("" if f is None else f"{f.slope:+.2f} ± {f.slope_sd:.2f}" for f in line)])
             rows.append([f"{PAPER_ITERATIONS:,} (the line)", *("" if f is None else
                          f"{f.at(PAPER_ITERATIONS):+.2f} ± {f.sd_at(PAPER_ITERATIONS):.2f}" for f in line)])
+            rows.append(["the line's largest miss (seed SD)",
+                         *("" if f is None else f"{f.largest_miss:.2f} ({f.noise:.2f})" for f in line)])
         paper = [paper_lead(dataset, s) for s in scales]
         if any(value is not None for value in paper):
             rows.append([f"{PAPER_ITERATIONS:,} (the paper)", *("" if v is None else f"{v:+.2f}" for v in paper)])
