@@ -257,12 +257,13 @@ def pair_text(values: list[float | None]) -> str:
 
 
 def plot(scores: dict, output: Path) -> Path:
-    """Per dataset, a column of two panels: the lead (error bars: half the seed spread) and
-    both models' PSNR, against iterations; one colour per scale, stars the paper's."""
+    """Per dataset, a column of two panels: the lead (error bars: half the seed spread; dotted:
+    the fitted line, where there is one) and both models' PSNR, against iterations; one
+    colour per scale, stars the paper's."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    datasets, scales = datasets_of(scores), scales_of(scores)
+    datasets, scales, found = datasets_of(scores), scales_of(scores), fits(scores)
     figure = Figure(figsize=(3.2 * len(datasets) + 1, 6.4))
     axes = figure.subplots(2, len(datasets), squeeze=False, sharex=True)
     for column, dataset in enumerate(datasets):
@@ -278,6 +279,10 @@ def plot(scores: dict, output: Path) -> Path:
             paper = paper_lead(dataset, scale)
             if paper is not None:
                 lead_axes.plot([PAPER_ITERATIONS], [paper], marker="*", markersize=9, color=color, linestyle="none")
+            fit = found.get((dataset, scale))
+            if fit is not None:  # the line, carried on to the paper's budget
+                ends = [budgets[0], PAPER_ITERATIONS]
+                lead_axes.plot(ends, [fit.at(i) for i in ends], linestyle=":", linewidth=1, color=color)
             for kind, style in zip(FAMILIES, ("--", "-")):
                 means = [mean_psnr(scores[(i, dataset, scale)], kind) for i in budgets]
                 psnr_axes.plot(budgets, means, marker="o", linestyle=style, color=color,
