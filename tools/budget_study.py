@@ -83,7 +83,8 @@ def scales_of(scores: dict) -> list[float]:
     return sorted({s for _, _, s in scores})
 
 
-def budgets_in(scores: dict) -> list[int]:
+def all_budgets(scores: dict) -> list[int]:
+    """Every budget in `scores` (budgets_of: those at which one cell has both families)."""
     return sorted({i for i, _, _ in scores})
 
 
@@ -204,6 +205,13 @@ def format_lead(value: tuple[float, float] | None) -> str:
     return f"{value[0]:+.2f}" + (f" ± {value[1]:.2f}" if value[1] else "")
 
 
+def pair_text(values: list[float | None]) -> str:
+    """'ReLU / SIREN-30' PSNR, '-' for a missing one, empty when both are."""
+    if all(v is None for v in values):
+        return ""
+    return " / ".join("-" if v is None else f"{v:.2f}" for v in values)
+
+
 def format_table(scores: dict) -> str:
     """Per dataset, one row per budget with the lead at each scale, then (where a scale has
     three budgets) the line's dB per tripling, its value at the paper's budget and how far
@@ -212,7 +220,7 @@ def format_table(scores: dict) -> str:
     lines = table_head(["Dataset", "Iterations"], [f"x{s:g}" for s in scales])
     for dataset in datasets_of(scores):
         rows = []
-        for iterations in budgets_in(scores):
+        for iterations in all_budgets(scores):
             values = [lead(scores.get((iterations, dataset, s), {})) for s in scales]
             if any(values):
                 rows.append([f"{iterations:,}", *map(format_lead, values)])
@@ -238,7 +246,7 @@ def format_psnr_table(scores: dict, bicubic: dict[tuple[str, float], float]) -> 
     lines = table_head(["Dataset", "Iterations"], [f"x{s:g}: {' / '.join(LABELS.values())}" for s in scales])
     for dataset in datasets_of(scores):
         rows = [["bicubic", *(f"{bicubic[(dataset, s)]:.2f}" if (dataset, s) in bicubic else "" for s in scales)]]
-        for iterations in budgets_in(scores):
+        for iterations in all_budgets(scores):
             cells = [[mean_psnr(scores.get((iterations, dataset, s), {}), kind) for kind in FAMILIES] for s in scales]
             if any(v is not None for pair in cells for v in pair):
                 rows.append([f"{iterations:,}", *map(pair_text, cells)])
@@ -247,13 +255,6 @@ def format_psnr_table(scores: dict, bicubic: dict[tuple[str, float], float]) -> 
             rows.append([f"{PAPER_ITERATIONS:,} (the paper)", *map(pair_text, paper)])
         lines += [markdown_row([dataset, *row]) for row in rows]
     return "\n".join(lines) + "\n"
-
-
-def pair_text(values: list[float | None]) -> str:
-    """'ReLU / SIREN-30' PSNR, '-' for a missing one, empty when both are."""
-    if all(v is None for v in values):
-        return ""
-    return " / ".join("-" if v is None else f"{v:.2f}" for v in values)
 
 
 def plot(scores: dict, output: Path) -> Path:
