@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from safetensors.torch import load_file
 from liifsr.zoo import load_model
 from liifsr.cli import main
 from liifsr.config import from_dict, load_yaml
-from liifsr.data import DataConfig
+from liifsr.data import DataConfig, DataError
 from liifsr.models import ModelConfig
 from liifsr.training.config import TrainConfig
 from liifsr.data import make_sample, sample_generator
@@ -133,8 +134,15 @@ def test_train_cli_writes_checkpoints_logs_and_events(tmp_path, capsys):
     write_log(out / "log.csv", [{**row, "seconds": s} for row, s in zip(rows, (10, 20, 900))], columns)
     record = read_run(out)
     assert record.finished and record.minutes == pytest.approx(930 / 60) and record.median_epoch_seconds == 20
+    assert (record.train_images, record.val_images) == (5, 1)
+    # Whether a run has finished needs no data: the image folders may be gone (or relative to
+    # another directory); only counting the images needs them.
+    shutil.rmtree(tmp_path / "images")
     write_log(out / "log.csv", rows[:1], columns)
-    assert not read_run(out).finished
+    record = read_run(out)
+    assert not record.finished
+    with pytest.raises(DataError, match="does not exist"):
+        _ = record.train_images
 
 
 def test_bad_config_is_a_one_line_error(tmp_path, capsys):

@@ -8,6 +8,7 @@ import csv
 import os
 import statistics
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +50,24 @@ def read_log(path: Path) -> list[dict[str, str]]:
 
 @dataclass
 class RunRecord:
-    """A run folder as its files tell it: the config, the logged epochs, the data split."""
+    """A run folder as its files tell it: the config, the logged epochs and, on demand, the
+    data split (which lists the config's image folders, so only what needs it touches them)."""
 
     config: TrainConfig
     rows: list[dict[str, str]]
-    train_images: int
-    val_images: int
+
+    @cached_property
+    def _split(self) -> tuple[int, int]:
+        train_paths, val_paths = split_paths(self.config.data)
+        return len(train_paths), len(val_paths)
+
+    @property
+    def train_images(self) -> int:
+        return self._split[0]
+
+    @property
+    def val_images(self) -> int:
+        return self._split[1]
 
     @property
     def finished(self) -> bool:
@@ -78,9 +91,7 @@ class RunRecord:
 
 def read_run(out: Path) -> RunRecord:
     """The record of a run folder written by `liifsr train` (its config.yaml and log.csv)."""
-    config = load_yaml(TrainConfig, out / "config.yaml")
-    train_paths, val_paths = split_paths(config.data)
-    return RunRecord(config, read_log(out / "log.csv"), len(train_paths), len(val_paths))
+    return RunRecord(load_yaml(TrainConfig, out / "config.yaml"), read_log(out / "log.csv"))
 
 
 def write_log(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
