@@ -57,17 +57,17 @@ class RunRecord:
     rows: list[dict[str, str]]
 
     @cached_property
-    def _split(self) -> tuple[int, int]:
+    def _image_counts(self) -> tuple[int, int]:
         train_paths, val_paths = split_paths(self.config.data)
         return len(train_paths), len(val_paths)
 
     @property
     def train_images(self) -> int:
-        return self._split[0]
+        return self._image_counts[0]
 
     @property
     def val_images(self) -> int:
-        return self._split[1]
+        return self._image_counts[1]
 
     @property
     def finished(self) -> bool:
