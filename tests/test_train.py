@@ -135,14 +135,25 @@ def test_train_cli_writes_checkpoints_logs_and_events(tmp_path, capsys):
     record = read_run(out)
     assert record.finished and record.minutes == pytest.approx(930 / 60) and record.median_epoch_seconds == 20
     assert (record.train_images, record.val_images) == (5, 1)
-    # Whether a run has finished needs no data: the image folders may be gone (or relative to
-    # another directory); only counting the images needs them.
+    # Whether a run has finished needs no data: the image folders may be gone; only counting
+    # the images needs them.
     shutil.rmtree(tmp_path / "images")
     write_log(out / "log.csv", rows[:1], columns)
     record = read_run(out)
     assert not record.finished
     with pytest.raises(DataError, match="does not exist"):
         _ = record.train_images
+
+
+def test_the_run_config_finds_its_images_from_any_working_directory(tmp_path, monkeypatch):
+    """Relative data folders are written to the run's config.yaml as absolute paths."""
+    config = write_config(tmp_path, data={"train_dirs": ["images"]}, epochs=1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(config), "--out", "run"]) == 0
+    monkeypatch.chdir(tmp_path / "run")
+    (saved,) = load_yaml(TrainConfig, Path("config.yaml")).data.train_dirs
+    assert Path(saved).is_absolute() and Path(saved).samefile(tmp_path / "images")
+    assert (read_run(Path(".")).train_images, read_run(Path(".")).val_images) == (5, 1)
 
 
 def test_bad_config_is_a_one_line_error(tmp_path, capsys):

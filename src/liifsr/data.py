@@ -45,7 +45,7 @@ Validation
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,7 @@ class DataConfig:
     uses `val_dirs` when given (their first `val_count` images, 0 = all of them);
     otherwise `val_count` images of the training folders, picked evenly over the sorted
     list, are held out of training (0 = no validation). Paths are relative to the
-    working directory.
+    working directory; a run's config.yaml holds them absolute (`with_absolute_dirs`).
     """
 
     train_dirs: list[str] = field(default_factory=list)
@@ -91,6 +91,13 @@ class DataConfig:
     cache: bool = True  # keep decoded images in memory as uint8
     lr_resize: str = "pil"  # 'pil' (LIIF's resize_fn) or 'matlab' (antialiased imresize)
     augment: bool = True  # random flips and transpose, as LIIF's `augment: true`
+
+
+def with_absolute_dirs(config: DataConfig) -> DataConfig:
+    """The config with its folders as absolute paths, so that a run folder's config.yaml
+    finds its images from any working directory (resuming, counting a run's images)."""
+    return replace(config, train_dirs=[str(Path(d).absolute()) for d in config.train_dirs],
+                   val_dirs=[str(Path(d).absolute()) for d in config.val_dirs])
 
 
 class DataError(ValueError):

@@ -17,7 +17,7 @@ Files in OUT:
                              log.csv from them, so a stop between writing the two loses
                              no row and repeats none
     tensorboard/             TensorBoard event files
-    config.yaml              the resolved config of the run
+    config.yaml              the resolved config of the run (its data folders absolute)
 
 Every file is written atomically (temporary file, then os.replace). Resuming restores
 the exact state after the last saved epoch, and the data of every sample depends only

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from liifsr.checkpoint import save_model
 from liifsr.config import dump_yaml
 from liifsr.coords import normalise
-from liifsr.data import ImageFolder, LIIFTrainSet, make_train_loader, split_paths, validation_pair
+from liifsr.data import ImageFolder, LIIFTrainSet, make_train_loader, split_paths, validation_pair, with_absolute_dirs
 from liifsr.files import atomic_write
 from liifsr.tiling import upscale_tensor
 from liifsr.metrics import psnr
@@ -154,7 +154,9 @@ def prepare_out(out: Path, run: Run, resume: bool) -> None:
         # epochs run again) and a row the stopped run never appended comes back.
         write_log(out / "log.csv", run.progress.log, columns)
         with atomic_write(out / "config.yaml") as tmp:
-            tmp.write_text(dump_yaml(replace(run.config, model=resolve_model(run.config))))
+            # Absolute data folders: the run folder's config then holds from any directory.
+            saved = replace(run.config, model=resolve_model(run.config), data=with_absolute_dirs(run.config.data))
+            tmp.write_text(dump_yaml(saved))
 
 
 def end_of_epoch(run: Run, epoch: int, lr: float, stats: EpochStats, writer: Any, started: float) -> None:
