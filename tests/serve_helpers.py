@@ -7,8 +7,10 @@ import time
 
 import uvicorn
 
+from liifsr.serve.guard import HostPolicy
 from liifsr.serve.routes import create_app
 from liifsr.serve.service import Server
+from liifsr.serve.web import WebLimits, uvicorn_config
 
 
 def free_port() -> int:
@@ -18,10 +20,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(server: Server):
-    """Yields the base URL; the server stops (and its worker with it) on exit."""
+def running(server: Server, limits: WebLimits = WebLimits(), host: str = "127.0.0.1", allow: tuple[str, ...] = ()):
+    """Yields the base URL; the server stops (and its worker with it) on exit. The app is
+    guarded and uvicorn bounded as `liifsr serve --host HOST --allow-host ...` runs them."""
     port = free_port()
-    web = uvicorn.Server(uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(server, HostPolicy.for_bind(host, port, allow))
+    web = uvicorn.Server(uvicorn_config(app, host, port, limits))
     thread = threading.Thread(target=web.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -86,8 +86,10 @@ def test_model_option_picks_the_model(tmp_path, photo, model_file):
 
 
 def test_tiled_output_equals_untiled(tmp_path, photo, model_file):
-    assert run("upscale", photo, "--scale", "2.3", "-o", tmp_path / "whole.png", "--model", model_file) == 0
-    assert run("upscale", photo, "--scale", "2.3", "-o", tmp_path / "tiled.png", "--model", model_file, "--tile", "9", "--chunk", "777") == 0
+    fp32 = ("--precision", "fp32")  # exact up to float rounding; bf16 (auto, where the CPU has it) rounds far more
+    assert run("upscale", photo, "--scale", "2.3", "-o", tmp_path / "whole.png", "--model", model_file, *fp32) == 0
+    assert run("upscale", photo, "--scale", "2.3", "-o", tmp_path / "tiled.png", "--model", model_file, "--tile", "9", "--chunk", "777",
+               *fp32) == 0
     whole = np.asarray(Image.open(tmp_path / "whole.png")).astype(int)
     tiled = np.asarray(Image.open(tmp_path / "tiled.png")).astype(int)
     # 1e-5 in float can flip a rounding at most by one level
@@ -375,7 +377,7 @@ def test_liif_checkpoint_errors_are_one_line(tmp_path, capsys):
         "no-encoder": ("encoder_spec", lambda c: c["model"]["args"].pop("encoder_spec")),
         "no-hidden": ("hidden_list", lambda c: c["model"]["args"]["imnet_spec"]["args"].pop("hidden_list")),
         "not-tensor": ("is not a tensor", lambda c: c["model"]["sd"].update({"imnet.layers.0.weight": "text"})),
-        "huge": ("does not match its config", lambda c: c["model"]["args"]["imnet_spec"]["args"].update(hidden_list=[100000] * 3)),
+        "huge": ("parameters, more than", lambda c: c["model"]["args"]["imnet_spec"]["args"].update(hidden_list=[100000] * 3)),
     }
     for name, (message, damage) in cases.items():
         checkpoint = _torch.load(FIXTURES / "tiny-full.pth", weights_only=True)
@@ -443,6 +445,9 @@ def test_an_interrupted_collection_resumes_losing_and_redoing_nothing(tmp_path, 
 
     monkeypatch.setattr(cli_upscale, "upscale_one", interrupted_after_one)
     assert main(argv) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "liifsr: interrupted"  # and the summary before it says what was left
+    assert err[-2].startswith("liifsr upscale: 1 done, 0 skipped, 0 failed, 1 left, ") and "--skip-existing" in err[-2], err
     assert [p.name for p in out.rglob("*") if p.is_file()] == [done[0].name]  # no partial second file
     first = (out / done[0].relative_to(source)).stat().st_mtime_ns
     monkeypatch.setattr(cli_upscale, "upscale_one", real)
@@ -521,8 +526,8 @@ def test_every_command_takes_the_other_decoders(tmp_path, photo, decoder):
     save_model(build_model(config), path)
     out = tmp_path / "o.png"
     assert run("upscale", photo, "--scale", "2.5", "-o", out, "--model", path, "--chunk", "500", "--tile", "16") == 0
-    expected = upscale(load_model(path), Image.open(photo), scale=2.5)
-    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+    expected = upscale(load_model(path), Image.open(photo), scale=2.5, chunk_size=500, tile_size=16)  # the same tiles:
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))  # bf16 (auto) is exact only for the same shapes
     dataset = tmp_path / "Set1" / "HR"
     dataset.mkdir(parents=True)
     Image.open(photo).crop((0, 0, 44, 60)).save(dataset / "a.png")
@@ -530,3 +535,171 @@ def test_every_command_takes_the_other_decoders(tmp_path, photo, decoder):
                "--out", tmp_path / "r.json") == 0
     assert run("compare", photo, "--models", path, "--box", "4,4,20,20", "--scale", "2", "-o", tmp_path / "c.png") == 0
     assert (tmp_path / "r.json").is_file() and (tmp_path / "c.png").is_file()
+
+
+# --- collections never clobber a file nor write outside --out-dir ----------------------
+
+
+def written_files(folder: Path) -> list[Path]:
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_suffix_cannot_lead_out_of_the_out_dir(tmp_path, model_file, capsys):
+    """`--suffix '/../x'` is a path, not a suffix: refused before any work, whatever it
+    points at; and every output must resolve inside --out-dir (no link in it leads out)."""
+    source = collection(tmp_path)
+    (source / "sub" / "broken.png").unlink()
+    victim = tmp_path / "elsewhere" / "victim.png"
+    victim.parent.mkdir()
+    victim.write_bytes(b"the user's file")
+    out = tmp_path / "out"
+    for suffix in ("/../x", "/../../elsewhere/victim", "_x/y", "..", "a..b"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["upscale", str(source), "--out-dir", str(out), "--scale", "2", "--suffix", suffix, "--model", model_file])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert "--suffix" in err and "inside --out-dir" in err and "\n" not in err, err
+    assert not out.exists() and victim.read_bytes() == b"the user's file"
+    out.mkdir()
+    (out / "sub").symlink_to(victim.parent)  # the mirrored tree would write through the link
+    assert main(["upscale", str(source), "--out-dir", str(out), "--scale", "2", "--model", model_file]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "outside --out-dir" in err and "\n" not in err, err
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["victim.png"] and written_files(out) == []
+
+
+def test_outputs_that_collide_after_the_format_or_the_suffix_are_refused_before_any_work(tmp_path, photo, model_file,
+                                                                                          capsys, monkeypatch):
+    """`a.png` and `a.tif` with --ext png (or a 16-bit TIFF, written as PNG) are one output;
+    an input named like another's output with --suffix is that output: all refused before
+    the model is loaded, nothing written, and the user's photograph untouched."""
+    from liifsr import cli_upscale
+
+    def no_model(args):
+        raise AssertionError("the model was loaded: the check came after work began")
+
+    monkeypatch.setattr(cli_upscale, "load_for", no_model)
+    pixels = np.asarray(Image.open(photo))
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    Image.fromarray(pixels).save(folder / "a.png")
+    Image.fromarray(pixels).save(folder / "a.tif")
+    argv = ["upscale", str(folder), "--out-dir", str(out), "--scale", "2", "--model", model_file]
+    assert main([*argv, "--ext", "png"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "would both be written there" in err and "a.tif" in err and "\n" not in err, err
+    (folder / "a.tif").unlink()
+    Image.fromarray(pixels[..., 0].astype(np.uint16) * 257).save(folder / "a.tif")  # 16-bit gray: written as PNG
+    assert main(argv) == 2
+    assert "would both be written there" in capsys.readouterr().err
+    assert written_files(out) == []
+    # The user's own a_x2.png beside a.tif, written into their own folder with --suffix _x2.
+    (folder / "a.png").rename(folder / "a_x2.png")
+    mine = (folder / "a_x2.png").read_bytes()
+    explicit = ["upscale", str(folder / "a.tif"), str(folder / "a_x2.png"), "--out-dir", str(folder), "--suffix", "_x2",
+                "--scale", "2", "--model", model_file]
+    assert main(explicit) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert main(["upscale", str(folder), "--out-dir", str(folder), "--suffix", "_x2", "--scale", "2"]) == 2
+    assert "inside the input folder" in capsys.readouterr().err
+    assert (folder / "a_x2.png").read_bytes() == mine and sorted(p.name for p in folder.iterdir()) == ["a.tif", "a_x2.png"]
+
+
+def test_an_out_dir_inside_the_input_folder_is_refused_on_every_run(tmp_path, model_file, capsys):
+    """Accepted once, its outputs would be inputs of the next run (--skip-existing): refused
+    from the first run, in one line, nothing written."""
+    source = collection(tmp_path)
+    for extra in ([], ["--skip-existing"]):
+        assert main(["upscale", str(source), "--out-dir", str(source / "big"), "--scale", "2", "--model", model_file,
+                     *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "inside the input folder" in err and "\n" not in err, err
+        assert not (source / "big").exists()
+
+
+def test_a_file_swapped_for_a_link_out_of_the_folder_after_listing_is_not_read(tmp_path, model_file, capsys, monkeypatch):
+    """The folder is listed, then (before its turn) a file becomes a link to a private file
+    outside: it is refused where it is opened, and nothing of the private file is written."""
+    from liifsr import cli_upscale
+
+    source, out = collection(tmp_path), tmp_path / "out"
+    (source / "sub" / "broken.png").unlink()
+    private = tmp_path / "private.png"
+    Image.fromarray(np.full((16, 16, 3), 7, np.uint8)).save(private)
+    real_find = cli_upscale.find_inputs
+
+    def find_then_swap(inputs):
+        found = real_find(inputs)
+        (source / "wide.png").unlink()
+        (source / "wide.png").symlink_to(private)
+        return found
+
+    monkeypatch.setattr(cli_upscale, "find_inputs", find_then_swap)
+    assert main(["upscale", str(source), "--out-dir", str(out), "--scale", "2", "--model", model_file]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if "failed:" in line] == [
+        f"liifsr upscale: failed: cannot read '{source / 'wide.png'}': it leads out of the folder '{source}' (a link "
+        "changed after the folder was listed) (upscale the file it leads to by its own name if you mean it)"]
+    assert written_files(out) == [Path("sub/tall.jpg")]
+
+
+def test_skip_existing_counts_only_complete_outputs(tmp_path, model_file, capsys):
+    """An empty file or a folder at an output's path is no output of liifsr's: the empty
+    file is replaced, the folder is reported as a failure, neither counts as done."""
+    source, out = collection(tmp_path), tmp_path / "out"
+    (source / "sub" / "broken.png").unlink()
+    (out / "sub" / "tall.jpg").mkdir(parents=True)
+    (out / "wide.png").write_bytes(b"")
+    argv = ["upscale", str(source), "--out-dir", str(out), "--scale", "2", "--model", model_file, "--skip-existing"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("liifsr upscale: 1 done, 0 skipped, 1 failed, "), err
+    assert any("tall.jpg" in line and "directory" in line for line in err if "failed:" in line), err
+    assert Image.open(out / "wide.png").size == (80, 60)
+
+
+def test_a_launcher_environment_that_does_not_fit_is_refused(tmp_path, photo, model_file, capsys, monkeypatch):
+    """RANK beyond WORLD_SIZE (often left in a shell) would take no file and report success;
+    -o under several processes would have each write the one file. Both refused, named."""
+    out = tmp_path / "out"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "5")
+    assert main(["upscale", str(photo), "--out-dir", str(out), "--scale", "2", "--model", model_file]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "RANK=5 must be below WORLD_SIZE=2" in err and "unset RANK" in err and "\n" not in err, err
+    monkeypatch.setenv("RANK", "1")
+    assert main(["upscale", str(photo), "-o", str(tmp_path / "o.png"), "--scale", "2", "--model", model_file]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "-o writes one file" in err and "WORLD_SIZE" in err, err
+    assert not out.exists() and not (tmp_path / "o.png").exists()
+
+
+def test_names_with_a_newline_are_printed_escaped(tmp_path, photo, model_file, capsys):
+    """A newline in a file name would split a line of output in two (or fake one)."""
+    folder, out, good, bad = tmp_path / "in", tmp_path / "out", "a\nb.png", "c\nd.png"
+    folder.mkdir()
+    (folder / good).write_bytes(photo.read_bytes())
+    (folder / bad).write_bytes(b"not an image")
+    assert main(["upscale", str(folder), "--out-dir", str(out), "--scale", "2", "--model", model_file]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == f"{str(folder / good)!r} -> {str(out / good)!r} (122x94, HEIGHTxWIDTH)\n"
+    failed = [line for line in captured.err.splitlines() if "failed:" in line]
+    assert len(failed) == 1 and repr(str(folder / bad)) in failed[0], captured.err
+
+
+def test_an_out_dir_that_is_a_file_is_one_error_before_any_work(tmp_path, model_file, capsys):
+    source = collection(tmp_path)
+    (tmp_path / "out").write_text("a file")
+    assert main(["upscale", str(source), "--out-dir", str(tmp_path / "out"), "--scale", "2", "--model", model_file]) == 2
+    err = capsys.readouterr().err
+    assert err == f"liifsr: error: --out-dir {str(tmp_path / 'out')!r} is a file, not a folder (give a new or existing folder)\n"
+
+
+def test_upscale_files_takes_one_folder_name_as_one_input(tmp_path, model_file):
+    from liifsr.inference import upscale_files
+
+    source = collection(tmp_path)
+    (source / "sub" / "broken.png").unlink()
+    results = list(upscale_files(load_model(model_file), str(source), scale=1.5))
+    assert [r.source for r in results] == [source / "sub" / "tall.jpg", source / "wide.png"]
+    assert all(r.error is None for r in results)

@@ -119,3 +119,40 @@ def test_cli_unknown_model_and_bad_output(tmp_path: Path, capsys: pytest.Capture
 
 def test_parse_box() -> None:
     assert parse_box("1, 2,3,4") == Box(1, 2, 3, 4)
+
+
+# --- degraded inputs (--degrade) -------------------------------------------------------------
+
+
+def test_a_degradation_reaches_every_panel_and_is_the_same_on_every_run() -> None:
+    from liifsr.degrade import apply_steps, image_generator, parse_spec
+    from liifsr.resize import liif_downsample
+
+    image = torch.rand(3, 64, 48, generator=torch.Generator().manual_seed(0))
+    box, steps, model = Box(8, 16, 24, 20), parse_spec("noise:5,jpeg:75"), {"tiny": tiny_model()}
+    clean = downsampled_panels(image, ["tiny"], model, 4, box)
+    degraded = downsampled_panels(image, ["tiny"], model, 4, box, steps=steps, image_name="img.png")
+    again = downsampled_panels(image, ["tiny"], model, 4, box, steps=steps, image_name="img.png")
+    assert degraded[0].caption == "LR input (12x16)\nnoise:5,jpeg:75"
+    _, lr = liif_downsample(image, 4)
+    expected = apply_steps(lr.unsqueeze(0), steps, image_generator("img.png", 4.0, steps))
+    assert np.array_equal(degraded[0].image, expected[0].permute(1, 2, 0).numpy())
+    for index in (0, 1, 2):  # the LR input, bicubic's and the model's output from it
+        assert not np.array_equal(degraded[index].image, clean[index].image)
+        assert np.array_equal(degraded[index].image, again[index].image)
+    assert np.array_equal(degraded[3].image, clean[3].image)  # the ground truth stays clean
+
+    crop_clean = lr_crop_panels(image, ["tiny"], model, 2.5, Box(4, 6, 10, 8))
+    crop = lr_crop_panels(image, ["tiny"], model, 2.5, Box(4, 6, 10, 8), steps=steps, image_name="img.png")
+    assert crop[1].caption == "LR input (10x8)\nnoise:5,jpeg:75" and not np.array_equal(crop[1].image, crop_clean[1].image)
+
+
+def test_cli_degrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = synthetic_image(tmp_path / "img.png")
+    out = tmp_path / "fig.png"
+    argv = ["compare", str(image), "--models", "bicubic", "--scale", "4", "--box", "8,8,40,32", "-o", str(out)]
+    assert main([*argv, "--degrade", "jpeg:75,blur"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("liifsr: error: unknown degradation 'blur'") and "\n" not in err and not out.exists()
+    assert main([*argv, "--degrade", "blur:1.0,jpeg:75"]) == 0
+    assert out.stat().st_size > 1000

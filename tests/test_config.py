@@ -160,3 +160,13 @@ def test_decoder_configs_differ_from_a_paper_run_only_in_the_model(name: str) ->
     reference = load_yaml(TrainConfig, CONFIGS / "experiment" / reference_name)
     assert config.model == model != reference.model
     assert dataclasses.replace(config, model=reference.model) == reference
+
+
+def test_the_photo_model_differs_from_the_default_only_in_its_degradations() -> None:
+    default = load_yaml(TrainConfig, CONFIGS / "default-thermal.yaml")
+    photo = load_yaml(TrainConfig, CONFIGS / "photo-thermal.yaml")
+    assert photo.data.degrade.enabled and not default.data.degrade.enabled
+    assert dataclasses.replace(photo, data=dataclasses.replace(photo.data, degrade=default.data.degrade)) == default
+    anneal = load_yaml(TrainConfig, CONFIGS / "photo-thermal-anneal.yaml")  # its second phase: only the schedule and start
+    assert dataclasses.replace(anneal, init_from=photo.init_from, optim=photo.optim, epochs=photo.epochs,
+                               val_every=photo.val_every) == photo

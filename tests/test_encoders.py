@@ -115,3 +115,21 @@ def test_edsr_training_has_the_literal_gradients():
         error = (got_bf16 - expected).norm() / expected.norm()
         literal_error = (literal_bf16_grad - expected).norm() / expected.norm()
         assert error <= 1.25 * literal_error + 0.005, (name, error, literal_error)
+
+
+def test_the_fused_kernels_are_found_when_first_probed_under_autocast():
+    """The probe's first call usually comes from inside an upscale's bf16 autocast (the
+    encoder's first convolution): it must find what it finds outside, or every bf16 run
+    of the process takes the plain convolutions, a separate ReLU and addition pass each."""
+    from liifsr.kernels import fused_works
+
+    fused_works.cache_clear()
+    try:
+        outside = fused_works(torch.bfloat16)
+        fused_works.cache_clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert fused_works(torch.bfloat16) == outside
+    finally:
+        fused_works.cache_clear()  # the next test probes afresh
+    if not outside:
+        pytest.skip("oneDNN's fused bf16 ops do not run on this CPU: the probe's answer was checked, not the ops")

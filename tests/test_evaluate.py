@@ -23,12 +23,12 @@ from liifsr.models.edsr import EDSRConfig
 from liifsr.models.liif import LIIFConfig
 from liifsr.models import model_preset
 from liifsr.evaluation.datasets import find_dataset, hr_images, make_pair, parse_scales, resolve_protocol, spread_subset, to_float
-from liifsr.evaluation.loop import RECORD_KEYS, evaluate
-from liifsr.evaluation.reports import format_csv, format_markdown, write_report
+from liifsr.evaluation.loop import IMAGE_KEYS, JSON_KEYS, RECORD_KEYS, evaluate
+from liifsr.evaluation.reports import format_csv, format_json, format_markdown, write_report
 from liifsr.imageio import read_uint8
 from liifsr.imageio import sample_image
 from liifsr.tiling import upscale_tensor
-from liifsr.metrics import calc_psnr
+from liifsr.metrics import calc_psnr, edge_width, ssim
 from liifsr.resize import bicubic_upsample, imresize_uint8
 
 
@@ -60,7 +60,7 @@ def tiny_model_file(path: Path) -> Path:
 def fake_records(datasets: list[str], models: list[str], scales: list[float], protocol: str = "benchmark") -> list[dict]:
     return [
         {"model": m, "dataset": d, "protocol": protocol, "precision": "-", "scale": float(s), "psnr": 30.0 + i + s / 100,
-         "ssim": 0.9, "images": 5, "seconds": 1.5}
+         "ssim": 0.9, "images": 5, "seconds": 1.5, "edge_width": 2.5 + i + s / 100, "degrade": "clean"}
         for d in datasets
         for i, m in enumerate(models)
         for s in scales
@@ -71,18 +71,26 @@ def fake_records(datasets: list[str], models: list[str], scales: list[float], pr
 
 
 def test_json_record_format_is_stable(tmp_path: Path) -> None:
-    """Other tools read these files: exactly these keys, with these types."""
+    """Other tools read these files: exactly these keys, with these types (new keys last)."""
     dataset = make_dataset(tmp_path)
     records = evaluate(["bicubic"], [dataset], [2, 6], progress=False)
-    assert list(RECORD_KEYS) == ["model", "dataset", "protocol", "precision", "scale", "psnr", "ssim", "images", "seconds"]
+    assert list(RECORD_KEYS) == ["model", "dataset", "protocol", "precision", "scale", "psnr", "ssim", "images", "seconds",
+                                 "edge_width", "degrade"]
+    assert list(JSON_KEYS) == [*RECORD_KEYS, "per_image"]
+    assert list(IMAGE_KEYS) == ["image", "psnr", "ssim", "edge_width"]
     out = tmp_path / "report.json"
     write_report(records, out)
     loaded = json.loads(out.read_text())
     assert isinstance(loaded, list) and len(loaded) == 2
     for record in loaded:
-        assert set(record) == set(RECORD_KEYS)
-        for key, kind in RECORD_KEYS.items():
+        assert list(record) == list(JSON_KEYS)
+        for key, kind in JSON_KEYS.items():
             assert type(record[key]) is kind, (key, record[key])
+        assert record["degrade"] == "clean"
+        (image,) = record["per_image"]
+        assert list(image) == list(IMAGE_KEYS) and image["image"] == "a.png"
+        for key, kind in IMAGE_KEYS.items():
+            assert type(image[key]) is kind, (key, image[key])
     assert [(r["model"], r["dataset"], r["protocol"], r["scale"], r["images"]) for r in loaded] == [
         ("bicubic", "Tiny", "benchmark", 2.0, 1),
         ("bicubic", "Tiny", "benchmark", 6.0, 1),
@@ -93,8 +101,40 @@ def test_json_record_format_is_stable(tmp_path: Path) -> None:
 def test_csv_has_the_record_columns() -> None:
     text = format_csv(fake_records(["Set5"], ["bicubic"], [2]))
     header, row = text.splitlines()
-    assert header == "model,dataset,protocol,precision,scale,psnr,ssim,images,seconds"
-    assert row.startswith("bicubic,Set5,benchmark,-,2.0,")
+    assert header == "model,dataset,protocol,precision,scale,psnr,ssim,images,seconds,edge_width,degrade"
+    assert row.startswith("bicubic,Set5,benchmark,-,2.0,") and row.endswith(",1.5,2.52,clean")
+    no_edge = format_csv([{**fake_records(["Set5"], ["bicubic"], [2])[0], "edge_width": None}])
+    assert no_edge.splitlines()[1].endswith(",1.5,,clean")  # null: no image had an edge
+
+
+def test_records_keep_each_images_scores_and_their_means(tmp_path: Path) -> None:
+    """per_image holds each image's PSNR, SSIM and edge width as the metrics compute them on
+    that image alone; the record's scores are their means."""
+    images = {stem: synthetic_rgb(48, 40, seed) for seed, stem in enumerate("cab")}
+    dataset = make_dataset(tmp_path, "Three", images)
+    (record,) = evaluate(["bicubic"], [dataset], [2], progress=False)
+    assert [entry["image"] for entry in record["per_image"]] == ["a.png", "b.png", "c.png"]  # sorted, as scored
+    for entry in record["per_image"]:
+        hr, lr = make_pair(find_dataset(dataset), dataset / "HR" / entry["image"], 2)
+        sr = bicubic_upsample(to_float(lr), (48, 40))
+        assert entry["psnr"] == pytest.approx(float(calc_psnr(sr, to_float(hr), "benchmark", 2)), abs=1e-9)
+        assert entry["ssim"] == pytest.approx(ssim(sr, to_float(hr), 2, "benchmark"), abs=1e-12)
+        assert entry["edge_width"] == pytest.approx(edge_width(sr, to_float(hr), 2, "benchmark"), abs=1e-12)
+    for key in ("psnr", "ssim", "edge_width"):
+        assert record[key] == pytest.approx(sum(e[key] for e in record["per_image"]) / 3, abs=1e-12)
+    assert len({e["psnr"] for e in record["per_image"]}) == 3  # three images, three scores
+
+
+def test_an_image_without_edges_has_no_edge_width_and_leaves_the_mean(tmp_path: Path) -> None:
+    flat = np.full((48, 40, 3), 128, np.uint8)
+    dataset = make_dataset(tmp_path, "Mixed", {"edges": synthetic_rgb(48, 40), "flat": flat})
+    (record,) = evaluate(["bicubic"], [dataset], [2], progress=False)
+    edges, none = record["per_image"]
+    assert none["image"] == "flat.png" and none["edge_width"] is None
+    assert record["edge_width"] == edges["edge_width"] > 0
+    (only_flat,) = evaluate(["bicubic"], [make_dataset(tmp_path, "Flat", {"flat": flat})], [2], progress=False)
+    assert only_flat["edge_width"] is None
+    assert json.loads(format_json([only_flat]))[0]["edge_width"] is None
 
 
 # --- Markdown layouts -------------------------------------------------------------
@@ -124,6 +164,29 @@ def test_markdown_div2k_layout_is_table_4() -> None:
     assert lines[start + 2] == "|  | x2 | x3 | x4 | x6 | x12 |"
     assert lines[start + 3] == "| relu | 30.02 | 30.03 | 30.04 | 30.06 | 30.12 |"
     assert lines[start + 4] == "| siren | 31.02 | 31.03 | 31.04 | 31.06 |  |"
+
+
+def test_markdown_has_an_edge_width_table_where_records_have_edge_widths() -> None:
+    lines = format_markdown(fake_records(["Set5"], ["relu", "siren"], [2, 4])).splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("Edge width (HR pixels"))
+    assert "lower is sharper" in lines[title] and "benchmark protocol" in lines[title]
+    assert lines[title + 5 : title + 7] == ["| Set5 | relu | 2.52 | 2.54 |", "|  | siren | 3.52 | 3.54 |"]
+    # Reports written before the edge width (tools/results_tables.py reads them) keep two tables.
+    old = [{k: v for k, v in r.items() if k not in ("edge_width", "degrade")} for r in fake_records(["Set5"], ["relu"], [2])]
+    assert "Edge width" not in format_markdown(old) and "| Set5 | relu | 30.02 |" in format_markdown(old)
+
+
+def test_markdown_titles_name_the_degradation() -> None:
+    clean = fake_records(["Set5"], ["relu"], [2])
+    jpeg = [{**r, "degrade": "jpeg:75", "psnr": 25.0} for r in fake_records(["Set5"], ["relu"], [2])]
+    div2k = [{**r, "degrade": "jpeg:75"} for r in fake_records(["DIV2K"], ["relu"], [2], "div2k")]
+    text = format_markdown(clean + jpeg + div2k)
+    titles = [line for line in text.splitlines() if line.startswith(("PSNR", "SSIM", "Edge"))]
+    assert len(titles) == 9 and all(title.endswith("jpeg:75.") for title in titles[3:])
+    assert titles[0] == "PSNR (dB), benchmark protocol (Y channel, `scale` border pixels shaved)."
+    assert titles[3] == "PSNR (dB), benchmark protocol (Y channel, `scale` border pixels shaved), LR inputs degraded by jpeg:75."
+    assert titles[6].startswith("PSNR (dB) on DIV2K, div2k protocol")
+    assert "| Set5 | relu | 30.02 |" in text and "| Set5 | relu | 25.00 |" in text  # each in its own table
 
 
 def test_markdown_layout_follows_each_records_protocol() -> None:

@@ -6,6 +6,9 @@ import io
 import os
 import stat
 import struct
+import subprocess
+import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -539,3 +542,116 @@ def test_the_input_pixel_limit_is_checked_on_the_header_and_can_be_lifted(tmp_pa
     with pytest.raises(ImageError, match="20x30 .HEIGHTxWIDTH. pixels is over the limit of 100 pixels"):
         read_image(tmp_path / "x.png", max_pixels=100)
     assert read_image(tmp_path / "x.png", max_pixels=None).rgb.shape == (20, 30, 3)
+
+
+# ---------------------------------------------------------------------------
+# collections: listing folders, and opening what was listed
+
+
+def small_png(path: Path, value: int = 9) -> Path:
+    Image.fromarray(np.full((6, 5, 3), value, np.uint8)).save(path)
+    return path
+
+
+def test_a_subfolder_that_cannot_be_listed_is_an_error_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left out silently, a collection would miss its images with status 0. (Simulated:
+    tests often run as root, who can list any folder.)"""
+    (tmp_path / "in" / "locked").mkdir(parents=True)
+    small_png(tmp_path / "in" / "a.png")
+    small_png(tmp_path / "in" / "locked" / "b.png")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ImageError) as excinfo:
+        imageio.find_images(tmp_path / "in")
+    assert_error(excinfo, f"cannot list folder {str(tmp_path / 'in' / 'locked')!r}", "Permission denied", "permissions")
+
+
+def test_one_path_is_one_input_not_its_characters(tmp_path: Path) -> None:
+    small_png(tmp_path / "a.png")
+    assert imageio.collect_images(str(tmp_path)) == imageio.collect_images([tmp_path]) == [(tmp_path / "a.png", Path("a.png"))]
+    with pytest.raises(TypeError, match="not int"):
+        imageio.collect_images([tmp_path, 3])
+
+
+def test_a_file_that_leads_out_of_its_folder_when_opened_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`inside`: checked on the file opened, not on the name listed earlier. A link that
+    leads out, or one switched back between the open and the check, is refused; a link
+    within the folder is read."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    private, inner = small_png(tmp_path / "private.png", 1), small_png(folder / "inner.png", 2)
+    (folder / "out.png").symlink_to(private)
+    (folder / "in.png").symlink_to(inner)
+    assert read_image(folder / "in.png", inside=folder).rgb[0, 0, 0] == 2 / 255
+    assert read_image(folder / "out.png").rgb[0, 0, 0] == 1 / 255  # by name, without `inside`: the user's choice
+    with pytest.raises(ImageError) as excinfo:
+        read_image(folder / "out.png", inside=folder)
+    assert_error(excinfo, "leads out of the folder", str(folder))
+    real_open = os.open
+
+    def open_then_switch_back(path, flags, *args):
+        fd = real_open(path, flags, *args)
+        if Path(path) == folder / "out.png":  # the attacker puts the link back as it was
+            (folder / "out.png").unlink()
+            (folder / "out.png").symlink_to(inner)
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_switch_back)
+    with pytest.raises(ImageError, match="leads out of the folder"):
+        read_image(folder / "out.png", inside=folder)
+
+
+def test_a_fifo_is_never_waited_on(tmp_path: Path) -> None:
+    """A FIFO without a writer is an error at once (it used to block the open forever), one
+    with a writer is read like `/dev/stdin`; a device is refused. In a child process, so
+    that a hang fails the test instead of stopping the suite."""
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    code = ("import sys\nfrom liifsr.imageio import ImageError, probe_bit_depth, read_image\n"
+            "assert probe_bit_depth(sys.argv[1]) == 8\n"
+            "for path in sys.argv[1:]:\n"
+            "    try:\n        read_image(path)\n    except ImageError as error:\n        print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(fifo), "/dev/zero"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"cannot read {str(fifo)!r}: it is a pipe (FIFO) that gave no data (write the image into it, or pass an image file)",
+        "cannot read '/dev/zero': it is not a regular file (a device or a socket) (pass an image file)"]
+    image = small_png(tmp_path / "a.png", 5).read_bytes()
+
+    def write() -> None:  # its open waits for a reader; one that left before the write is met again
+        for _ in range(200):
+            try:
+                with open(fifo, "wb") as pipe:
+                    pipe.write(image)
+                return
+            except BrokenPipeError:
+                continue
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    for _ in range(200):  # a read before the writer is there gets no data: again
+        try:
+            loaded = read_image(fifo)
+            break
+        except ImageError:
+            threading.Event().wait(0.05)
+    writer.join(timeout=30)
+    assert loaded.rgb.shape == (6, 5, 3) and loaded.rgb[0, 0, 0] == 5 / 255
+
+
+def test_the_bit_depth_is_known_from_the_header(tmp_path: Path) -> None:
+    """So that a 16-bit input's output name (PNG) is known before anything is decoded."""
+    deep = random_16bit((6, 5, 3))
+    png.Writer(5, 6, bitdepth=16, greyscale=False).write(open(tmp_path / "rgb16.png", "wb"), deep.reshape(6, -1).tolist())
+    Image.fromarray(deep[..., 0]).save(tmp_path / "gray16.tif")
+    small_png(tmp_path / "rgb8.png")
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / "rgb8.tif")
+    for name in ("rgb16.png", "gray16.tif", "rgb8.png", "rgb8.tif"):
+        assert imageio.probe_bit_depth(tmp_path / name) == read_image(tmp_path / name).bit_depth, name
+    assert imageio.probe_bit_depth(tmp_path / "missing.tif") == 8

@@ -25,7 +25,8 @@ def tiny() -> LIIF:
 
 
 def test_a_config_promising_a_huge_model_fails_before_allocating(tmp_path):
-    """hidden=[100000]*3 would need 40 GB: refused from the tensor shapes, under a 2 GB memory cap."""
+    """hidden=[100000]*3 would need 40 GB: refused under a 2 GB memory cap, from the config's own count
+    of parameters; one within the bound that the tensors do not match, from their shapes."""
     model = tiny()
     config = to_dict(model.config)
     config["decoder"]["hidden"] = [100000] * 3
@@ -37,7 +38,13 @@ def test_a_config_promising_a_huge_model_fails_before_allocating(tmp_path):
             "resource.setrlimit(resource.RLIMIT_AS, (vm + 2 * 2**30, resource.RLIM_INFINITY))\n"
             "try:\n    load_model(sys.argv[1])\nexcept CheckpointError as error:\n    print(error)\n")
     result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
-    assert "does not match its config" in result.stdout and "100000" in result.stdout, result.stdout + result.stderr
+    # Refused from the config's own arithmetic (2.0e10 parameters), before even the tensors' shapes are compared.
+    assert "parameters, more than" in result.stdout and str(path) in result.stdout, result.stdout + result.stderr
+    config["decoder"]["hidden"] = [1000] * 3
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
+              metadata={"format": "liifsr/1", "liifsr_config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match="does not match its config.*1000"):
+        load_model(path)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -19,7 +19,8 @@ from liifsr.models import build_model, model_preset
 from liifsr.imageio import sample_image  # noqa: E402
 from liifsr.tiling import upscale_tensor  # noqa: E402
 from liifsr.models.liif import LIIF  # noqa: E402
-from liifsr.onnx_export import decoder_path, export_onnx  # noqa: E402
+from liifsr.checkpoint import CheckpointError  # noqa: E402
+from liifsr.onnx_export import OPSETS, decoder_path, export_onnx  # noqa: E402
 from liifsr.onnx_runtime import OnnxLIIF, load_onnx_model  # noqa: E402
 
 
@@ -156,9 +157,73 @@ def test_export_writes_both_graphs_or_neither(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.decoder.onnx", "m.onnx"]
 
 
-@pytest.mark.parametrize("opset", ["-1", "0", "10", "21", "99"])
+@pytest.mark.parametrize("opset", ["-1", "0", "10", "11", "21", "99"])
 def test_export_refuses_an_opset_outside_the_range_before_any_work(opset, tmp_path, capsys):
     assert main(["export", "no-such-model", str(tmp_path / "m.onnx"), "--opset", opset]) == 2
     err = capsys.readouterr().err
-    assert err == f"liifsr: error: ONNX opset {opset} is not supported (choose 11 to 20; default 17)\n"  # not the model's error
+    assert err == f"liifsr: error: ONNX opset {opset} is not supported (choose 12 to 20; default 17)\n"  # not the model's error
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("opset", [OPSETS.start, OPSETS.stop - 1])
+@pytest.mark.parametrize("decoder", ["liif-relu", "lte", "thermal"])
+def test_every_accepted_opset_runs_for_every_decoder(tmp_path, decoder, opset):
+    """Opset 11 was accepted, and onnxruntime then refused every decoder graph written at it."""
+    torch.manual_seed(0)
+    config = model_preset(f"edsr-{decoder}")
+    config.encoder = EDSRConfig(n_resblocks=1, n_feats=8)
+    model = build_model(config).eval()
+    export_onnx(model, tmp_path / "m.onnx", opset)
+    lr = photo_tensor((150, 40, 170, 64))  # 20 x 24
+    expected = upscale_tensor(model, lr, (50, 60), tile_size=12, chunk_size=300)
+    got = upscale_tensor(load_onnx_model(tmp_path / "m.onnx"), lr, (50, 60), tile_size=12, chunk_size=300)
+    assert (got - expected).abs().max() <= 1e-4
+
+
+def rewrite_metadata(path, **entries) -> None:
+    """Set (a string) or remove (None) metadata entries of an ONNX file."""
+    graph = onnx.load(str(path))
+    kept = {entry.key: entry.value for entry in graph.metadata_props}
+    kept.update(entries)
+    del graph.metadata_props[:]
+    for key, value in kept.items():
+        if value is not None:
+            graph.metadata_props.add(key=key, value=value)
+    onnx.save(graph, str(path))
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"liifsr_decoder": None}, "lacks the metadata entry liifsr_decoder"),
+    ({"liifsr_decoder": ""}, "invalid liifsr_decoder"),
+    ({"liifsr_decoder": "../elsewhere.onnx"}, "invalid liifsr_decoder"),
+    ({"liifsr_decoder": "m.decoder.txt"}, "invalid liifsr_decoder"),
+    ({"liifsr_receptive_radius": None}, "lacks the metadata entry liifsr_receptive_radius"),
+    ({"liifsr_receptive_radius": "four"}, "invalid liifsr_receptive_radius"),
+    ({"liifsr_receptive_radius": "-1"}, "invalid liifsr_receptive_radius"),
+    ({"liifsr_receptive_radius": "9" * 5001}, "invalid liifsr_receptive_radius"),
+    ({"liifsr_receptive_radius": "3"}, "reads 4 pixels"),
+    ({"liifsr_config": "[" * 100_000}, "nested too deeply"),
+])
+def test_missing_or_invalid_metadata_is_a_one_line_error(tmp_path, capsys, entries, message):
+    export_onnx(tiny_model(), tmp_path / "m.onnx")
+    rewrite_metadata(tmp_path / "m.onnx", **entries)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_onnx_model(tmp_path / "m.onnx")
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 600
+    out = tmp_path / "o.png"
+    assert main(["upscale", str(sample_image()), "--size", "8x8", "-o", str(out), "--model", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and not out.exists(), err
+
+
+def test_an_unknown_operator_is_a_one_line_error(tmp_path, capsys):
+    export_onnx(tiny_model(), tmp_path / "m.onnx")
+    decoder = onnx.load(str(tmp_path / "m.decoder.onnx"))
+    decoder.graph.node[0].op_type = "NoSuchOperator"
+    onnx.save(decoder, str(tmp_path / "m.decoder.onnx"))
+    with pytest.raises(CheckpointError, match="onnxruntime cannot run ONNX file .*m.decoder.onnx") as caught:
+        load_onnx_model(tmp_path / "m.onnx")
+    assert "\n" not in str(caught.value)
+    assert main(["upscale", str(sample_image()), "--size", "8x8", "-o", str(tmp_path / "o.png"),
+                 "--model", str(tmp_path / "m.onnx")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

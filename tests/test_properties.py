@@ -119,7 +119,8 @@ def test_upscale_tensors(model, values, tile_size, chunk_size):
     try:
         out = upscale(model, image, size=(7, 5), tile_size=tile_size, chunk_size=chunk_size)
     except UpscaleError:
-        assert image.dim() not in (3, 4) or 0 in image.shape or image.shape[-3] != 3 or torch.isnan(image).any()
+        assert (image.dim() not in (3, 4) or 0 in image.shape or image.shape[-3] != 3 or torch.isnan(image).any()
+                or not 0 <= image.min() <= image.max() <= 1)  # values outside [0, 1] are refused, not clipped
         return
     assert out.shape == (*image.shape[:-2], 7, 5) and torch.isfinite(out).all() and 0 <= out.min() <= out.max() <= 1
 

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from liifsr.imageio import read_image, sample_image  # noqa: E402
 from liifsr.tiling import Span  # noqa: E402
 from liifsr.models.liif import LIIF  # noqa: E402
 from liifsr.resize import imresize  # noqa: E402
-from liifsr.serve.service import Limits, Server  # noqa: E402
+from liifsr.serve.service import Limits, Server, served_files  # noqa: E402
 from liifsr.serve.pyramid import TILE, bicubic_region, levels, tile_spans  # noqa: E402
 from serve_helpers import running  # noqa: E402
 
@@ -51,7 +52,7 @@ def photo(tmp_path_factory):
 def server(model_file, photo):
     from liifsr.zoo import load_model
 
-    return Server(load_model(model_file), "tiny", [(photo.name, read_image(photo))], cache_bytes=200_000,
+    return Server(load_model(model_file), "tiny", served_files([(photo.name, photo)]), cache_bytes=200_000,
                   limits=Limits(upload_bytes=100_000, input_pixels=250_000, output_pixels=400_000))
 
 
@@ -64,7 +65,8 @@ def get(url):
 
 
 def post(url, data, headers=None):
-    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST")
+    """A POST as the page sends it (with its `X-Liifsr` header)."""
+    request = urllib.request.Request(url, data=data, headers={"X-Liifsr": "1", **(headers or {})}, method="POST")
     try:
         with urllib.request.urlopen(request) as response:
             return response.status, json.loads(response.read())
@@ -98,7 +100,8 @@ def x4_tile_is_the_cli_upscale(url, photo, model_file, tmp_path):
     index = next(i for i, l in enumerate(image["levels"]) if l["scale"] == 4)
     status, kind, data = get(f"{url}/api/images/0/tiles/liif/{index}/1_0.png")
     assert status == 200 and kind == "image/png"
-    assert main(["upscale", str(photo), "--scale", "4", "-o", str(tmp_path / "cli.png"), "--model", str(model_file)]) == 0
+    assert main(["upscale", str(photo), "--scale", "4", "-o", str(tmp_path / "cli.png"), "--model", str(model_file),
+                 "--precision", "fp32"]) == 0  # the server's precision (the CLI's default may be bf16)
     cli = np.asarray(Image.open(tmp_path / "cli.png"))
     tile = np.asarray(Image.open(BytesIO(data)))
     assert tile.shape == (257, 400 - 255, 3)
@@ -141,7 +144,8 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server):
             status, kind, body = get(url + path)
             assert status == code, path
             assert "application/json" in kind and text in json.loads(body)["error"], path
-        assert post(url + "/api/images/0/upscale", b'{"scale": 1e9}')[0] == 413
+        assert post(url + "/api/images/0/upscale", b'{"scale": 100}')[0] == 413  # 7,000 x 10,000 > 400,000 pixels
+        assert post(url + "/api/images/0/upscale", b'{"scale": 1e9}')[0] == 400  # beyond any image
         assert post(url + "/api/images/0/upscale", b'{"scale": -2}')[0] == 400
         assert post(url + "/api/images/0/upscale", b'{"scale": "4"}')[0] == 400
         assert post(url + "/api/images/0/upscale", b'{"size": [10, 2.5]}')[0] == 400
@@ -180,7 +184,7 @@ def test_a_client_that_disconnects_cancels_its_tile(server):
         release = block_worker(server)
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(b"GET /api/images/0/tiles/liif/9/0_0.png HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(f"GET /api/images/0/tiles/liif/9/0_0.png HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
             time.sleep(0.3)
         deadline = time.monotonic() + 10
         while server.worker.queued() and not server.worker._interactive[-1].cancelled.is_set():
@@ -205,7 +209,8 @@ def test_download_with_progress_equals_the_cli_and_cancels_on_disconnect(server,
         assert events[-1]["state"] == "done" and events[-1]["done"] == events[-1]["total"] == 150 * 210
         status, kind, data = get(f"{url}/api/jobs/{job['job']}/file")
         assert status == 200 and kind == "image/png"
-        assert main(["upscale", str(photo), "--size", "150x210", "-o", str(tmp_path / "cli.png"), "--model", str(model_file)]) == 0
+        assert main(["upscale", str(photo), "--size", "150x210", "-o", str(tmp_path / "cli.png"), "--model", str(model_file),
+                     "--precision", "fp32"]) == 0
         assert np.array_equal(np.asarray(Image.open(BytesIO(data))), np.asarray(Image.open(tmp_path / "cli.png")))
 
         release = block_worker(server)
@@ -272,7 +277,10 @@ def test_a_failed_model_thread_fails_every_pending_and_later_request(server):
 def test_serve_refuses_bad_numbers_before_starting(model_file, capsys):
     for flag, value, message in (("--threads", "0", "--threads 0 must be a positive"),
                                  ("--threads", "-3", "--threads -3 must be a positive"),
-                                 ("--max-upload-mb", "0", "--max-upload-mb 0 must be positive"),
+                                 ("--max-upload-mb", "0", "--max-upload-mb 0 must be a positive finite number"),
+                                 ("--max-input-mp", "inf", "--max-input-mp inf must be a positive finite number"),
+                                 ("--body-timeout", "0", "--body-timeout 0.0 must be a positive"),
+                                 ("--image-cache-mb", "0", "--image-cache-mb 0 must be a positive"),
                                  ("--cache-mb", "-1", "--cache-mb -1 must be 0"),
                                  ("--port", "70000", "not a port number")):
         assert main(["serve", "--model", str(model_file), flag, value]) == 2
@@ -285,7 +293,7 @@ def test_serving_beyond_loopback_warns_that_it_is_open_to_the_network():
 
     for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
         assert exposure_warning(host) is None
-    for host in ("0.0.0.0", "::", "192.168.1.10", "example.org"):
+    for host in ("0.0.0.0", "::", "192.168.1.10", "example.org", "127.attacker.example", "127.0.0.1.nip.io"):
         warning = exposure_warning(host)
         assert warning and "without authentication" in warning and host in warning
 
@@ -306,7 +314,8 @@ def test_a_client_that_disconnects_mid_upload_costs_one_log_line_at_most(server,
     with running(server) as url:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(b"POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\nX-Filename: a.png\r\n\r\n" + b"x" * 1000)
+            sock.sendall(f"POST /api/images HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 50000\r\nX-Liifsr: 1\r\n"
+                         "X-Filename: a.png\r\n\r\n".encode() + b"x" * 1000)
             time.sleep(0.3)
         time.sleep(0.5)
         assert get(url + "/api/status")[0] == 200  # still serving
@@ -316,18 +325,64 @@ def test_a_client_that_disconnects_mid_upload_costs_one_log_line_at_most(server,
 
 
 def test_serve_takes_a_folder_of_images(model_file, photo, tmp_path, monkeypatch, capsys):
+    """A folder is listed from the files' headers, nothing decoded, and two images of one
+    name in two subfolders are told apart by their paths in the folder."""
     import shutil
 
     import uvicorn
 
-    (tmp_path / "album" / "sub").mkdir(parents=True)
+    import liifsr.serve.service as service
+
+    for sub in ("", "sub", "other"):
+        (tmp_path / "album" / sub).mkdir(parents=True, exist_ok=True)
     shutil.copy(photo, tmp_path / "album" / "one.png")
     shutil.copy(photo, tmp_path / "album" / "sub" / "two.png")
+    Image.open(photo).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "album" / "other" / "two.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees: 70 wide, 100 high
+    Image.open(photo).save(tmp_path / "album" / "sub" / "turned.jpg", exif=exif)
+    decoded = []
+    monkeypatch.setattr(service, "read_image", lambda *a, **k: decoded.append(a) or read_image(*a, **k))
     served = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.extend(self.config.app.state.server.images.values()))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config.app.state.server))
     assert main(["serve", str(tmp_path / "album"), "--model", str(model_file), "--port", "8124"]) == 0
-    assert sorted(image.name for image in served) == ["one.png", "two.png"]
-    assert "(2 image(s)" in capsys.readouterr().out
+    (server,) = served
+    listed = {image.name: (image.width, image.height) for image in server.images.values()}
+    assert listed == {"one.png": (100, 70), "sub/two.png": (100, 70), "other/two.png": (70, 100), "sub/turned.jpg": (70, 100)}
+    assert decoded == [] and len(server.decoded) == 0  # nothing decoded before it is viewed
+    assert "(4 image(s)" in capsys.readouterr().out
+    turned = next(image for image in server.images.values() if image.name == "sub/turned.jpg")
+    assert server.pixels(turned).image.rgb.shape == (100, 70, 3)  # the header's size is the decoded one
+
+
+def test_images_are_decoded_when_viewed_within_a_memory_budget(model_file, photo, tmp_path):
+    """Each image is decoded by its first tile; beyond the budget the least recently used
+    is dropped (and decoded again when viewed again); the one in use always stays."""
+    from liifsr.serve.service import display_names
+    from liifsr.zoo import load_model
+
+    files = []
+    for index in range(3):
+        (tmp_path / f"d{index}").mkdir()
+        Image.open(photo).rotate(index * 5).save(tmp_path / f"d{index}" / "photo.png")
+        files.append((tmp_path / f"d{index}" / "photo.png", Path("photo.png")))
+    names = display_names(files)
+    assert len(set(names)) == 3 and all(name.endswith("photo.png") for name in names)
+    one_image = 100 * 70 * 3 * 4  # float32 RGB
+    server = Server(load_model(model_file), "tiny", served_files(list(zip(names, (f for f, _ in files)))),
+                    cache_bytes=0, limits=Limits(decoded_bytes=2 * one_image + 100))
+    with running(server) as url:
+        assert len(server.decoded) == 0
+        for image_id in ("0", "1", "2", "0"):
+            assert get(f"{url}/api/images/{image_id}/tiles/bicubic/0/0_0.png")[0] == 200
+            assert server.decoded.get(image_id) is not None and server.decoded.bytes <= 2 * one_image + 100
+        assert len(server.decoded) == 2 and server.decoded.get("1") is None  # the least recently used went
+        server.decoded.max_bytes = 1  # under one image: the one in use still serves
+        assert get(f"{url}/api/images/1/tiles/liif/2/0_0.png")[0] == 200 and len(server.decoded) == 1
+        (tmp_path / "d2" / "photo.png").unlink()  # a listed file gone: a JSON error, not a traceback
+        server.decoded.drop("2")
+        status, kind, body = get(f"{url}/api/images/2/tiles/bicubic/0/0_0.png")
+        assert status == 422 and "file does not exist" in json.loads(body)["error"]
 
 
 @pytest.mark.parametrize("decoder", ["lte", "thermal"])
@@ -342,7 +397,7 @@ def test_the_other_decoders_serve_the_tiles_of_their_upscale(decoder, photo, tmp
     config.encoder = EDSRConfig(n_resblocks=1, n_feats=8)
     path = tmp_path / f"{decoder}.safetensors"
     save_model(build_model(config), path)
-    served = Server(load_model(path), decoder, [(photo.name, read_image(photo))], cache_bytes=200_000,
+    served = Server(load_model(path), decoder, served_files([(photo.name, photo)]), cache_bytes=200_000,
                     limits=Limits(upload_bytes=100_000, input_pixels=250_000, output_pixels=400_000))
     with running(served) as url:
         x4_tile_is_the_cli_upscale(url, photo, path, tmp_path)

@@ -18,9 +18,9 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 
 from liifsr.zoo import load_model  # noqa: E402
 from liifsr.cli import main  # noqa: E402
-from liifsr.imageio import read_image, sample_image  # noqa: E402
+from liifsr.imageio import sample_image  # noqa: E402
 from liifsr.resize import imresize  # noqa: E402
-from liifsr.serve.service import Server  # noqa: E402
+from liifsr.serve.service import Server, served_files  # noqa: E402
 from serve_helpers import running  # noqa: E402
 
 WINDOW = (1100, 760)
@@ -63,7 +63,7 @@ def photo(tmp_path_factory):
 
 def test_zoom_shows_the_cli_upscale_and_uploads_report_errors(photo, tmp_path):
     browser = chromium()
-    server = Server(load_model(), "edsr-liif-relu-skip-shared", [(photo.name, read_image(photo))])
+    server = Server(load_model(), "edsr-liif-relu-skip-shared", served_files([(photo.name, photo)]))
     try:
         with running(server) as url:
             browser.get(url + "/?image=0")
@@ -76,7 +76,8 @@ def test_zoom_shows_the_cli_upscale_and_uploads_report_errors(photo, tmp_path):
             x0, y0, split = round(origin["x"]), round(origin["y"]), round(origin["split"])
             assert abs(origin["x"] - x0) < 1e-3 and abs(origin["y"] - y0) < 1e-3  # pixel-aligned
 
-            assert main(["upscale", str(photo), "--scale", str(SCALE), "-o", str(tmp_path / "cli.png")]) == 0
+            assert main(["upscale", str(photo), "--scale", str(SCALE), "-o", str(tmp_path / "cli.png"),
+                         "--precision", "fp32"]) == 0  # the server's precision (the CLI's default may be bf16)
             cli = np.asarray(Image.open(tmp_path / "cli.png")).astype(int)
             height = shown.shape[0] - 170  # leave out the navigator and labels at the bottom
             model_side = shown[60:height, split + 16 : -4]  # right of the split line and its handle

@@ -124,8 +124,9 @@ def test_train_cli_writes_checkpoints_logs_and_events(tmp_path, capsys):
     assert load_yaml(TrainConfig, out / "config.yaml").epochs == 3
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
 
-    # The run is finished; without --resume it is protected, with it there is nothing left to do.
-    cli = ["train", str(config), "--out", str(out), "--device", "cpu"]
+    # The run is finished; without --resume it is protected, with it there is nothing left to do
+    # (with the run's own settings: another milestone would be refused).
+    cli = ["train", str(config), "--out", str(out), "--device", "cpu", "--set", "optim.milestones=[1]"]
     assert main(cli) == 2 and "--resume" in capsys.readouterr().err
     assert main([*cli, "--resume"]) == 0 and "already finished" in capsys.readouterr().err
 
@@ -318,3 +319,68 @@ def test_a_second_run_into_a_folder_in_use_is_refused_while_the_first_continues(
     assert (tmp_path / "run" / ".liifsr-train.lock").exists()  # left behind, but no longer held
     resumed = liifsr_train(config, "--out", tmp_path / "run", "--resume", "--set", "epochs=1")
     assert "in use" not in finish(resumed)  # "already finished its 1 epochs": the folder was free
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling", "hardlink", "fifo"])
+def test_a_lock_that_is_not_a_plain_file_of_its_own_is_refused_and_nothing_written_through_it(tmp_path, kind):
+    """The lock gets the pid written into it: through a link, that write would land in
+    (or create) another file. Opened without following links, anything else is refused."""
+    from liifsr.training.cli import LOCK, hold_run_folder
+    from liifsr.training.config import TrainError
+
+    run_folder, victim = tmp_path / "run", tmp_path / "victim.txt"
+    run_folder.mkdir()
+    victim.write_text("precious")
+    lock = run_folder / LOCK
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "dangling":
+        lock.symlink_to(tmp_path / "created.txt")
+    elif kind == "hardlink":
+        os.link(victim, lock)
+    else:
+        os.mkfifo(lock)
+    with pytest.raises(TrainError) as excinfo:
+        with hold_run_folder(run_folder):
+            pass
+    message = str(excinfo.value)
+    assert repr(str(lock)) in message and "remove it, or train into another --out" in message and "\n" not in message
+    assert victim.read_text() == "precious" and not (tmp_path / "created.txt").exists()
+
+
+def test_the_lock_holds_the_pid_of_its_run(tmp_path):
+    from liifsr.training.cli import LOCK, hold_run_folder
+
+    with hold_run_folder(tmp_path / "run"):
+        assert (tmp_path / "run" / LOCK).read_text() == f"pid {os.getpid()}"
+
+
+# --- initialising from another model ----------------------------------------------------
+
+
+def test_init_from_copies_the_shared_tensors_and_leaves_the_rest(tmp_path):
+    from liifsr.checkpoint import save_model
+
+    torch.manual_seed(7)
+    donor = LIIF(from_dict(ModelConfig, TINY_MODEL))
+    save_model(donor, tmp_path / "donor.safetensors")
+    # Same encoder, another decoder width: the encoder comes from the donor, the decoder keeps its seeded start.
+    model_config = {"encoder": TINY_MODEL["encoder"], "decoder": {"activation": "relu", "hidden": [12]}}
+    cpu = DistEnv(0, 1, torch.device("cpu"))
+    started = train_module.build_run(load_yaml(TrainConfig, write_config(
+        tmp_path, model=model_config, init_from=str(tmp_path / "donor.safetensors"))), tmp_path / "run", cpu).model.state_dict()
+    seeded = train_module.build_run(load_yaml(TrainConfig, write_config(tmp_path, model=model_config)),
+                                    tmp_path / "r2", cpu).model.state_dict()
+    given = donor.state_dict()
+    encoder = [name for name in started if name.startswith("encoder.")]
+    decoder = [name for name in started if not name.startswith("encoder.")]
+    assert encoder and all(torch.equal(started[name], given[name]) for name in encoder)
+    assert not torch.equal(seeded[encoder[0]], given[encoder[0]])
+    assert decoder and all(torch.equal(started[name], seeded[name]) for name in decoder)
+
+
+def test_init_from_a_model_sharing_nothing_is_a_one_line_error(tmp_path):
+    config = load_yaml(TrainConfig, write_config(tmp_path, init_from="edsr-thermal"))  # 8 features, not 64
+    with pytest.raises(ValueError, match="shares no parameter"):
+        train_module.build_run(config, tmp_path / "run", DistEnv(0, 1, torch.device("cpu")))
+    assert not (tmp_path / "run").exists()

@@ -39,7 +39,8 @@ def run_facts(run: Path, config_file: str, hardware: str) -> dict[str, str]:
         "training": f"{config_file}, seed {config.seed}: {config.epochs * per_epoch:,} iterations ({config.epochs} epochs of "
                     f"{per_epoch}) at batch {config.batch_size}, {config.precision}, on {hardware}, "
                     f"{record.minutes:.0f} minutes of epochs",
-        "trained_on": f"{folders} ({record.train_images} images; {record.val_images} held out for validation)",
+        "trained_on": f"{folders} ({record.train_images} images; {record.val_images} held out for validation); "
+                      f"{config.data.degrade.describe()}",
         "val_psnr": f"{float(last['val_psnr']):.4f}",
         "val_detail": f"mean RGB PSNR of the {record.val_images} held-out images ({scales} dB; centre "
                       f"{config.data.val_max_size} px crops, shave = scale)",
@@ -58,8 +59,12 @@ def main() -> int:
     parser.add_argument("--config", help="the config the run trained with (default: configs/experiment/NAME.yaml)")
     parser.add_argument("--hardware", default=DEV_CPU, help=f"where it trained (default: {DEV_CPU})")
     parser.add_argument("--set5", type=Path, default=Path("../shared/data/benchmark/Set5"))
+    parser.add_argument("--training", help="the training text, for a model trained in more than one run "
+                        "(default: the run's own config, iterations and time)")
     args = parser.parse_args()
     facts = run_facts(args.run, args.config or f"configs/experiment/{args.name}.yaml", args.hardware)
+    if args.training:
+        facts["training"] = args.training
     target = WEIGHTS / f"{args.name}.safetensors"
     model = load_model(args.run / "last.safetensors")
     save_model(model, target, dtype=torch.float16, metadata=facts)

@@ -8,6 +8,7 @@ code. LIIF's `.pth` files are read with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from liifsr.config import ConfigError, from_dict, to_dict
+from liifsr.config import ConfigError, brief, from_dict, to_dict
 from liifsr.files import atomic_write
 from liifsr.models import ImplicitModel, ModelConfig, build_model, check_model_config
 from liifsr.models.edsr import EDSRConfig
@@ -29,6 +30,12 @@ FORMAT = "liifsr/2"
 _LIIF_UNUSED_PREFIXES = ("encoder.sub_mean.", "encoder.add_mean.")
 # LIIF's `make_rdn` configurations: D residual dense blocks of C layers, growth G.
 _RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}
+# The most a `.pth` archive may unpack to: the weights of the largest model a config may
+# declare (models.base.MAX_PARAMETERS in fp32) and room for the pickle. Checked on the zip's
+# own directory before torch.load, so that a small file cannot unpack to gigabytes.
+MAX_ARCHIVE_BYTES = 4 * 10**9 + 2**26
+# torch.save stores its records uncompressed; a compressed record may expand this much.
+MAX_COMPRESSION_RATIO = 100
 
 
 class CheckpointError(ValueError):
@@ -62,6 +69,7 @@ def load_model_file(path: Path) -> ImplicitModel:
         config, state = _read_liif_pth(path)
     else:
         config, state = _read_safetensors(path)
+    check_finite(path, state)
     model = build_model(config)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
@@ -69,6 +77,37 @@ def load_model_file(path: Path) -> ImplicitModel:
         first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise CheckpointError(f"model file {str(path)!r} does not match its config: {first}") from None
     return model.eval()
+
+
+def check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
+    """Refuse weights with NaN or infinity (a run that diverged): such a model gives a flat
+    or NaN image, or fails on it under another name, and the fused kernels' ReLU would turn
+    some NaNs into 0 so that the same file worked or failed by a switch."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            count = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"model file {str(path)!r} holds non-finite weights: tensor {key!r} has {count:,} NaN or "
+                                  "infinite values (the training that wrote it diverged; use an earlier checkpoint)")
+
+
+def check_archive(path: Path) -> None:
+    """A `.pth` zip archive whose directory declares no more than MAX_ARCHIVE_BYTES unpacked
+    and no record compressed beyond MAX_COMPRESSION_RATIO (a zip bomb), before torch.load
+    unpacks anything. Legacy (non-zip) pickles unpack to their own size."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip archive (a legacy pickle), or a damaged one: torch.load says which
+    total = sum(record.file_size for record in records)
+    if total > MAX_ARCHIVE_BYTES:
+        raise CheckpointError(f"cannot read LIIF checkpoint {str(path)!r}: its archive declares {total:,} bytes unpacked, "
+                              f"more than any model liifsr loads ({MAX_ARCHIVE_BYTES:,})")
+    for record in records:
+        if record.file_size > MAX_COMPRESSION_RATIO * max(record.compress_size, 1) + 2**20:
+            raise CheckpointError(f"cannot read LIIF checkpoint {str(path)!r}: its record {brief(record.filename)} expands "
+                                  f"{record.compress_size:,} bytes to {record.file_size:,} (torch.save does not compress; "
+                                  "is it a zip bomb?)")
 
 
 def _is_torch_file(path: Path) -> bool:
@@ -105,10 +144,22 @@ def read_model_config(meta: dict[str, str], path: Path) -> ModelConfig:
     """The model config in a model file's metadata (`liifsr_config`)."""
     if "liifsr_config" not in meta:
         raise CheckpointError(f"model file {str(path)!r} has no liifsr config (convert LIIF .pth files with `liifsr convert`)")
+    return parse_model_config(meta["liifsr_config"], f"model file {str(path)!r}")
+
+
+def parse_model_config(text: str, what: str) -> ModelConfig:
+    """A model config from its JSON `text` (a file's metadata); CheckpointError naming `what`
+    for invalid JSON, a number beyond Python's reading (a 5,001-digit integer), nesting deeper
+    than it recurses, or a config the schema refuses."""
     try:
-        return from_dict(ModelConfig, json.loads(meta["liifsr_config"]))
-    except (ConfigError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"model file {str(path)!r} has an invalid config: {error}") from None
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ConfigError(f"expected a mapping, got {brief(data)}")
+        return from_dict(ModelConfig, data)
+    except RecursionError:
+        raise CheckpointError(f"{what} has an invalid config: it is nested too deeply") from None
+    except ValueError as error:  # ConfigError, json.JSONDecodeError, the integer digit limit
+        raise CheckpointError(f"{what} has an invalid config: {' '.join(str(error).split())}") from None
 
 
 def check_shapes(path: Path, config: ModelConfig, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -133,6 +184,7 @@ def check_shapes(path: Path, config: ModelConfig, shapes: dict[str, tuple[int, .
 
 def _read_liif_pth(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     not_liif = CheckpointError(f"{str(path)!r} is not a LIIF checkpoint (expected {{'model': {{'name', 'args', 'sd'}}}})")
+    check_archive(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         spec = checkpoint["model"]
@@ -153,7 +205,7 @@ def _read_liif_pth(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
         raise CheckpointError(f"{str(path)!r} holds a {spec.get('name')!r} model; only 'liif' models are supported")
     try:
         config = liif_args_to_config(args)
-    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as error:
         if isinstance(error, CheckpointError):
             raise CheckpointError(f"LIIF checkpoint {str(path)!r}: {error}") from None
         detail = f"lacks {error}" if isinstance(error, KeyError) else f"has malformed arguments ({error})"

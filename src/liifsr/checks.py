@@ -5,6 +5,7 @@ request raises `UpscaleError` with a one-line message that names the problem and
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
 # Outputs beyond this need allow_huge=True: a typo like --scale 300 should not eat the disk.
 MAX_OUTPUT_PIXELS = 20000 * 20000
+# No output side beyond this, even with allow_huge: PNG's limit (2**31 - 1), far beyond any
+# memory, and the bound that keeps size arithmetic within integers and floats.
+MAX_SIDE = 2**31 - 1
 
 
 class UpscaleError(ValueError):
@@ -50,7 +54,9 @@ class Fit:
         sides = self.box if self.box is not None else given
         if not isinstance(sides, (tuple, list)) or len(sides) != len(given) + (self.box is not None) or not all(
                 _is_count(n) and n > 0 for n in sides):
-            raise UpscaleError(f"a Fit's sides must be positive integers (a box two of them), got {given[0]!r}")
+            raise UpscaleError(f"a Fit's sides must be positive integers (a box two of them), got {_brief(given[0])}")
+        if any(n > MAX_SIDE for n in sides):
+            raise UpscaleError(f"a Fit's sides must be at most {MAX_SIDE:,} pixels, got {_brief(given[0])}")
 
     def size_for(self, in_hw: tuple[int, int]) -> tuple[int, int]:
         """The output (H, W) for an input of `in_hw`: the side that binds is exact, the other
@@ -64,11 +70,29 @@ class Fit:
             binding = 0 if pick(in_hw) == in_hw[0] else 1
             target = self.long_side if self.long_side is not None else self.short_side
         scale = target / in_hw[binding]
-        out = [max(1, round(n * scale)) for n in in_hw]
+        out = [_side(n * scale) for n in in_hw]
         out[binding] = int(target)
         if self.box is not None:  # rounding must not leave the box
             out = [min(n, limit) for n, limit in zip(out, self.box)]
         return out[0], out[1]
+
+
+def _brief(value: object) -> str:
+    from liifsr.config import brief
+
+    return brief(value)
+
+
+def _side(exact: float) -> int:
+    """An output side from its exact (float) length: rounded, at least 1, at most MAX_SIDE."""
+    if not exact <= MAX_SIDE + 0.5:  # also NaN and infinity (a scale of 1e308)
+        try:
+            length = f"{float(exact):.3g}"
+        except OverflowError:  # an integer beyond any float
+            length = "over 1e308"
+        raise UpscaleError(f"an output side of {length} pixels is beyond the largest liifsr writes ({MAX_SIDE:,}, "
+                           "PNG's limit): ask for a smaller scale or size")
+    return max(1, round(exact))
 
 
 def output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | None,
@@ -82,16 +106,15 @@ def output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | Non
         return size.size_for(in_hw)
     if size is not None:
         if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_count(n) and n > 0 for n in size):
-            raise UpscaleError(f"size must be two positive integers (HEIGHT, WIDTH), got {size!r}")
-        return int(size[0]), int(size[1])
+            raise UpscaleError(f"size must be two positive integers (HEIGHT, WIDTH), got {_brief(size)}")
+        return _side(int(size[0])), _side(int(size[1]))
     scales = scale if isinstance(scale, (tuple, list)) else (scale, scale)
     if len(scales) != 2:
         raise UpscaleError(f"scale must be one number or (sy, sx), got {scale!r}")
     for s in scales:
         if not _is_number(s) or not math.isfinite(s) or s <= 0:
             raise UpscaleError(f"scale must be a positive finite number, got {s!r}")
-    out = tuple(max(1, round(n * s)) for n, s in zip(in_hw, scales))
-    return out[0], out[1]
+    return _side(in_hw[0] * float(scales[0])), _side(in_hw[1] * float(scales[1]))
 
 
 def check_output_size(out_hw: tuple[int, int], allow_huge: bool) -> None:
@@ -121,10 +144,36 @@ def check_model_precision(model: ImplicitModel, device: torch.device, precision:
         raise UpscaleError(f"this model runs in {', '.join(supported)} only, not {precision} (an ONNX model runs in fp32)")
 
 
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A shape as messages write sizes, '40x48x3', not '(40, 48, 3)'."""
+    return "x".join(str(int(n)) for n in shape) or "()"
+
+
+def check_model(model: object) -> None:
+    """A model object (from `liifsr.load_model` or `build_model`), not its name or path."""
+    if isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"upscale takes a model, not the name or path {str(model)!r}: load it once with "
+                        f"liifsr.load_model({str(model)!r}) and pass what it returns")
+    if not all(callable(getattr(model, name, None)) for name in ("encode", "latent_projection", "decode")):
+        raise TypeError(f"upscale takes a model from liifsr.load_model (or liifsr.build_model), got a {type(model).__name__}")
+
+
+def check_unit_range(images: Tensor) -> None:
+    """Float images in [0, 1], finite: values outside would be clipped into it without a word."""
+    if images.numel() == 0:
+        return  # an empty image is `check_input`'s to name
+    if not bool(torch.isfinite(images).all()):
+        raise UpscaleError("the image contains NaN or infinite values (expected floats in [0, 1])")
+    low, high = (float(v) for v in torch.aminmax(images))
+    if low < 0 or high > 1:
+        raise UpscaleError(f"tensor values must be in [0, 1], got {low:.6g} to {high:.6g} (divide 8-bit values by 255 "
+                           "and 16-bit ones by 65535, or clamp(0, 1) first)")
+
+
 def check_input(lr: Tensor) -> None:
     """An LR image tensor (1, 3, H, W): float, not empty, no NaN or infinity."""
     if lr.dim() != 4 or lr.shape[:2] != (1, 3):
-        raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {tuple(lr.shape)}")
+        raise UpscaleError(f"expected a (1, 3, H, W) tensor, got shape {shape_text(lr.shape)}")
     if lr.shape[-2] == 0 or lr.shape[-1] == 0:
         raise UpscaleError(f"the image is empty ({lr.shape[-2]}x{lr.shape[-1]} pixels, HEIGHTxWIDTH)")
     if not lr.is_floating_point():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -11,14 +13,15 @@ from typing import TYPE_CHECKING
 
 
 from liifsr.checkpoint import convert_liif
-from liifsr.zoo import DEFAULT_MODEL, list_models, load_model
+from liifsr.zoo import ALIASES, DEFAULT_MODEL, PHOTO_MODEL, list_models, load_model
 from liifsr.models import MODEL_PRESETS
-from liifsr.files import about, check_distinct_outputs, check_output_path
-from liifsr.imageio import MAX_INPUT_PIXELS, LoadedImage, check_writable, collect_images, read_image, write_image_bands
+from liifsr.files import about, check_distinct_outputs, check_output_path, shown
+from liifsr.imageio import (MAX_INPUT_PIXELS, Found, LoadedImage, check_writable, find_inputs, probe_bit_depth, read_image,
+                            write_image_bands)
 from liifsr.checks import Fit, MAX_OUTPUT_PIXELS, UpscaleError, check_options, check_output_size, output_size
 from liifsr.inference import upscale_image_bands
 from liifsr.progress import progress_bar
-from liifsr.runtime import add_runtime_options, check_precision, launched_ranks, resolve_device
+from liifsr.runtime import add_runtime_options, check_precision, launched_ranks, resolve_device, resolve_precision
 
 if TYPE_CHECKING:
     from liifsr.models import ImplicitModel
@@ -57,6 +60,15 @@ def quality(text: str) -> int:
     return int(text)
 
 
+def name_suffix(text: str) -> str:
+    """A --suffix: text added to file names, so never a path (no separator, no '..', no NUL)."""
+    separators = {"/", os.sep, os.altsep or "/"}
+    if any(sep in text for sep in separators) or ".." in text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"suffix {text!r} must be plain text added to each file name, without "
+                                         "'/', '..' or NUL (e.g. _x4): outputs stay inside --out-dir")
+    return text
+
+
 OUTPUT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff"}
 
 
@@ -75,11 +87,14 @@ def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--out-dir", type=Path, help="output folder (any number of inputs and folders; names kept)")
     parser.add_argument("--ext", choices=sorted(OUTPUT_EXTENSIONS), help="output format with --out-dir (default: the input's)")
     parser.add_argument("--quality", type=quality, help="1-100: lossy JPEG or WebP at that quality (default: JPEG 95, WebP lossless)")
-    parser.add_argument("--suffix", default="", help="added to each output name before its extension, e.g. _x4")
+    parser.add_argument("--suffix", type=name_suffix, default="",
+                        help="added to each output name before its extension, e.g. _x4 (no '/' or '..')")
     parser.add_argument("--skip-existing", action="store_true",
-                        help="skip inputs whose output exists (complete: liifsr writes atomically), to resume a run")
-    parser.add_argument("--model", default=None, help=f"bundled model name or model file (default: {DEFAULT_MODEL})")
-    add_runtime_options(parser)
+                        help="skip inputs whose output exists as a non-empty file (complete: liifsr writes atomically), "
+                        "to resume a run")
+    parser.add_argument("--model", default=None, help=f"bundled model name or model file (default: {DEFAULT_MODEL}, for clean images; "
+                        f"'--model photo' ({PHOTO_MODEL}) for JPEG, noisy or blurred photographs)")
+    add_runtime_options(parser, automatic_precision=True)
     parser.add_argument("--allow-huge", action="store_true",
                         help=f"allow outputs beyond {MAX_OUTPUT_PIXELS / 1e6:.0f} megapixels and inputs beyond "
                         f"{MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
@@ -106,32 +121,88 @@ def output_path(source: Path, relative: Path, args: argparse.Namespace, bit_dept
     return args.out_dir / relative.parent / f"{relative.stem}{args.suffix}{extension}"
 
 
+def plan_outputs(found: list[Found], args: argparse.Namespace) -> list[Path]:
+    """The output of every input, checked before any work: inside --out-dir, an --out-dir
+    that is a folder outside the input folders, and no output that is an input or shared
+    by two inputs (after the format choice and the suffix; `check_distinct_outputs`).
+
+    A 16-bit input is written as PNG: its depth is read from its header here, so that its
+    output's name is known (and checked) before the model runs."""
+    def depth(item: Found) -> int:  # only where it can change the name: no --ext, a non-PNG input
+        skip = args.output is not None or args.ext or item.path.suffix.lower() == ".png"
+        return 8 if skip else probe_bit_depth(item.path)
+
+    targets = [output_path(item.path, item.relative, args, depth(item)) for item in found]
+    if args.out_dir is not None:
+        check_out_dir(args.out_dir, found)
+        inside = args.out_dir.resolve()
+        for target in targets:
+            if not target.resolve().is_relative_to(inside):  # e.g. through a link in --out-dir
+                raise UpscaleError(f"output {os.fspath(target)!r} would be written outside --out-dir "
+                                   f"{os.fspath(args.out_dir)!r} (at {os.fspath(target.resolve())!r}): remove the link "
+                                   "that leads there, or choose another --out-dir")
+    check_distinct_outputs(list(zip((item.path for item in found), targets)))
+    return targets
+
+
+def check_out_dir(out_dir: Path, found: list[Found]) -> None:
+    """--out-dir must be a folder (or not exist yet) and lie outside every input folder:
+    inside one, its outputs would be listed as inputs by the next run."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UpscaleError(f"--out-dir {os.fspath(out_dir)!r} is a file, not a folder (give a new or existing folder)")
+    real = out_dir.resolve()
+    for folder in dict.fromkeys(item.folder for item in found if item.folder is not None):
+        if real.is_relative_to(folder.resolve()):
+            raise UpscaleError(f"--out-dir {os.fspath(out_dir)!r} is inside the input folder {os.fspath(folder)!r}: its "
+                               f"outputs would be read as inputs by a later run (choose an --out-dir outside it)")
+
+
+def is_done(target: Path) -> bool:
+    """Whether `target` is an output a previous run finished (for --skip-existing): a
+    non-empty regular file, complete since liifsr writes atomically. An empty file or a
+    folder there is no output of liifsr's, so it is not counted as done."""
+    try:
+        info = target.stat()
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
+
+
 def run_upscale(args: argparse.Namespace) -> int:
     if args.output is not None and (len(args.inputs) > 1 or args.inputs[0].is_dir()):
         raise UpscaleError("-o takes one input file (use --out-dir DIR for several, or for folders)")
     if args.output is not None and (args.ext or args.suffix):
         raise UpscaleError("--ext and --suffix name outputs in --out-dir (with -o, name the file itself)")
     check_options(args.chunk, args.tile)
-    if len(args.inputs) > 1 or args.inputs[0].is_dir() or launched_ranks()[1] > 1:
+    _, world, _ = launched_ranks()
+    if args.output is not None and world > 1:
+        raise UpscaleError(f"-o writes one file, but RANK and WORLD_SIZE ask for {world} processes to share the inputs "
+                           "(run it without torchrun, or unset RANK and WORLD_SIZE if they were left in this shell)")
+    if len(args.inputs) > 1 or args.inputs[0].is_dir() or world > 1:
         return run_collection(args)
     # Read and validate everything before the model runs, so errors come first and cheap
     # (check_writable also finds a missing --out-dir).
-    (source,) = args.inputs
-    planned = args.output or output_path(source, Path(source.name), args, 8)
-    if args.skip_existing and planned.exists():
-        print(f"{source} -> {planned}: exists, skipped (--skip-existing)")
+    found = find_inputs(args.inputs)
+    (planned,) = plan_outputs(found, args)
+    (item,) = found
+    if args.skip_existing and is_done(planned):
+        print(f"{shown(item.path)} -> {shown(planned)}: exists, skipped (--skip-existing)")
         return 0
-    image, target, out_hw = prepare(source, Path(source.name), args)
-    check_distinct_outputs([(source, target)])
+    image, target, out_hw = prepare(item, planned, args)
     model = load_for(args)
-    upscale_one(model, source, image, target, out_hw, args)
+    upscale_one(model, item.path, image, target, out_hw, args)
     return 0
 
 
-def prepare(source: Path, relative: Path, args: argparse.Namespace) -> tuple[LoadedImage, Path, tuple[int, int]]:
-    """Read `source` and check its output (size, format, destination) before any work."""
-    image = read_image(source, max_pixels=None if args.allow_huge else MAX_INPUT_PIXELS)
-    target = output_path(source, relative, args, image.bit_depth)
+def prepare(item: Found, planned: Path, args: argparse.Namespace) -> tuple[LoadedImage, Path, tuple[int, int]]:
+    """Read `item` and check its output (size, format, destination) before any work. The file
+    is read where it was listed (no link out of its folder, `read_image`'s `inside`), and
+    must give the output planned for it: one that changed since would escape the checks."""
+    image = read_image(item.path, max_pixels=None if args.allow_huge else MAX_INPUT_PIXELS, inside=item.folder)
+    target = output_path(item.path, item.relative, args, image.bit_depth)
+    if target != planned:
+        raise UpscaleError(f"{os.fspath(item.path)!r} changed since it was listed (its output is now "
+                           f"{os.fspath(target)!r}, not {os.fspath(planned)!r}): run again")
     out_hw = output_size(image.rgb.shape[:2], args.scale, target_size(args))
     check_output_size(out_hw, args.allow_huge)
     check_writable(target, bit_depth=written_depth(image, target), alpha=image.alpha is not None, size=out_hw)
@@ -146,6 +217,7 @@ def written_depth(image: LoadedImage, target: Path) -> int:
 def load_for(args: argparse.Namespace) -> ImplicitModel | OnnxLIIF:
     device = resolve_device(args.device, launched_ranks()[2])
     model = load_model(args.model, device=device)
+    args.precision = resolve_precision(args.precision, device, model.precisions)  # 'auto': what runs, for every image
     if args.precision not in model.precisions:
         raise UpscaleError(f"this model runs in {', '.join(model.precisions)} only, not {args.precision} (an exported "
                            "ONNX model runs in fp32: drop --precision)")
@@ -158,13 +230,15 @@ def upscale_one(model: ImplicitModel | OnnxLIIF, source: Path, image: LoadedImag
                                 precision=args.precision, progress=None)
     write_image_bands(target, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,
                       bit_depth=written_depth(image, target), quality=args.quality)
-    print(f"{source} -> {target} ({out_hw[0]}x{out_hw[1]}, HEIGHTxWIDTH)")
+    print(f"{shown(source)} -> {shown(target)} ({out_hw[0]}x{out_hw[1]}, HEIGHTxWIDTH)")
 
 
 def run_collection(args: argparse.Namespace) -> int:
-    """Several inputs or folders: every image is done in turn; one that fails (unreadable,
-    too large, unwritable) is reported in one line naming it and skipped, and the run goes
-    on. Status 2 if any failed. With --skip-existing, outputs already there are skipped.
+    """Several inputs or folders: every output is planned and checked first (`plan_outputs`),
+    then every image is done in turn; one that fails (unreadable, too large, unwritable) is
+    reported in one line naming it and skipped, and the run goes on. Status 2 if any
+    failed. With --skip-existing, outputs already there are skipped. Interrupted, the
+    summary says how many were left, and the interruption goes on up (status 130).
 
     Under torchrun each of the N processes takes every N-th file of the sorted list (a
     split that depends on the list alone, not on timing), on its own device (cuda:LOCAL_RANK
@@ -172,39 +246,58 @@ def run_collection(args: argparse.Namespace) -> int:
     from liifsr.errors import error_message
 
     rank, world, _ = launched_ranks()
-    inputs = collect_images(args.inputs)
-    # Names are known before the files are read, except a 16-bit input's (PNG): planned as read.
-    planned = [(source, output_path(source, relative, args, 8)) for source, relative in inputs]
-    check_distinct_outputs(planned)
-    inputs, planned = inputs[rank::world], planned[rank::world]
+    found = find_inputs(args.inputs)
+    planned = plan_outputs(found, args)  # every process checks the whole list, alike
+    found, planned = found[rank::world], planned[rank::world]
+    out_dir = args.out_dir.resolve()  # where the checks found it, whatever links change later
     model = load_for(args)
     counts, start = {"done": 0, "skipped": 0, "failed": 0}, time.perf_counter()
-    bar = progress_bar(total=len(inputs), desc="files" if world == 1 else f"files (rank {rank} of {world})", unit="file",
-                       enabled=None if rank == 0 else False)
-    for (source, relative), (_, planned_target) in zip(inputs, planned):
-        if args.skip_existing and planned_target.exists():
-            counts["skipped"] += 1
-        else:
-            try:
-                planned_target.parent.mkdir(parents=True, exist_ok=True)  # the mirrored tree
-                image, target, out_hw = prepare(source, relative, args)
-                if args.skip_existing and target.exists():
-                    counts["skipped"] += 1
-                else:
-                    upscale_one(model, source, image, target, out_hw, args)
-                    counts["done"] += 1
-            except Exception as error:
-                message = error_message(error)
-                if message is None:
-                    raise
-                bar.write(f"liifsr upscale: failed: {about(source, message)}", file=sys.stderr)
-                counts["failed"] += 1
-        bar.update()
-    bar.close()
     who = "" if world == 1 else f" (rank {rank} of {world})"
-    print(f"liifsr upscale{who}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed, "
-          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    bar = progress_bar(total=len(found), desc="files" if world == 1 else f"files (rank {rank} of {world})", unit="file",
+                       enabled=None if rank == 0 else False)
+    try:
+        for item, target in zip(found, planned):
+            if args.skip_existing and is_done(target):
+                counts["skipped"] += 1
+            else:
+                try:
+                    check_still_inside(target, out_dir, args.out_dir)
+                    target.parent.mkdir(parents=True, exist_ok=True)  # the mirrored tree
+                    image, target, out_hw = prepare(item, target, args)
+                    upscale_one(model, item.path, image, target, out_hw, args)
+                    counts["done"] += 1
+                except Exception as error:
+                    message = error_message(error)
+                    if message is None:
+                        raise
+                    bar.write(f"liifsr upscale: failed: {about(item.path, message)}", file=sys.stderr)
+                    counts["failed"] += 1
+            bar.update()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (liifsr.cli): say what is left, then stop
+        bar.close()
+        left = len(found) - sum(counts.values())
+        print(f"liifsr upscale{who}: {summary(counts, start, left)} (stopped: run again with --skip-existing to do the "
+              "rest)", file=sys.stderr)
+        raise
+    bar.close()
+    print(f"liifsr upscale{who}: {summary(counts, start)}", file=sys.stderr)
     return 2 if counts["failed"] else 0
+
+
+def summary(counts: dict[str, int], start: float, left: int | None = None) -> str:
+    """'3 done, 1 skipped, 0 failed[, 2 left], 12.5 s': a collection's tally."""
+    rest = "" if left is None else f", {left} left"
+    return (f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed{rest}, "
+            f"{time.perf_counter() - start:.1f} s")
+
+
+def check_still_inside(target: Path, out_dir: Path, given: Path) -> None:
+    """The output's folder must still lead inside --out-dir (`given`, at `out_dir` when the run
+    began) when it is written: a link put in the mirrored tree during the run would lead
+    the write elsewhere."""
+    if not target.parent.resolve().is_relative_to(out_dir):
+        raise UpscaleError(f"output {os.fspath(target)!r} would now be written outside --out-dir {os.fspath(given)!r} "
+                           "(a link in it changed during the run): remove the link and run again")
 
 
 def configure_convert_parser(parser: argparse.ArgumentParser) -> None:
@@ -227,7 +320,8 @@ def run_models(args: argparse.Namespace) -> int:
     del args
     print("bundled models (trained weights; their results: docs/results.md):")
     for card in list_models():
-        print(f"  {card.name}{'  (default)' if card.name == DEFAULT_MODEL else ''}")
+        aliases = [alias for alias, name in ALIASES.items() if name == card.name]
+        print(f"  {card.name}{f'  (--model {aliases[0]})' if aliases else ''}")
         for line in card.lines():
             print(f"      {line}")
     print("presets (architectures for `liifsr train`):")

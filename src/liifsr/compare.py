@@ -11,6 +11,11 @@ Two modes:
   whole image with the box marked, the second the LR crop, the others the crop
   upscaled by `scale`.
 
+With `--degrade SPEC` (e.g. `jpeg:75`, see liifsr.degrade) the LR input of either mode is
+degraded before any method (bicubic too) sees it, its noise drawn from the image's file
+name and the scale, so that the same command gives the same figure; the LR panel and the
+footnote name the degradation.
+
 Models decode only the output pixels inside the box (the encoder runs on the LR
 window those pixels read, plus its receptive margin), so a x30 figure of a large image
 costs no more than its crop.
@@ -28,13 +33,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from liifsr.degrade import SPEC_HELP, Step, apply_steps, image_generator, spec_text
+from liifsr.evaluation.datasets import parse_degrade
 from liifsr.files import atomic_write, check_distinct_outputs, check_output_path
 from liifsr.imageio import read_image
 from liifsr.checks import output_size
 from liifsr.tiling import Span, upscale_tensor
 from liifsr.metrics import psnr
 from liifsr.resize import BICUBIC, bicubic_upsample, liif_downsample
-from liifsr.runtime import add_runtime_options, check_precision, decoding_options, resolve_device
+from liifsr.runtime import AUTO, add_runtime_options, check_precision, decoding_options, resolve_device, resolve_precision
 
 if TYPE_CHECKING:
     from liifsr.models import ImplicitModel
@@ -97,6 +104,19 @@ def parse_models(text: str) -> list[str]:
     return names
 
 
+def degraded_input(lr: Tensor, steps: tuple[Step, ...], image_name: str, scale: float) -> Tensor:
+    """The LR input (1, 3, h, w) with the chain applied (unchanged for none), the noise
+    drawn from the image's name and the scale (as a float: 4 and 4.0 are one scale): the
+    same figure on every run."""
+    return apply_steps(lr, steps, image_generator(image_name, float(scale), steps)) if steps else lr
+
+
+def input_caption(lr: Tensor, steps: tuple[Step, ...]) -> str:
+    """'LR input (WxH)', with the degradation on a second line where there is one."""
+    size = f"LR input ({lr.shape[-1]}x{lr.shape[-2]})"
+    return f"{size}\n{spec_text(steps)}" if steps else size
+
+
 def display_name(name: str) -> str:
     """Model files are captioned by file stem; bundled names as they are."""
     return Path(name).stem if Path(name).suffix in (".safetensors", ".pth", ".pt") else name
@@ -132,18 +152,19 @@ def to_array(image: Tensor) -> np.ndarray:
 
 
 def downsampled_panels(image: Tensor, names: list[str], models: dict[str, ImplicitModel], scale: float, box: Box,
-                       **options: Any) -> list[Panel]:
-    """Figure 6: LR by LIIF's protocol, every method upscales it back, PSNR on the box."""
+                       steps: tuple[Step, ...] = (), image_name: str = "", **options: Any) -> list[Panel]:
+    """Figure 6: LR by LIIF's protocol (then degraded by `steps`), every method upscales
+    it back, PSNR on the box."""
     hr, lr = liif_downsample(image, scale)
     check_box(box, hr.shape[-2], hr.shape[-1], f"HR image (cropped to a multiple of x{scale:g})")
     out_hw = (hr.shape[-2], hr.shape[-1])
-    lr = lr.unsqueeze(0)
+    lr = degraded_input(lr.unsqueeze(0), steps, image_name, scale)
     target = box.crop(hr).unsqueeze(0)
     sy, sx = out_hw[0] / lr.shape[-2], out_hw[1] / lr.shape[-1]
     panels = [
         Panel(
             to_array(lr),
-            f"LR input ({lr.shape[-1]}x{lr.shape[-2]})",
+            input_caption(lr, steps),
             (box.x / sx, box.y / sy, box.w / sx, box.h / sy),
         )
     ]
@@ -159,10 +180,11 @@ def downsampled_panels(image: Tensor, names: list[str], models: dict[str, Implic
 
 
 def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, ImplicitModel], scale: float, box: Box,
-                   **options: Any) -> list[Panel]:
-    """Figure 5: the box of the image itself is the LR input; no ground truth, no PSNR."""
+                   steps: tuple[Step, ...] = (), image_name: str = "", **options: Any) -> list[Panel]:
+    """Figure 5: the box of the image itself (degraded by `steps`) is the LR input; no
+    ground truth, no PSNR."""
     check_box(box, image.shape[-2], image.shape[-1], "image")
-    lr = box.crop(image).unsqueeze(0)
+    lr = degraded_input(box.crop(image).unsqueeze(0), steps, image_name, scale)
     out_hw = output_size((box.h, box.w), scale, None)
     panels = [
         Panel(
@@ -170,7 +192,7 @@ def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, ImplicitMo
             f"image ({image.shape[-1]}x{image.shape[-2]}),\nboxed {box.w}x{box.h} = LR input",
             (box.x, box.y, box.w, box.h),
         ),
-        Panel(to_array(lr), f"LR input ({box.w}x{box.h})"),
+        Panel(to_array(lr), input_caption(lr, steps)),
     ]
     for name in [BICUBIC] + [n for n in names if n != BICUBIC]:
         if name == BICUBIC:
@@ -225,27 +247,33 @@ def compare(
     out: str | Path,
     lr_crop: bool = False,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = AUTO,
     chunk_size: int | None = None,
     tile_size: int | None = None,
+    degrade: str | None = None,
 ) -> Path:
-    """Build and write the comparison figure; returns its path."""
+    """Build and write the comparison figure; returns its path. `degrade`: a chain
+    (liifsr.degrade's spec, e.g. 'jpeg:75') applied to the LR input."""
     if not math.isfinite(scale) or scale < 1:
         raise ValueError(f"bad --scale {scale:g}: give a number >= 1")
+    steps = parse_degrade(degrade)
     dest = check_output_path(out, FIGURE_FORMATS, "figure")
     check_distinct_outputs([(image_path, dest)])
     loaded = torch.from_numpy(read_image(image_path).rgb).permute(2, 0, 1).contiguous()
     torch_device = resolve_device(device)
     loaded_models = load_models(models, torch_device)
-    check_precision(torch_device, precision)
+    check_precision(torch_device, resolve_precision(precision, torch_device))  # 'auto' resolves per model as it runs
     options = {"precision": precision, "chunk_size": chunk_size, "tile_size": tile_size}
+    degraded = {"steps": steps, "image_name": Path(image_path).name}
+    inputs = f", then degraded by {spec_text(steps)}" if steps else ""
     if lr_crop:
-        panels = lr_crop_panels(loaded, models, loaded_models, scale, box, **options)
-        footnote = f"x{scale:g}: the boxed region of the image is the LR input (no downsampling, no ground truth)."
+        panels = lr_crop_panels(loaded, models, loaded_models, scale, box, **degraded, **options)
+        footnote = (f"x{scale:g}: the boxed region of the image is the LR input{inputs} "
+                    "(no downsampling, no ground truth).")
     else:
-        panels = downsampled_panels(loaded, models, loaded_models, scale, box, **options)
+        panels = downsampled_panels(loaded, models, loaded_models, scale, box, **degraded, **options)
         footnote = (
-            f"x{scale:g}: LR made by LIIF's bicubic downsampling; PSNR on the boxed region, RGB, no border shaved."
+            f"x{scale:g}: LR made by LIIF's bicubic downsampling{inputs}; PSNR on the boxed region, RGB, no border shaved."
         )
     render(panels, footnote, dest)
     return dest
@@ -261,11 +289,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--box", required=True, help="region x,y,w,h in image pixels (the HR image's, by default)")
     parser.add_argument("-o", "--out", type=Path, required=True, help=f"figure file ({', '.join(FIGURE_FORMATS)})")
     parser.add_argument("--lr-crop", action="store_true", help="use the box of the image itself as the LR input (Figure 5)")
-    add_runtime_options(parser)
+    parser.add_argument("--degrade", metavar="SPEC", help=f"degrade the LR input (every method's): {SPEC_HELP}")
+    add_runtime_options(parser, automatic_precision=True)
 
 
 def run(args: argparse.Namespace) -> int:
     dest = compare(args.image, parse_models(args.models), args.scale, parse_box(args.box), args.out, args.lr_crop,
-                   args.device, args.precision, **decoding_options(args))
+                   args.device, args.precision, degrade=args.degrade, **decoding_options(args))
     print(dest)
     return 0

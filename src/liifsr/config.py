@@ -8,7 +8,9 @@ a typo in a config never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -26,6 +28,24 @@ class ConfigError(ValueError):
 # YAML 1.1 (PyYAML) reads `2e-4` and `1e5` as strings: it wants a dot and a signed
 # exponent. Numbers written the way people write them are accepted as floats.
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# Every integer of a config is a size, a count, an epoch or a seed: beyond this one it is
+# a typo or an attack (a size of 2**62 overflows the arithmetic of whatever uses it).
+MAX_INT = 2**31 - 1
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxstring, _BRIEF.maxother = 2, 6, 6, 60, 60
+_BRIEF.maxlong = 40
+
+
+def brief(value: Any) -> str:
+    """`repr(value)` cut to a few dozen characters, for messages: a value from a hostile
+    file (a list of 200,000 widths, a 5,001-digit integer, nesting 100,000 deep) must not
+    make the message itself huge or fail."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {len(str(abs(value))) if value.bit_length() < 14000 else 'over 4,000'} digits"
+    try:
+        return _BRIEF.repr(value)
+    except (RecursionError, ValueError):
+        return f"a {type(value).__name__}"
 
 
 # --- dataclass <-> plain data -------------------------------------------------------
@@ -41,7 +61,7 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         return _convert_variant(value, annotation, where)
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {brief(value)}")
         return from_dict(annotation, value, where)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -56,29 +76,37 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
                 return _convert(value, option, where)
             except ConfigError:
                 continue
-        raise ConfigError(f"{where}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {' or '.join(_describe(o) for o in options)}, got {brief(value)}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {brief(value)}")
         (item_type, *_) = typing.get_args(annotation) or (Any,)
         return [_convert(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {brief(value)}")
         return value
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {brief(value)}")
+        if abs(value) > MAX_INT:
+            raise ConfigError(f"{where}: {brief(value)} is out of range (config integers are at most {MAX_INT:,})")
         return value
     if annotation is float:
         if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
-            return float(value)
+            value = float(value)  # '1e400' reads as infinity, refused below
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where}: expected a number, got {brief(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {brief(value)}")
+        return number
     if annotation is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {brief(value)}")
         return value
     return value
 
@@ -89,11 +117,11 @@ def _convert_variant(value: Any, annotation: Any, where: str) -> Any:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping with a name, got {value!r}")
+        raise ConfigError(f"{where}: expected a mapping with a name, got {brief(value)}")
     variants = annotation.variants.configs
     name = value.get("name")
     if name not in variants:
-        raise ConfigError(f"{where}.name must be one of {tuple(variants)}, got {name!r}")
+        raise ConfigError(f"{where}.name must be one of {tuple(variants)}, got {brief(name)}")
     return from_dict(variants[name], value, where)
 
 
@@ -116,7 +144,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} (valid: {sorted(names)})")
+        raise ConfigError(f"{where}: unknown key(s) {brief(sorted(map(str, unknown)))} (valid: {sorted(names)})")
     values = {key: _convert(value, hints[key], f"{where}.{key}") for key, value in data.items()}
     return cls(**values)
 
@@ -130,6 +158,8 @@ def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None
         raise ConfigError(f"config file {str(path)!r} does not exist (check the path)") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(error).splitlines()[0]}") from None
+    except (ValueError, RecursionError) as error:  # a 5,001-digit integer; nesting deeper than Python recurses
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {_unreadable(error)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
     for override in overrides or []:
@@ -151,7 +181,16 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     try:
         node[leaf] = yaml.safe_load(raw)
     except yaml.YAMLError as error:
-        raise ConfigError(f"override {override!r}: the value is not valid YAML ({' '.join(str(error).split())})") from None
+        raise ConfigError(f"override {brief(override)}: the value is not valid YAML ({' '.join(str(error).split())})") from None
+    except (ValueError, RecursionError) as error:
+        raise ConfigError(f"override {brief(override)}: {_unreadable(error)}") from None
+
+
+def _unreadable(error: BaseException) -> str:
+    """Why a YAML or JSON text could not be read, beyond its syntax."""
+    if isinstance(error, RecursionError):
+        return "it is nested too deeply"
+    return " ".join(str(error).split()[:12]) or type(error).__name__
 
 
 def dump_yaml(config: Any) -> str:

@@ -56,7 +56,8 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from liifsr.coords import cell_size, make_coord
 from liifsr.imageio import IMAGE_EXTENSIONS, find_images, read_uint8
-from liifsr.resize import imresize, modcrop, pil_bicubic
+from liifsr.degrade import DegradeConfig, check_degrade_config, degrade_patch
+from liifsr.resize import modcrop, resize_lr
 
 # Folder names of evaluation sets, which must never be trained or validated on.
 # DIV2K_valid_HR is the paper's Table 4 evaluation set: no model selection on it either.
@@ -91,6 +92,8 @@ class DataConfig:
     cache: bool = True  # keep decoded images in memory as uint8
     lr_resize: str = "pil"  # 'pil' (LIIF's resize_fn) or 'matlab' (antialiased imresize)
     augment: bool = True  # random flips and transpose, as LIIF's `augment: true`
+    # Synthetic degradations of the LR patch (blur, noise, JPEG; `liifsr.degrade`); off by default.
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
 
 
 def with_absolute_dirs(config: DataConfig) -> DataConfig:
@@ -223,24 +226,15 @@ def check_data_config(config: DataConfig) -> None:
     # The smallest HR crop is patch_size x patch_size (scale 1).
     if not 1 <= config.sample_q <= config.patch_size**2:
         raise DataError(f"data.sample_q must be in [1, patch_size^2 = {config.patch_size**2}], got {config.sample_q}")
+    check_degrade_config(config.degrade)
 
 
-def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """A generator for one sample, well mixed from (seed, epoch, index)."""
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0]
+def sample_generator(seed: int, epoch: int, index: int, stream: int = 0) -> torch.Generator:
+    """A generator for one sample, well mixed from (seed, epoch, index); stream 1 is the
+    degradations', so that turning them on leaves the crop, flips and queries as they were."""
+    key = [seed, epoch, index] + ([stream] if stream else [])
+    state = np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state))
-
-
-def resize_lr(hr: Tensor, size_hw: tuple[int, int], method: str) -> Tensor:
-    """Bicubic LR image (3, h, w) of a float HR image in [0, 1], 8-bit like an LR file.
-
-    'pil' is LIIF's resize_fn (uint8 truncation, PIL bicubic); 'matlab' is MATLAB's
-    antialiased imresize, rounded to 8 bits as the benchmark LR files are.
-    """
-    if method == "pil":
-        return pil_bicubic(hr, size_hw)
-    lr = imresize(hr, size=size_hw)
-    return torch.floor(lr.clamp(0, 1) * 255 + 0.5) / 255
 
 
 def crop_side(scale: float, patch_size: int, min_side: int) -> int:
@@ -266,9 +260,11 @@ def to_pixel_samples(hr: Tensor) -> tuple[Tensor, Tensor]:
     return coord, rgb
 
 
-def make_sample(image: Tensor, config: DataConfig, generator: torch.Generator) -> dict[str, Tensor]:
+def make_sample(image: Tensor, config: DataConfig, generator: torch.Generator,
+                degrade_generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """One training sample of a uint8 (3, H, W) image; the draws' order is fixed:
-    scale, crop row, crop column, three augmentation flags, query permutation."""
+    scale, crop row, crop column, three augmentation flags, query permutation. The
+    degradations, when on, draw from their own `degrade_generator`."""
     uniform = float(torch.rand((), generator=generator, dtype=torch.float64))
     scale = config.scale_min + (config.scale_max - config.scale_min) * uniform
     height, width = image.shape[-2:]
@@ -277,7 +273,13 @@ def make_sample(image: Tensor, config: DataConfig, generator: torch.Generator) -
     left = int(torch.randint(0, width - side + 1, (), generator=generator))
     # uint8 crop, then float /255: bit-identical to cropping LIIF's ToTensor() image.
     hr = image[:, top : top + side, left : left + side].float().div(255)
-    lr = resize_lr(hr, (config.patch_size, config.patch_size), config.lr_resize)
+    lr_size = (config.patch_size, config.patch_size)
+    if config.degrade.enabled:
+        if degrade_generator is None:
+            raise ValueError("data.degrade is on: make_sample needs a degrade_generator")
+        lr = degrade_patch(hr, lr_size, config.degrade, config.lr_resize, degrade_generator)
+    else:
+        lr = resize_lr(hr, lr_size, config.lr_resize)
 
     # Drawn even without augmentation, so that the later draws do not depend on it.
     flips = torch.rand(3, generator=generator) < 0.5
@@ -305,7 +307,8 @@ class LIIFTrainSet(Dataset):
     def __getitem__(self, key: SampleKey) -> dict[str, Tensor]:
         epoch, index = key
         generator = sample_generator(self.seed, epoch, index)
-        return make_sample(self.images[index % len(self.images)], self.config, generator)
+        degrade_generator = sample_generator(self.seed, epoch, index, stream=1) if self.config.degrade.enabled else None
+        return make_sample(self.images[index % len(self.images)], self.config, generator, degrade_generator)
 
 
 class EpochSampler(Sampler[SampleKey]):

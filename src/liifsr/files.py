@@ -20,7 +20,8 @@ from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OutputError", "about", "atomic_write", "check_distinct_outputs", "check_output_path", "named_class", "one_line"]
+__all__ = ["OutputError", "about", "atomic_write", "check_distinct_outputs", "check_output_path", "named_class", "one_line",
+           "shown"]
 
 
 class OutputError(ValueError):
@@ -32,10 +33,19 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def shown(path: str | os.PathLike[str]) -> str:
+    """`path` as printed in a line of output: as is, or quoted and escaped (repr) when it holds
+    a newline or another character that would break the line or fake another."""
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
+
+
 def about(path: str | os.PathLike[str], message: str) -> str:
-    """`message` in one line, led by `path` unless it names the path already."""
+    """`message` in one line, led by `path` unless it names the path already (as is or quoted)."""
     message = one_line(message)
-    return message if os.fspath(path) in message else f"{os.fspath(path)}: {message}"
+    text = os.fspath(path)
+    named = (text.isprintable() and text in message) or repr(text) in message
+    return message if named else f"{shown(path)}: {message}"
 
 
 def output_error(path: str | os.PathLike[str], problem: str, fix: str, what: str = "") -> OutputError:
@@ -72,31 +82,49 @@ def check_output_path(
 
 def check_distinct_outputs(jobs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]]) -> None:
     """Refuse (input, output) pairs that would destroy data, before any work: an output
-    that is one of the inputs, or two outputs with one name (only the last would survive).
+    that is one of the inputs (of any pair: no output of a run is read by it as an input),
+    two outputs with one name (only the last would survive), or an output where another
+    output needs a folder.
 
     Paths are compared after resolving links and `..`; an existing output is compared
-    with the inputs by identity (os.path.samefile), which also catches hard links.
+    with the inputs by identity (device and inode), which also catches hard links. Each
+    path is looked up in dicts, once: a collection of thousands of files is checked in
+    about as many system calls, not in their square.
     """
-    inputs = [Path(source) for source, _ in jobs]
+    by_path: dict[Path, Path] = {}
+    by_identity: dict[tuple[int, int], Path] = {}
+    for source, _ in jobs:
+        path = Path(source)
+        by_path.setdefault(path.resolve(), path)
+        identity = _identity(path)
+        if identity is not None:
+            by_identity.setdefault(identity, path)
     seen: dict[Path, Path] = {}
     for source, target in jobs:
-        dest = Path(target)
-        for other in inputs:
-            if _same_file(dest, other):
-                raise output_error(target, f"it is the input {os.fspath(other)!r}",
-                                   "choose another output name or folder; liifsr never overwrites its inputs")
-        key = dest.resolve()
+        key = Path(target).resolve()
+        identity = _identity(key)
+        other = by_path.get(key) or (by_identity.get(identity) if identity is not None else None)
+        if other is not None:
+            raise output_error(target, f"it is the input {os.fspath(other)!r}",
+                               "choose another output name or folder; liifsr never overwrites its inputs")
         if key in seen:
             raise output_error(target, f"inputs {os.fspath(seen[key])!r} and {os.fspath(source)!r} would both be written there",
                                "upscale them in separate runs or into separate folders")
         seen[key] = Path(source)
+    folders = {parent: key for key in seen for parent in key.parents}
+    clash = next((key for key in seen if key in folders), None)
+    if clash is not None:
+        raise output_error(clash, f"it is the output of {os.fspath(seen[clash])!r}, and also the folder of the output "
+                           f"{os.fspath(folders[clash])!r}", "rename one of the inputs, or choose another --suffix")
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, None for a path that does not exist (yet)."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return a.resolve() == b.resolve()
+        info = path.stat()
+    except (OSError, ValueError):  # missing, unreadable, or a name the OS refuses (NUL)
+        return None
+    return info.st_dev, info.st_ino
 
 
 @contextmanager

@@ -22,11 +22,14 @@ formats are assembled in memory at 8 bits and saved by Pillow.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import png
@@ -75,6 +78,11 @@ MAX_INPUT_PIXELS = 2**27  # 134,217,728, e.g. 11585 x 11585
 _MAX_SIDE = {"JPEG": 65535, "WEBP": 16383}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXIF_ORIENTATION = 0x0112
+# Pillow modes of 16-bit gray images (PNG, TIFF), read at 16 bits (`_from_pil`).
+_SIXTEEN_BIT_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I")
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # not on Windows, which has no FIFOs to wait on
+# The most read from a pipe (`/dev/stdin`, a FIFO): more than any image within the pixel limit needs.
+MAX_PIPE_BYTES = 2**31
 _FIX_CORRUPT = "re-export or re-download it"
 
 
@@ -128,17 +136,20 @@ def _os_error_problem(error: OSError) -> str:
 # reading
 
 
-def read_image(path: str | os.PathLike[str], max_pixels: int | None = MAX_INPUT_PIXELS) -> LoadedImage:
+def read_image(path: str | os.PathLike[str], max_pixels: int | None = MAX_INPUT_PIXELS, *,
+               inside: str | os.PathLike[str] | None = None) -> LoadedImage:
     """Decode an image file fully into a :class:`LoadedImage`, EXIF orientation applied.
 
     The whole file is decoded here (not lazily) so a truncated or corrupt
     file fails before any expensive model work starts. An image of more than
     `max_pixels` pixels (None: no limit) is refused from its header, undecoded.
+    The file is opened once (`_open_input`): a FIFO never blocks the open, and with
+    `inside` (the folder it was listed in) the file opened must lie in that folder.
     """
     if os.path.isdir(path):
         raise _read_error(path, "it is a directory, not an image file", "pass an image file")
     try:
-        with _pillow_pixel_limit_off(), Image.open(path) as img:
+        with _open_input(path, inside) as handle, _pillow_pixel_limit_off(), Image.open(handle) as img:
             if max_pixels is not None and img.width * img.height > max_pixels:
                 raise _read_error(
                     path, f"image of {img.height}x{img.width} (HEIGHTxWIDTH) pixels is over the limit of {max_pixels:,} pixels",
@@ -148,8 +159,8 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = MAX_INPUT_
             if img.width == 0 or img.height == 0:
                 raise _read_error(path, f"image has zero size ({img.height}x{img.width}, HEIGHTxWIDTH)", _FIX_CORRUPT)
             orientation = _exif_orientation(img)
-            if img.format == "PNG" and _png_needs_pypng(path):
-                loaded = _read_png_16bit_color(path, source_mode=f"{img.mode};16")
+            if img.format == "PNG" and _png_needs_pypng(handle):
+                loaded = _read_png_16bit_color(path, handle, source_mode=f"{img.mode};16")
             else:
                 loaded = _from_pil(path, img)
     except FileNotFoundError:
@@ -167,6 +178,55 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = MAX_INPUT_
         # Pillow's header parsers raise these for malformed files (e.g. an oversized PNG text chunk).
         raise _read_error(path, f"file is corrupt ({one_line(error) or type(error).__name__})", _FIX_CORRUPT) from None
     return _apply_orientation(loaded, orientation)
+
+
+@contextmanager
+def _open_input(path: str | os.PathLike[str], inside: str | os.PathLike[str] | None) -> Iterator[io.BufferedIOBase]:
+    """`path` opened once for reading, as a seekable binary file.
+
+    Opened non-blocking, so that a FIFO without a writer does not wait forever: a pipe
+    (`/dev/stdin`, a FIFO) is read whole (what a writer sends, or nothing at once when
+    there is none), a device or socket is refused. With `inside`, the file opened must be
+    one that lies in that folder: a link swapped in after the folder was listed, leading
+    out of it, is refused here, where the file is opened, not only when it was listed.
+    """
+    fd = os.open(path, os.O_RDONLY | _O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if inside is not None:
+            _check_opened_inside(path, info, inside)
+        if stat.S_ISFIFO(info.st_mode):
+            os.set_blocking(fd, True)
+            with open(fd, "rb", closefd=False) as pipe:
+                data = pipe.read(MAX_PIPE_BYTES + 1)
+            if not data:
+                raise _read_error(path, "it is a pipe (FIFO) that gave no data",
+                                  "write the image into it, or pass an image file")
+            if len(data) > MAX_PIPE_BYTES:
+                raise _read_error(path, f"the pipe gave more than {MAX_PIPE_BYTES:,} bytes", "pass an image file")
+            handle: io.BufferedIOBase = io.BytesIO(data)
+        elif stat.S_ISREG(info.st_mode):
+            handle = open(fd, "rb", closefd=False)
+        else:
+            raise _read_error(path, "it is not a regular file (a device or a socket)", "pass an image file")
+        with handle:
+            yield handle
+    finally:
+        os.close(fd)
+
+
+def _check_opened_inside(path: str | os.PathLike[str], opened: os.stat_result, inside: str | os.PathLike[str]) -> None:
+    """Refuse an opened file that is not `path` resolved inside folder `inside`: where the
+    path leads now must be in the folder, and be the very file opened (a link switched back
+    between the open and this check leads to another file)."""
+    real = Path(path).resolve()
+    try:
+        same = os.path.samestat(os.stat(real), opened)
+    except OSError:
+        same = False
+    if not (same and real.is_relative_to(Path(inside).resolve())):
+        raise _read_error(path, f"it leads out of the folder {_quote(inside)} (a link changed after the folder was listed)",
+                          "upscale the file it leads to by its own name if you mean it")
 
 
 @contextmanager
@@ -262,29 +322,35 @@ def _apply_orientation(loaded: LoadedImage, orientation: int) -> LoadedImage:
     )
 
 
-def _png_needs_pypng(path: str | os.PathLike[str]) -> bool:
+def _png_needs_pypng(handle: io.BufferedIOBase) -> bool:
     """True for 16-bit PNGs with colour (or gray+alpha), which Pillow truncates to 8 bits.
 
     Reads the IHDR chunk directly: bit depth at byte 24, colour type at 25.
     16-bit plain gray (colour type 0) is left to Pillow, which keeps it as I;16.
     """
-    with open(path, "rb") as handle:
-        header = handle.read(26)
+    handle.seek(0)
+    header = handle.read(26)
     if len(header) < 26 or not header.startswith(_PNG_SIGNATURE) or header[12:16] != b"IHDR":
         return False
     bit_depth, colour_type = header[24], header[25]
     return bit_depth == 16 and colour_type in (2, 4, 6)
 
 
-def _read_png_16bit_color(path: str | os.PathLike[str], source_mode: str) -> LoadedImage:
-    """Decode a 16-bit RGB/RGBA/gray+alpha PNG with full precision using pypng."""
+def _read_png_16bit_color(path: str | os.PathLike[str], handle: io.BufferedIOBase, source_mode: str) -> LoadedImage:
+    """Decode a 16-bit RGB/RGBA/gray+alpha PNG (the open file `handle` of `path`) with full precision using pypng."""
     try:
-        width, height, rows, info = png.Reader(filename=os.fspath(path)).asDirect()
-        data = np.vstack([np.frombuffer(row, dtype=np.uint16) for row in rows])
+        handle.seek(0)
+        reader = png.Reader(file=handle)
+        reader.preamble()
+        # An sBIT chunk says how many of the 16 bits the source had; the stored samples are
+        # 16-bit all the same, and are read as such (asDirect would shift them down to the
+        # sBIT depth, as Python lists rather than buffers).
+        reader.sbit = None
+        width, height, rows, info = reader.asDirect()
+        data = np.vstack([np.asarray(row, dtype=np.uint16).reshape(-1) for row in rows])
     except (png.Error, EOFError, ValueError) as error:
         raise _read_error(path, f"file is corrupt ({one_line(error)})", _FIX_CORRUPT) from None
     planes = info["planes"]
-    # asDirect rescales to the sBIT depth when that chunk is present.
     scale = float(2 ** info["bitdepth"] - 1)
     pixels = data.reshape(height, width, planes).astype(np.float32) / scale
     grayscale = bool(info["greyscale"])
@@ -304,7 +370,7 @@ def _from_pil(path: str | os.PathLike[str], img: Image.Image) -> LoadedImage:
     """Normalise any supported Pillow mode to float RGB (+ alpha)."""
     mode = img.mode
     has_transparency = "transparency" in img.info
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
+    if mode in _SIXTEEN_BIT_GRAY_MODES:
         return _from_pil_16bit_gray(path, img)
     if mode == "1" or (mode == "L" and not has_transparency):
         return _make_8bit(np.asarray(img.convert("L")), None, grayscale=True, mode=mode)
@@ -535,11 +601,18 @@ def write_image_bands(
 def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     """The image files under `folder` (by extension), recursively, sorted. Symbolic links
     are not followed out of it: linked folders are not entered, and a linked file counts
-    only if it points inside `folder`."""
+    only if it points inside `folder`. A subfolder that cannot be listed is an error naming
+    it, not a part of the collection silently left out."""
     root = Path(folder)
     inside = root.resolve()
     found = []
-    for directory, subdirectories, names in os.walk(root, followlinks=False):
+
+    def unlisted(error: OSError) -> None:
+        where = error.filename if error.filename is not None else root
+        raise ImageError(f"cannot list folder {_quote(where)} inside {_quote(root)}: {_os_error_problem(error)} "
+                         "(fix its permissions, or move it out of the input folder)")
+
+    for directory, subdirectories, names in os.walk(root, onerror=unlisted, followlinks=False):
         subdirectories.sort()
         for name in names:
             path = Path(directory) / name
@@ -548,19 +621,64 @@ def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(found)
 
 
-def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
-    """(file, its path relative to its input) for every input file (relative: its name) and
-    every image under every input folder (`find_images`); a folder without images is an error."""
+class Found(NamedTuple):
+    """One image of a collection: its path, its path relative to the input that named it
+    (its name, for a file given by name), and that input folder (None for a file)."""
+
+    path: Path
+    relative: Path
+    folder: Path | None
+
+
+def find_inputs(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Found]:
+    """Every input file and every image under every input folder (`find_images`), in the
+    order given; a folder without images is an error. One path alone is one input (not an
+    iterable of its characters)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
     found = []
-    for item in map(Path, inputs):
+    for item in inputs:
+        if not isinstance(item, (str, os.PathLike)):
+            raise TypeError(f"inputs are paths (str or Path), not {type(item).__name__} {item!r}")
+        item = Path(item)
         if item.is_dir():
             images = find_images(item)
             if not images:
                 raise ImageError(f"folder {str(item)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            found += [(image, image.relative_to(item)) for image in images]
+            found += [Found(image, image.relative_to(item), item) for image in images]
         else:
-            found.append((item, Path(item.name)))
+            found.append(Found(item, Path(item.name), None))
     return found
+
+
+def collect_images(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
+    """(file, its path relative to its input) for every input file (relative: its name) and
+    every image under every input folder (`find_inputs`); a folder without images is an error."""
+    return [(item.path, item.relative) for item in find_inputs(inputs)]
+
+
+def probe_bit_depth(path: str | os.PathLike[str]) -> int:
+    """The bit depth (8 or 16) that `read_image` will give `path`, from its header alone, so
+    that an output's name (16 bits: PNG) is known before any file is decoded. 8 for what it
+    cannot tell (a file missing, not a regular file, or not an image): reading it says why."""
+    try:  # a FIFO is not even opened: that would let its writer in, and the close would break its pipe
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return 8
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK)  # never waits, should it have become a FIFO since
+    except (OSError, ValueError):
+        return 8
+    with open(fd, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return 8
+            header = handle.read(26)
+            if header.startswith(_PNG_SIGNATURE):
+                return 16 if len(header) == 26 and header[24] == 16 else 8
+            handle.seek(0)
+            with _pillow_pixel_limit_off(), Image.open(handle) as img:
+                return 16 if img.mode in _SIXTEEN_BIT_GRAY_MODES else 8
+        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError):
+            return 8
 
 
 # --------------------------------------------------------------------------

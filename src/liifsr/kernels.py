@@ -27,21 +27,37 @@ from liifsr.runtime import kernel_dtype
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)
 
-# Set to 0 to take the plain PyTorch ops everywhere (a test switch, and a way out should
-# a PyTorch release change the private ops' behaviour).
+# Set to 0 (or false, no, off) to take the plain PyTorch ops everywhere (a test switch, and
+# a way out should a PyTorch release change the private ops' behaviour).
 SWITCH = "LIIFSR_FUSED_KERNELS"
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def fused_allowed() -> bool:
-    """Whether the environment allows the fused ops (`LIIFSR_FUSED_KERNELS` is not 0)."""
-    return os.environ.get(SWITCH, "1").strip() != "0"
+    """Whether the environment allows the fused ops: `LIIFSR_FUSED_KERNELS` unset, empty or
+    1/true/yes/on (any case); 0/false/no/off turn them off; any other value is refused,
+    rather than read as one or the other."""
+    value = os.environ.get(SWITCH, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON or not value:
+        return True
+    raise ValueError(f"environment variable {SWITCH}={os.environ[SWITCH]!r} is not a switch: set it to "
+                     f"{'/'.join(_ON)} or {'/'.join(_OFF)}, or unset it")
 
 
 @functools.cache
 def fused_works(dtype: torch.dtype) -> bool:
     """Whether oneDNN's fused linear and convolutions run here in `dtype` and agree with
-    the plain ops: probed once per dtype and process."""
-    return torch.backends.mkldnn.is_available() and probe(torch.ops.mkldnn, dtype)
+    the plain ops: probed once per dtype and process.
+
+    The probe runs with autocast off: its first call usually comes from inside an
+    inference's or a training step's autocast, which would run its plain reference ops in
+    bf16, and its comparison would then fail and switch the fused ops off for the process."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    with torch.autocast("cpu", enabled=False):
+        return probe(torch.ops.mkldnn, dtype)
 
 
 def probe(ops: Any, dtype: torch.dtype) -> bool:
@@ -93,7 +109,11 @@ def relu_(z: Tensor) -> Tensor:
     """In-place ReLU. For bf16 and fp16 on the sign bit: the values read as int16 are
     negative exactly where the floats are, so clamping the integers at 0 is the ReLU
     (giving +0.0 for -0.0) in one integer pass, 2-3x faster than PyTorch's 16-bit
-    ReLU, which converts to fp32 and back. A NaN with its sign bit set becomes 0."""
+    ReLU, which converts to fp32 and back. A NaN with its sign bit set becomes 0, and
+    oneDNN's fused ReLU epilogues can turn NaN into 0 as well, where the plain ops keep it: a
+    model with NaN weights could work or fail by the switch. Model files with non-finite
+    weights are refused when loaded (`checkpoint.check_finite`), and training stops at
+    the first non-finite loss or weight, so no NaN reaches these kernels from either."""
     if z.dtype in HALF_DTYPES:
         z.view(torch.int16).clamp_min_(0)
         return z

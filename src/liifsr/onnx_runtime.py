@@ -16,7 +16,6 @@ and `latent_projection` only restores the (1, H, W, hidden) layout.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,8 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from liifsr.checkpoint import CheckpointError
-from liifsr.config import ConfigError, from_dict
+from liifsr.checkpoint import CheckpointError, parse_model_config
+from liifsr.config import brief
+from liifsr.files import one_line
 from liifsr.models import ModelConfig, build_model
 
 
@@ -35,7 +35,12 @@ def _session(path: Path, threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own types: an unknown operator, a bad graph, an opset it lacks
+        problem = one_line(error)[:300] or type(error).__name__
+        raise CheckpointError(f"onnxruntime cannot run ONNX file '{path}': {problem} (export it again with `liifsr export`, "
+                              "or update onnxruntime)") from None
 
 
 class OnnxLIIF(nn.Module):
@@ -114,14 +119,39 @@ def load_onnx_model(path: str | Path, threads: int | None = None) -> OnnxLIIF:
         encoder_path = path
     if meta.get("liifsr_role") != "encoder" or "liifsr_config" not in meta:
         raise CheckpointError(f"'{path}' is not an ONNX file written by `liifsr export` (export models with it)")
-    decoder_path = encoder_path.with_name(meta["liifsr_decoder"])
+    config = parse_model_config(meta["liifsr_config"], f"'{encoder_path}'")
+    decoder_path = encoder_path.with_name(_decoder_name(meta, encoder_path))
     if not decoder_path.is_file():
         raise CheckpointError(f"the decoder graph '{decoder_path}' of '{encoder_path}' is missing (keep both files of `liifsr export` together)")
-    try:
-        config = from_dict(ModelConfig, json.loads(meta["liifsr_config"]))
-    except (ConfigError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"'{encoder_path}' has an invalid liifsr config: {error}") from None
-    return OnnxLIIF(encoder_path, decoder_path, config, int(meta["liifsr_receptive_radius"]), threads)
+    return OnnxLIIF(encoder_path, decoder_path, config, _receptive_radius(meta, encoder_path, config), threads)
+
+
+_EXPORT_AGAIN = "export the model again with `liifsr export`"
+
+
+def _decoder_name(meta: dict[str, str], encoder_path: Path) -> str:
+    """The decoder graph's file name from the encoder's metadata: a plain name beside it."""
+    if "liifsr_decoder" not in meta:
+        raise CheckpointError(f"'{encoder_path}' lacks the metadata entry liifsr_decoder, which names its decoder graph ({_EXPORT_AGAIN})")
+    name = meta["liifsr_decoder"]
+    if not name.endswith(".onnx") or name == ".onnx" or any(c in name for c in "/\\\0"):
+        raise CheckpointError(f"'{encoder_path}' has an invalid liifsr_decoder {brief(name)} (a file name beside it, "
+                              f"ending in .onnx; {_EXPORT_AGAIN})")
+    return name
+
+
+def _receptive_radius(meta: dict[str, str], encoder_path: Path, config: ModelConfig) -> int:
+    """The encoder's receptive radius in LR pixels (how far tiles overlap), from the metadata;
+    it must be the one the config's encoder has."""
+    if "liifsr_receptive_radius" not in meta:
+        raise CheckpointError(f"'{encoder_path}' lacks the metadata entry liifsr_receptive_radius ({_EXPORT_AGAIN})")
+    text = meta["liifsr_receptive_radius"]
+    with torch.device("meta"):
+        expected = build_model(config).encoder.receptive_radius
+    if not (text.isascii() and text.isdigit() and len(text) <= 9 and int(text) == expected):
+        raise CheckpointError(f"'{encoder_path}' has an invalid liifsr_receptive_radius {brief(text)} (its config's encoder "
+                              f"reads {expected} pixels around each; {_EXPORT_AGAIN})")
+    return expected
 
 
 def _metadata(onnx, path: Path) -> dict[str, str]:

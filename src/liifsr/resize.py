@@ -318,3 +318,15 @@ def modcrop(img: np.ndarray | torch.Tensor, scale: int) -> np.ndarray | torch.Te
         return img[: h - h % scale, : w - w % scale, ...]
     h, w = img.shape[-2], img.shape[-1]
     return img[..., : h - h % scale, : w - w % scale]
+
+
+def resize_lr(hr: torch.Tensor, size_hw: tuple[int, int], method: str) -> torch.Tensor:
+    """Bicubic LR image (3, h, w) of a float HR image in [0, 1], 8-bit like an LR file.
+
+    'pil' is LIIF's resize_fn (uint8 truncation, PIL bicubic); 'matlab' is MATLAB's
+    antialiased imresize, rounded to 8 bits as the benchmark LR files are.
+    """
+    if method == "pil":
+        return pil_bicubic(hr, size_hw)
+    lr = imresize(hr, size=size_hw)
+    return torch.floor(lr.clamp(0, 1) * 255 + 0.5) / 255

@@ -11,6 +11,9 @@ import sys
 import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # fp16: CUDA only
+# The default of `upscale`, `serve`, `compare` and the Python API: bf16 where the device runs
+# it natively, else fp32 (`resolve_precision`). `evaluate` and `train` name theirs.
+AUTO = "auto"
 
 
 class DeviceError(ValueError):
@@ -42,11 +45,30 @@ def resolve_device(name: str | torch.device, local_rank: int | None = None) -> t
 
 def launched_ranks() -> tuple[int, int, int | None]:
     """(rank, world size, local rank) of this process under torchrun (or another launcher
-    that sets RANK and WORLD_SIZE); (0, 1, None) when run alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    that sets RANK and WORLD_SIZE); (0, 1, None) when run alone.
+
+    A launcher's variables that are malformed or do not fit together (often left in a
+    shell from another run) are a ValueError naming the variable: a RANK outside
+    0..WORLD_SIZE-1 would take no file and report success."""
+    fix = "launch with torchrun, or unset RANK, WORLD_SIZE and LOCAL_RANK if they were left in this shell"
+
+    def count(name: str, default: str) -> int:
+        text = os.environ.get(name, default)
+        if not (text.strip().isascii() and text.strip().isdigit() and len(text.strip()) < 10):
+            raise ValueError(f"the environment variable {name}={text!r} is not a whole number ({fix})")
+        return int(text)
+
+    world = count("WORLD_SIZE", "1")
+    if world == 0:
+        raise ValueError(f"the environment variable WORLD_SIZE=0 must be at least 1 ({fix})")
+    if world == 1:
         return 0, 1, None
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+    if "RANK" not in os.environ:
+        raise ValueError(f"the environment variable WORLD_SIZE={world} is set but RANK is not ({fix})")
+    rank = count("RANK", "0")
+    if rank >= world:
+        raise ValueError(f"the environment variable RANK={rank} must be below WORLD_SIZE={world} ({fix})")
+    return rank, world, count("LOCAL_RANK", "0")
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
@@ -109,6 +131,41 @@ def bf16_instructions(flags: frozenset[str] | None = None, max_isa: str | None =
     return None
 
 
+def native_bf16(device: torch.device) -> str | None:
+    """What runs bf16 natively on `device`: the CPU's bf16 instructions ('AMX' or
+    'AVX512_BF16', `bf16_instructions`, so ONEDNN_MAX_CPU_ISA caps it as it caps oneDNN),
+    or the name of a CUDA GPU with bf16 units (compute capability 8.0 or more). None
+    where bf16 would be emulated, slower than fp32: AVX2-only CPUs, older GPUs.
+
+    ATEN_CPU_CAPABILITY does not enter: it caps ATen's own vectorised loops, not oneDNN,
+    whose convolutions and matmuls hold the bf16 work (on the AMX Xeon with ATen capped
+    to avx2, edsr-thermal's encoder ran 4.5x faster in bf16 than in fp32, a whole x4
+    upscale 2.4x; uncapped 4.8x and 2.3x: CPU time of one thread)."""
+    if device.type == "cuda":  # torch.cuda.is_bf16_supported(including_emulation=False), for this device
+        native = torch.version.hip is not None or torch.cuda.get_device_capability(device) >= (8, 0)
+        return torch.cuda.get_device_name(device) if native else None
+    return bf16_instructions() if device.type == "cpu" else None
+
+
+def resolve_precision(precision: str, device: torch.device, supported: tuple[str, ...] = PRECISIONS) -> str:
+    """`precision`, with 'auto' made what runs: bf16 where `device` runs it natively
+    (`native_bf16`) and the model runs it (`supported`: an ONNX model runs fp32 only), else
+    fp32. Any other name is returned as it is (checked where it is used)."""
+    if precision != AUTO:
+        return precision
+    return "bf16" if "bf16" in supported and native_bf16(device) is not None else "fp32"
+
+
+def auto_precision_here() -> str:
+    """What 'auto' picks on this machine's default device, in words, for --help."""
+    device = resolve_device("auto")
+    native = native_bf16(device)
+    where = "this GPU" if device.type == "cuda" else "this CPU"
+    if native is None:
+        return f"fp32 on {where} (no native bf16: it would be emulated)"
+    return f"bf16 on {where} ({native})"
+
+
 def machine_summary() -> str:
     """One line naming what a measurement ran on: the CPU, its bf16 instructions, ATen's
     vector ISA, the threads, torch's version (and the GPU, if one is used)."""
@@ -150,16 +207,26 @@ def _count_option(text: str) -> int:
     return value
 
 
-def add_runtime_options(parser: argparse.ArgumentParser, overrides_config: bool = False) -> None:
+def add_runtime_options(parser: argparse.ArgumentParser, overrides_config: bool = False,
+                        automatic_precision: bool = False) -> None:
     """--device, --precision, --chunk and --tile, the same in every command. With
     `overrides_config` (`liifsr train`, where --chunk and --tile are validation's) their
-    defaults are None: the config's values stand unless given."""
+    defaults are None: the config's values stand unless given. With `automatic_precision`
+    (`upscale`, `serve`, `compare`) --precision offers 'auto' and defaults to it; the
+    others (`evaluate`, `train`) default to fp32 or the config's, which their outputs record."""
     default = "the config's" if overrides_config else None
     parser.add_argument("--device", type=_device_option, default=None if overrides_config else "auto", metavar="DEVICE",
                         help=f"auto (CUDA when present, else the CPU), cpu, cuda or cuda:N (default: {default or 'auto'})")
+    if automatic_precision:
+        choices, precision_default = (AUTO, *PRECISIONS), AUTO
+        first = (f"auto (default): bf16 on CUDA GPUs with bf16 and on CPUs with AMX or AVX512_BF16, else fp32, "
+                 f"and fp32 for ONNX models; here: {auto_precision_here()}. fp32: full precision")
+    else:
+        choices, precision_default = PRECISIONS, None if overrides_config else "fp32"
+        first = f"fp32 (default: {default or 'fp32'})"
     bf16 = bf16_instructions()
-    parser.add_argument("--precision", choices=PRECISIONS, default=None if overrides_config else "fp32",
-                        help=f"fp32 (default: {default or 'fp32'}); bf16 autocast: faster on GPUs and on CPUs with "
+    parser.add_argument("--precision", choices=choices, default=precision_default,
+                        help=f"{first}; bf16 autocast: faster on GPUs and on CPUs with "
                         f"bf16 instructions (AMX, AVX512_BF16), emulated and many times slower than fp32 on others "
                         f"(this CPU: {bf16 or 'none'}); fp16 autocast: CUDA GPUs only")
     parser.add_argument("--chunk", type=_count_option, default=None, metavar="N",

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from liifsr.onnx_runtime import OnnxLIIF
 
 DEFAULT_MODEL = "edsr-liif-relu-skip-shared"
+PHOTO_MODEL = "edsr-thermal-photo"
+# Short names of the two models users pick between: clean inputs, or real photographs
+# (JPEG, sensor noise, blur; README, "Which model for which input").
+ALIASES = {"default": DEFAULT_MODEL, "photo": PHOTO_MODEL}
 LICENCE = "MIT (the weights, as the code)"
 
 
@@ -96,13 +100,14 @@ def load_model(name_or_path: str | Path | None = None, device: str | torch.devic
     on the CPU). With no argument, the default bundled model."""
     device = resolve_device(device)
     source = DEFAULT_MODEL if name_or_path is None else name_or_path
+    source = ALIASES.get(source, source) if isinstance(source, str) else source
     bundled = bundled_models()
     if isinstance(source, str) and source in bundled:
         path = bundled[source]
     else:
         path = Path(source)
         if not path.exists():
-            names = ", ".join(sorted(bundled)) or "none"
+            names = ", ".join(sorted(bundled) + sorted(ALIASES)) or "none"
             raise CheckpointError(f"unknown model {str(source)!r}: not a bundled model ({names}) nor an existing file")
         if path.is_dir():
             raise CheckpointError(f"model path {str(path)!r} is a directory (give a .safetensors or .pth file)")

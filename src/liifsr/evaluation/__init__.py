@@ -1,4 +1,5 @@
-"""Evaluation, `liifsr evaluate`: PSNR / SSIM of models on benchmark or DIV2K folders, as LIIF measures them.
+"""Evaluation, `liifsr evaluate`: PSNR / SSIM of models on benchmark or DIV2K folders, as LIIF measures them,
+and the edge width (metrics.edge_width: the 10-90 % rise across the ground truth's strongest edges).
 
 Two folder layouts are read as they are downloaded:
 
@@ -30,15 +31,24 @@ records name the set with the count (e.g. "Urban100 (20 of 100)").
 Grayscale HR images are read as RGB (channel replicated), as LIIF's loader does.
 Models are scored on their clamped float output, as LIIF's test script does; the
 built-in `bicubic` method upsamples with MATLAB `imresize` and rounds to uint8, as
-the standard bicubic tables do. Per-image values are averaged over the dataset.
+the standard bicubic tables do. Per-image values are averaged over the dataset, and
+JSON reports keep them (`per_image`) for paired statistics (`paired.py`).
 
-Reports: JSON (a list of records, see `RECORD_KEYS`), CSV (the same columns) or
-Markdown laid out like the paper's Table 3 (benchmark protocol: dataset and model
-rows) or Table 4 (div2k protocol: model rows), with scales above 4 grouped as
-out-of-domain.
+With `--degrade SPEC` (liifsr.degrade's fixed chains, e.g. `jpeg:75`), every LR input is
+degraded after the protocol made it and before any method, bicubic included, sees it;
+the noise of each image comes from its own generator (dataset folder, file name, scale
+and chain), so every model and every run gets the same input. Records name the chain
+(`degrade`, 'clean' for none).
+
+Reports: JSON (a list of records, see `JSON_KEYS`), CSV (`RECORD_KEYS`: the same but the
+per-image scores) or Markdown laid out like the paper's Table 3 (benchmark protocol:
+dataset and model rows) or Table 4 (div2k protocol: model rows), with scales above 4
+grouped as out-of-domain; one table each for PSNR, SSIM and the edge width.
 
     datasets.py   folders, protocols, LR/HR pairs, the checks before any model runs
     loop.py       methods (models and bicubic), scoring, `evaluate`
     reports.py    JSON, CSV and Markdown (Tables 3 and 4) reports
+    paired.py     paired differences between two models' reports with bootstrap intervals
+                  (tools/paired_stats.py)
     cli.py        the command
 """

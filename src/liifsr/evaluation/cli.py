@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from liifsr.evaluation.datasets import DEFAULT_SCALES, PROTOCOLS, parse_scales
+from liifsr.degrade import SPEC_HELP
+from liifsr.evaluation.datasets import DEFAULT_SCALES, PROTOCOLS, parse_degrade, parse_scales
 from liifsr.evaluation.loop import evaluate
 from liifsr.evaluation.reports import check_report_path, format_markdown, write_report
 from liifsr.runtime import add_runtime_options, decoding_options
@@ -27,7 +28,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="benchmark: Y, shave scale; div2k: RGB, shave scale+6; auto (default): div2k for DIV2K's "
         "layout and folders named *div2k*, else benchmark (printed for every dataset)",
     )
-    parser.add_argument("--out", type=Path, help="write the report to FILE.md, .csv or .json (Markdown is always printed)")
+    parser.add_argument(
+        "--degrade", metavar="SPEC",
+        help=f"degrade every LR input (bicubic's too), the same per image for every model: {SPEC_HELP}; "
+        "the reports name it (default: clean)",
+    )
+    parser.add_argument("--out", type=Path, help="write the report to FILE.md, .csv or .json (JSON also holds the "
+                        "per-image scores; Markdown is always printed)")
     add_runtime_options(parser)
     parser.add_argument("--images", type=int, metavar="N",
                         help="score N images of each dataset, spread evenly over its sorted list (default: all)")
@@ -36,12 +43,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     scales = parse_scales(args.scales)
+    parse_degrade(args.degrade)  # a bad chain is a one-line error before any work
     if args.images is not None and args.images < 1:
         raise ValueError(f"bad --images {args.images}: give a number of images >= 1")
     if args.out is not None:
         check_report_path(args.out)  # before hours of evaluation, not after
     records = evaluate(args.models, args.datasets, scales, args.protocol, args.device, progress=not args.quiet,
-                       precision=args.precision, images=args.images, **decoding_options(args))
+                       precision=args.precision, images=args.images, degrade=args.degrade, **decoding_options(args))
     if args.out is not None:
         write_report(records, args.out)
     print(format_markdown(records), end="")

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from liifsr.data import spread_indices
+from liifsr.degrade import Step, apply_steps, image_generator, parse_spec, to_uint8
 from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
 from liifsr.metrics import SSIM_WINDOW, shave_for
 from liifsr.progress import progress_bar
@@ -160,6 +161,24 @@ def make_pair(dataset: EvalSet, hr_path: Path, scale: float) -> tuple[Tensor, Te
             f"{hr_path.name} ({hr.shape[-2]}x{hr.shape[-1]}) at x{s}"
         )
     return hr[:, :h, :w], lr  # LIIF crops the HR to s times the LR size
+
+
+def parse_degrade(text: str | None) -> tuple[Step, ...]:
+    """`--degrade`'s chain ('clean', empty or None: no degradation, as reports name it);
+    a DegradeError (a ValueError) names a bad part."""
+    if text is None or text.strip() in ("", "clean"):
+        return ()
+    return parse_spec(text)
+
+
+def degrade_lr(lr: Tensor, steps: tuple[Step, ...], image_key: str, scale: float) -> Tensor:
+    """A uint8 (3, h, w) LR image with the chain applied, its noise drawn from the
+    image's own generator (by `image_key` and scale), so every model and every run gets
+    the same degraded input. The scale is keyed as a float: 2 and 2.0 are one scale."""
+    if not steps:
+        return lr
+    degraded = apply_steps(lr.float().div(255), steps, image_generator(image_key, float(scale), steps))
+    return to_uint8(degraded)  # exact: apply_steps rounds to 8 bits
 
 
 def scored_size(hr_hw: tuple[int, int], lr_hw: tuple[int, int] | None, scale: float) -> tuple[int, int]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -18,19 +18,25 @@ from liifsr.evaluation.datasets import (
     EvalSet,
     check_images,
     check_scale,
+    degrade_lr,
     find_dataset,
     hr_images,
     make_pair,
+    parse_degrade,
     resolve_protocol,
     spread_subset,
     to_float,
 )
-from liifsr.metrics import calc_psnr, ssim
+from liifsr.degrade import Step, spec_text
+from liifsr.metrics import calc_psnr, edge_width, ssim
 from liifsr.progress import progress_bar
 from liifsr.resize import BICUBIC, bicubic_upsample
 from liifsr.runtime import autocast, check_precision, resolve_device
 
-# The stable record format other tools read: key -> type.
+# The stable record format other tools read: key -> type (CSV's columns). New keys go
+# last, so that CSV readers by position keep working. `edge_width` is null where no
+# image has an edge (metrics.edge_width); `degrade` is the LR inputs' degradation
+# ('clean' for none, else the chain as `liifsr evaluate --degrade` takes it).
 RECORD_KEYS: dict[str, type] = {
     "model": str,
     "dataset": str,
@@ -41,7 +47,13 @@ RECORD_KEYS: dict[str, type] = {
     "ssim": float,
     "images": int,
     "seconds": float,
+    "edge_width": float,
+    "degrade": str,
 }
+# JSON records hold the per-image scores too (for paired statistics: evaluation/paired.py),
+# a list of {IMAGE_KEYS} in the dataset's sorted order.
+IMAGE_KEYS: dict[str, type] = {"image": str, "psnr": float, "ssim": float, "edge_width": float}
+JSON_KEYS: dict[str, type] = {**RECORD_KEYS, "per_image": list}
 
 # A method maps an LR image (1, 3, h, w) float in [0, 1] and an output (H, W) to the
 # prediction (1, 3, H, W) in [0, 1] on the CPU.
@@ -66,37 +78,59 @@ def load_method(name: str, device: torch.device, progress: bool = False, precisi
     return method
 
 
+class ImageScore(NamedTuple):
+    """One method's scores on one image (edge_width None where the image has no edge)."""
+
+    psnr: float
+    ssim: float
+    edge_width: float | None
+    seconds: float
+
+
+def mean_or_none(values: list[float | None]) -> float | None:
+    """The mean of the values that are not None (None if none is)."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
 @dataclass
 class Tally:
-    """Running sums for one (model, dataset, scale) record."""
+    """The per-image scores of one (model, dataset, scale) record, in image order."""
 
-    psnr: float = 0.0
-    ssim: float = 0.0
-    images: int = 0
-    seconds: float = 0.0
+    images: list[str] = field(default_factory=list)
+    scores: list[ImageScore] = field(default_factory=list)
 
-    def record(self, model: str, dataset: str, protocol: str, scale: float) -> dict[str, Any]:
-        n = max(self.images, 1)
+    def add(self, image: str, scores: ImageScore) -> None:
+        self.images.append(image)
+        self.scores.append(scores)
+
+    def record(self, model: str, dataset: str, protocol: str, scale: float, degrade: str) -> dict[str, Any]:
+        n = max(len(self.scores), 1)
         return {
             "model": model,
             "dataset": dataset,
             "protocol": protocol,
             "scale": float(scale),
-            "psnr": self.psnr / n,
-            "ssim": self.ssim / n,
-            "images": self.images,
-            "seconds": round(self.seconds, 3),
+            "psnr": sum(s.psnr for s in self.scores) / n,
+            "ssim": sum(s.ssim for s in self.scores) / n,
+            "images": len(self.scores),
+            "seconds": round(sum(s.seconds for s in self.scores), 3),
+            "edge_width": mean_or_none([s.edge_width for s in self.scores]),
+            "degrade": degrade,
+            "per_image": [{"image": image, "psnr": s.psnr, "ssim": s.ssim, "edge_width": s.edge_width}
+                          for image, s in zip(self.images, self.scores)],
         }
 
 
-def score(method: Method, hr: Tensor, lr: Tensor, protocol: str, scale: float) -> tuple[float, float, float]:
-    """(psnr, ssim, seconds) of one method on one pair; hr and lr are uint8 (3, H, W)."""
+def score(method: Method, hr: Tensor, lr: Tensor, protocol: str, scale: float) -> ImageScore:
+    """The scores of one method on one pair; hr and lr are uint8 (3, H, W)."""
     start = time.perf_counter()
     target = to_float(hr)
     pred = method(to_float(lr), (hr.shape[-2], hr.shape[-1])).cpu().float()
     psnr = float(calc_psnr(pred, target, dataset=protocol, scale=scale))
     similarity = ssim(pred, target, scale=scale, protocol=protocol)
-    return psnr, similarity, time.perf_counter() - start
+    width = edge_width(pred, target, scale=scale, protocol=protocol)
+    return ImageScore(psnr, similarity, width, time.perf_counter() - start)
 
 
 def evaluate(
@@ -110,6 +144,7 @@ def evaluate(
     images: int | None = None,
     chunk_size: int | None = None,
     tile_size: int | None = None,
+    degrade: str | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every model on every dataset at every scale; one record per combination.
 
@@ -120,7 +155,13 @@ def evaluate(
     measured PSNR difference). Records come ordered by dataset, model, then scale; `seconds` is the time spent
     upscaling and scoring (reading images and making LR inputs excluded). With `images`,
     each dataset is scored on that many images (`spread_subset`), named "SET (N of M)".
+    With `degrade` (a chain such as 'jpeg:75' or 'blur:1.0,noise:5,jpeg:85', see
+    liifsr.degrade), every LR input, after the protocol made it and before any method
+    (bicubic too) sees it, is degraded with noise drawn per image (`degrade_lr`), and
+    the records name the chain in `degrade`. Records hold the per-image scores in
+    `per_image` and the mean 10-90 % edge width (metrics.edge_width) in `edge_width`.
     """
+    steps = parse_degrade(degrade)  # a bad chain fails here, before any work
     if not models:
         raise ValueError("give at least one model (a bundled name, a model file, or 'bicubic')")
     if not scales:
@@ -149,8 +190,8 @@ def evaluate(
     for dataset in sets:
         chosen = protocols[dataset][0]
         for scale in scales:
-            tallies = _evaluate_one(dataset, files[dataset], scale, chosen, methods, progress)
-            records += [tallies[name].record(name, labels[dataset], chosen, scale) for name in methods]
+            tallies = _evaluate_one(dataset, files[dataset], scale, chosen, methods, progress, steps)
+            records += [tallies[name].record(name, labels[dataset], chosen, scale, spec_text(steps)) for name in methods]
     for record in records:
         record["precision"] = "-" if record["model"] == BICUBIC else precision
     order = {name: i for i, name in enumerate(methods)}
@@ -165,20 +206,19 @@ def _evaluate_one(
     protocol: str,
     methods: dict[str, Method],
     progress: bool,
+    steps: tuple[Step, ...] = (),
 ) -> dict[str, Tally]:
     tallies = {name: Tally() for name in methods}
     bar = progress_bar(files, desc=f"{dataset.name} x{scale:g}", unit="img", enabled=None if progress else False)
     with torch.no_grad(), bar:
         for hr_path in bar:
             hr, lr = make_pair(dataset, hr_path, scale)
+            # Keyed by the folder's name, not the record's label: a subset (--images)
+            # gets each image's own degradation, the one the full set gets.
+            lr = degrade_lr(lr, steps, f"{dataset.name}/{hr_path.name}", scale)
             for name, method in methods.items():
-                psnr, similarity, seconds = score(method, hr, lr, protocol, scale)
-                tally = tallies[name]
-                tally.psnr += psnr
-                tally.ssim += similarity
-                tally.images += 1
-                tally.seconds += seconds
+                tallies[name].add(hr_path.name, score(method, hr, lr, protocol, scale))
             if len(tallies) == 1:  # one method: show its running mean
                 (only,) = tallies.values()
-                bar.set_postfix(psnr=f"{only.psnr / only.images:.2f}")
+                bar.set_postfix(psnr=f"{sum(s.psnr for s in only.scores) / len(only.scores):.2f}")
     return tallies

@@ -73,10 +73,29 @@ class ModelConfig:
         return f"{self.encoder.describe()} + {self.decoder.describe()}"
 
 
+# What a config may declare: counted from the config alone (`PartConfig.size`), before
+# anything is built, so that a small file declaring a million residual blocks or 200,000
+# decoder layers is refused at once instead of being built (even on the meta device,
+# building costs memory and time per module). LIIF's largest model (EDSR with 32 blocks of
+# 256 features) has 43 million parameters and 66 layers.
+MAX_PARAMETERS = 10**9
+MAX_LAYERS = 1000
+
+
 def check_model_config(config: ModelConfig, where: str = "model") -> None:
-    """Refuse sizes and values no model can be built from (before anything is allocated)."""
+    """Refuse sizes and values no model can be built from (before anything is allocated),
+    and models beyond MAX_PARAMETERS parameters or MAX_LAYERS weight layers."""
     config.encoder.check(f"{where}.encoder")
     config.decoder.check(f"{where}.decoder")
+    encoder_parameters, encoder_layers = config.encoder.size(3)
+    decoder_parameters, decoder_layers = config.decoder.size(config.encoder.out_dim)
+    parameters, layers = encoder_parameters + decoder_parameters, encoder_layers + decoder_layers
+    if layers > MAX_LAYERS:
+        raise ConfigError(f"{where}: the config declares {layers:,} weight layers, more than the {MAX_LAYERS:,} liifsr "
+                          "builds (check encoder.n_resblocks, encoder.D and encoder.C, decoder.hidden)")
+    if parameters > MAX_PARAMETERS:
+        raise ConfigError(f"{where}: the config declares {parameters:.3g} parameters, more than the {MAX_PARAMETERS:.0e} "
+                          "liifsr builds (check the widths: encoder.n_feats or G0 and G, decoder.hidden, channels)")
 
 
 class ImplicitModel(nn.Module):

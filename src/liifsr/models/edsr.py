@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from liifsr.config import ConfigError
 from liifsr.kernels import fused_conv
-from liifsr.models.registry import ENCODERS, EncoderConfig, check_positive
+from liifsr.models.registry import ENCODERS, EncoderConfig, check_positive, conv_size
 
 
 @dataclass
@@ -30,6 +30,14 @@ class EDSRConfig(EncoderConfig):
         check_positive(where, n_feats=self.n_feats)
         if self.n_resblocks < 0 or not math.isfinite(self.res_scale):
             raise ConfigError(f"{where}: n_resblocks must be >= 0 and res_scale finite")
+
+    @property
+    def out_dim(self) -> int:
+        return self.n_feats
+
+    def size(self, features: int) -> tuple[int, int]:
+        conv = conv_size(self.n_feats, self.n_feats, 3)
+        return conv_size(features, self.n_feats, 3) + (2 * self.n_resblocks + 1) * conv, 2 * self.n_resblocks + 2
 
     def describe(self) -> str:
         return f"EDSR ({self.n_resblocks} blocks, {self.n_feats} features)"

@@ -29,7 +29,7 @@ from liifsr.kernels import linear
 from liifsr.models.base import ImplicitModel, ModelConfig, register_preset
 from liifsr.models.edsr import EDSRConfig
 from liifsr.models.mlp import MLP
-from liifsr.models.registry import DECODERS, DecoderConfig, check_positive
+from liifsr.models.registry import DECODERS, DecoderConfig, check_positive, check_widths, conv_size, linear_size
 from liifsr.models.relu import ReLUConfig
 
 
@@ -48,8 +48,12 @@ class LTEConfig(DecoderConfig):
             raise ConfigError(f"{where}.cell_clip_scale must be >= 0 (0 = no clipping), got {self.cell_clip_scale}")
         if self.channels % 2:
             raise ConfigError(f"{where}.channels must be even (2-D frequencies), got {self.channels}")
-        if not self.hidden or any(width < 1 for width in self.hidden):
-            raise ConfigError(f"{where}: hidden needs at least one positive width, got hidden={self.hidden}")
+        check_widths(where, self.hidden)
+
+    def size(self, features: int) -> tuple[int, int]:
+        mlp, layers = linear_size([self.channels, *self.hidden, 3])
+        # coef and freq (3x3 convolutions), phase (a bias-free Linear of the cell), the MLP
+        return 2 * conv_size(features, self.channels, 3) + 2 * (self.channels // 2) + mlp, 3 + layers
 
     def describe(self) -> str:
         return f"LTE ({self.channels} channels), ReLU MLP {self.hidden} + bilinear skip"

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from liifsr.config import ConfigError
-from liifsr.models.registry import ENCODERS, EncoderConfig, check_positive
+from liifsr.models.registry import ENCODERS, EncoderConfig, check_positive, conv_size
 
 
 @dataclass
@@ -30,6 +30,19 @@ class RDNConfig(EncoderConfig):
         check_positive(where, G0=self.G0, D=self.D, C=self.C, G=self.G, kernel_size=self.kernel_size)
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"{where}.kernel_size must be odd, got {self.kernel_size}")
+
+    @property
+    def out_dim(self) -> int:
+        return self.G0
+
+    def size(self, features: int) -> tuple[int, int]:
+        G0, D, C, G, k = self.G0, self.D, self.C, self.G, self.kernel_size
+        # Each dense layer c reads G0 + c G channels: the sum over c in closed form.
+        dense = (C * G0 + G * C * (C - 1) // 2) * G * k * k + C * G
+        block = dense + conv_size(G0 + C * G, G0, 1)
+        head = conv_size(features, G0, k) + conv_size(G0, G0, k)
+        fusion = conv_size(D * G0, G0, 1) + conv_size(G0, G0, k)
+        return head + D * block + fusion, 2 + D * (C + 1) + 2
 
     def describe(self) -> str:
         return f"RDN ({self.D} blocks of {self.C} layers, {self.G0} features)"

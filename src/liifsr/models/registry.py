@@ -73,6 +73,12 @@ class PartConfig:
     def check(self, where: str) -> None:
         """Raise ConfigError for values no model can be built from (before allocating anything)."""
 
+    def size(self, features: int) -> tuple[int, int]:
+        """(parameters, weight layers) of the part, from its config alone, without building
+        it; `features` are its input channels (3 for an encoder, the encoder's `out_dim` for
+        a decoder). `check_model_config` bounds both before anything is built. (0, 0): unknown."""
+        return 0, 0
+
     def describe(self) -> str:
         """The part in a few words, for `liifsr models` and messages."""
         return self.name
@@ -81,6 +87,11 @@ class PartConfig:
 @dataclass
 class EncoderConfig(PartConfig):
     variants: ClassVar[Registry] = ENCODERS
+
+    @property
+    def out_dim(self) -> int:
+        """The channels of the feature map it gives the decoder (0: unknown)."""
+        return 0
 
 
 @dataclass
@@ -97,3 +108,23 @@ def check_positive(where: str, **sizes: int) -> None:
     for name, value in sizes.items():
         if value < 1:
             raise ConfigError(f"{where}.{name} must be a positive integer, got {value}")
+
+
+def check_widths(where: str, hidden: list[int]) -> None:
+    """An MLP's hidden widths: at least one, each positive (the message stays short for a
+    list of any length)."""
+    if not hidden:
+        raise ConfigError(f"{where}: hidden needs at least one positive width, got hidden=[]")
+    bad = next((index for index, width in enumerate(hidden) if width < 1), None)
+    if bad is not None:
+        raise ConfigError(f"{where}: hidden needs positive widths, got hidden[{bad}] = {hidden[bad]}")
+
+
+def linear_size(widths: list[int]) -> tuple[int, int]:
+    """(parameters, layers) of Linear layers of widths[0] -> widths[1] -> ... (weights and biases)."""
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:])), len(widths) - 1
+
+
+def conv_size(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> int:
+    """The parameters of one Conv2d."""
+    return in_channels * out_channels * kernel_size * kernel_size + (out_channels if bias else 0)

@@ -34,7 +34,8 @@ from torch import Tensor, nn
 from liifsr import coords as C
 from liifsr.models.base import ImplicitModel, ModelConfig, register_preset
 from liifsr.models.edsr import EDSRConfig
-from liifsr.models.registry import DECODERS, DecoderConfig, check_positive
+from liifsr.config import ConfigError
+from liifsr.models.registry import DECODERS, DecoderConfig, check_positive, conv_size
 
 
 @dataclass
@@ -48,6 +49,15 @@ class ThermalConfig(DecoderConfig):
 
     def check(self, where: str) -> None:
         check_positive(where, components=self.components)
+        # A NaN or infinite initialisation makes every weight NaN from the first step on.
+        for name in ("init_scale", "init_kappa"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{where}.{name} must be a finite number >= 0, got {value}")
+
+    def size(self, features: int) -> tuple[int, int]:
+        # hyper (a 1x1 convolution to W2 and b1), the frequencies W1 (2 x K) and kappa
+        return conv_size(features, 4 * self.components, 1) + 2 * self.components + 1, 1
 
     def describe(self) -> str:
         return f"heat field ({self.components} components) + nearest skip"

@@ -12,6 +12,10 @@ Routes (all answers to bad requests are JSON `{"error": "..."}` with a 4xx statu
   in the background; `GET /api/jobs/{job}/events`: its progress as server-sent events
   (closing the stream cancels it); `GET /api/jobs/{job}/file`: the PNG when done.
 - `GET /api/status`: queue length, cache use, job counts.
+
+Every request passes `guard.Guard` first: a `Host` the server was not started for gets
+421, a state-changing request from another site's page (or without a JSON content type
+or the `X-Liifsr` header the page sends) gets 403.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from liifsr.checks import UpscaleError, output_size
 from liifsr.imageio import ImageError
+from liifsr.serve.guard import Guard, HostPolicy
 from liifsr.serve.pyramid import TILE, tile_spans
 from liifsr.serve.service import DISCONNECT_POLL_S, DOWNLOADS_KEPT, KINDS, STATIC, Download, ServedImage, Server, TooLarge, log
 from liifsr.serve.worker import Cancelled, Job, ModelThreadFailed
@@ -81,7 +87,7 @@ async def config(request: Request) -> Response:
 
 
 async def list_images(request: Request) -> Response:
-    return JSONResponse([served.describe() for served in _state(request).images.values()])
+    return JSONResponse([served.describe() for served in list(_state(request).images.values())])  # uploads add to it meanwhile
 
 
 # A client that leaves before its request body has arrived: normal, worth one log line at most.
@@ -159,7 +165,7 @@ async def start_download(request: Request) -> Response:
     if size is not None and not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in size)):
         raise HTTPException(400, f'"size" must be [height, width] in whole pixels, got {size!r}')
     try:
-        out_hw = output_size(served.image.rgb.shape[:2], scale, tuple(size) if size else None)
+        out_hw = output_size((served.height, served.width), scale, tuple(size) if size else None)
     except UpscaleError as error:
         raise HTTPException(400, str(error)) from None
     pixels = out_hw[0] * out_hw[1]
@@ -245,12 +251,18 @@ async def model_failed(request: Request, error: Exception) -> Response:
     return JSONResponse({"error": f"{error}; the server is stopping"}, status_code=503)
 
 
+async def image_failed(request: Request, error: Exception) -> Response:
+    """A served file that cannot be decoded any more (changed or removed since it was listed)."""
+    return JSONResponse({"error": str(error)}, status_code=422)
+
+
 async def server_error(request: Request, error: Exception) -> Response:
     log.exception("error while answering %s", request.url.path)
     return JSONResponse({"error": f"internal error: {' '.join(str(error).split()) or type(error).__name__}"}, status_code=500)
 
 
-def create_app(server: Server) -> Starlette:
+def create_app(server: Server, hosts: HostPolicy) -> Starlette:
+    """The app of `server`, answering only requests for the names of `hosts`."""
     routes = [
         Route("/", index),
         Route("/api/config", config),
@@ -263,7 +275,7 @@ def create_app(server: Server) -> Starlette:
         Route("/api/jobs/{job_id}/file", download_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {HTTPException: http_error, ModelThreadFailed: model_failed, Exception: server_error}
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    handlers = {HTTPException: http_error, ModelThreadFailed: model_failed, ImageError: image_failed, Exception: server_error}
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(Guard, policy=hosts)])
     app.state.server = server
     return app

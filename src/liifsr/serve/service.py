@@ -8,8 +8,10 @@ import logging
 import secrets
 import shutil
 import tempfile
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ DOWNLOADS_KEPT = 8
 
 
 class TooLarge(ImageError):
-    """An upload over the server's pixel limit."""
+    """An image (given or uploaded) over the server's pixel limit."""
 
 
 @dataclass
@@ -43,32 +45,147 @@ class Limits:
     input_pixels: int = 12_000_000
     output_pixels: int = 50_000_000
     uploads_kept: int = 20
+    decoded_bytes: int = 512 * 2**20  # decoded images kept in memory (`DecodedImages`)
+
+
+# EXIF orientations that swap width and height (5-8: transposed or rotated by 90 degrees).
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED = (5, 6, 7, 8)
+
+
+def image_size(path: Path, max_pixels: int) -> tuple[int, int]:
+    """(height, width) as `read_image` will decode it (EXIF rotation applied), read from the
+    file's header: a folder of a thousand photographs costs no decoding to list.
+    ImageError (TooLarge over `max_pixels`) names a file that cannot be served."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            # Pillow's PNG getexif() decodes the pixels to look for an eXIf chunk after them;
+            # the header's (before them, where the PNG specification puts it) is enough here.
+            orientation = 1 if img.format == "PNG" and "exif" not in img.info else _orientation(img)
+    except Image.DecompressionBombError:
+        raise TooLarge(f"{str(path)!r} has too many pixels (limit {max_pixels:,}; raise --max-input-mp or downscale it)") from None
+    except Exception:  # noqa: BLE001 - read_image names every problem a file can have, in its words
+        image = read_image(path, max_pixels=max_pixels)
+        height, width = image.rgb.shape[:2]
+        orientation = 1
+    if orientation in _TRANSPOSED:
+        width, height = height, width
+    if width * height > max_pixels:
+        raise TooLarge(f"{str(path)!r} has {width}x{height} = {width * height:,} pixels, over this server's limit of "
+                       f"{max_pixels:,} (raise --max-input-mp or downscale it)")
+    return height, width
+
+
+def served_files(files: list[tuple[str, Path]], max_pixels: int = Limits.input_pixels) -> list["ServedImage"]:
+    """The images of (name shown, file), ids "0", "1", ...: sizes from the headers, nothing decoded."""
+    return [ServedImage.create(str(index), name, path, image_size(path, max_pixels))
+            for index, (name, path) in enumerate(files)]
+
+
+def display_names(files: list[tuple[Path, Path]]) -> list[str]:
+    """The name each of `imageio.collect_images`' (file, path relative to its input) is
+    listed by: the relative path (`sub/a.png`), or, where two are alike (two folders'
+    `a.png`), the path as given; a file given twice is numbered."""
+    relative = [rel.as_posix() for _, rel in files]
+    alike = Counter(relative)
+    names = [rel if alike[rel] == 1 else path.as_posix() for (path, _), rel in zip(files, relative)]
+    seen: Counter[str] = Counter()
+    for index, name in enumerate(names):
+        seen[name] += 1
+        if seen[name] > 1:
+            names[index] = f"{name} ({seen[name]})"
+    return names
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - malformed EXIF: read_image ignores it too
+        return 1
+    return value if isinstance(value, int) else 1
 
 
 @dataclass
 class ServedImage:
+    """An image the server shows: its pixels are decoded on demand (`Server.pixels`) from `path`."""
+
     id: str
     name: str
-    image: LoadedImage
+    path: Path
+    height: int
+    width: int
     levels: list[Level]
-    lr: torch.Tensor = field(repr=False)  # (1, 3, H, W) in [0, 1]
 
     @classmethod
-    def create(cls, image_id: str, name: str, image: LoadedImage) -> "ServedImage":
-        lr = torch.from_numpy(np.ascontiguousarray(image.rgb, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
-        return cls(image_id, name, image, levels(image.rgb.shape[:2]), lr)
+    def create(cls, image_id: str, name: str, path: Path, size: tuple[int, int]) -> "ServedImage":
+        return cls(image_id, name, path, size[0], size[1], levels(size))
 
     def describe(self) -> dict[str, Any]:
-        height, width = self.image.rgb.shape[:2]
         return {
             "id": self.id,
             "name": self.name,
-            "width": width,
-            "height": height,
+            "width": self.width,
+            "height": self.height,
             "tile": TILE,
             "overlap": OVERLAP,
             "levels": [{"scale": lv.scale, "width": lv.width, "height": lv.height, "decoded": lv.decoded} for lv in self.levels],
         }
+
+
+@dataclass
+class Pixels:
+    """A decoded image and the model's view of it (sharing the memory)."""
+
+    image: LoadedImage
+    lr: torch.Tensor = field(repr=False)  # (1, 3, H, W) in [0, 1]
+
+    @classmethod
+    def create(cls, image: LoadedImage) -> "Pixels":
+        image = replace(image, rgb=np.ascontiguousarray(image.rgb, dtype=np.float32))
+        return cls(image, torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0))
+
+    @property
+    def nbytes(self) -> int:
+        return self.image.rgb.nbytes + (0 if self.image.alpha is None else self.image.alpha.nbytes)
+
+
+class DecodedImages:
+    """Decoded images, least recently used dropped first, within `max_bytes`; the image
+    just used always stays (one image over the budget is decoded, used, and kept alone)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[str, Pixels] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Pixels | None:
+        with self._lock:
+            pixels = self._entries.get(key)
+            if pixels is not None:
+                self._entries.move_to_end(key)
+            return pixels
+
+    def put(self, key: str, pixels: Pixels) -> None:
+        with self._lock:
+            self._pop(key)
+            self._entries[key] = pixels
+            self.bytes += pixels.nbytes
+            while self.bytes > self.max_bytes and len(self._entries) > 1:
+                self._pop(next(iter(self._entries)))
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._pop(key)
+
+    def _pop(self, key: str) -> None:
+        pixels = self._entries.pop(key, None)
+        if pixels is not None:
+            self.bytes -= pixels.nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 @dataclass
@@ -82,7 +199,7 @@ class Download:
 class Server:
     """The state behind the routes: images, model worker, tile cache, downloads."""
 
-    def __init__(self, model, model_name: str, images: list[tuple[str, LoadedImage]], precision: str = "fp32",
+    def __init__(self, model, model_name: str, images: list[ServedImage], precision: str = "fp32",
                  cache_bytes: int = 256 * 2**20, limits: Limits | None = None, threads: int | None = None,
                  on_model_failure: Callable[[BaseException], None] | None = None,
                  decoding: dict[str, int | None] | None = None) -> None:
@@ -92,10 +209,9 @@ class Server:
         # upscale_tensor's chunk_size and tile_size (`runtime.decoding_options`)
         self.decoding = {**(decoding or {}), "precision": precision}
         self.limits = limits or Limits()
-        self.images: dict[str, ServedImage] = {}
+        self.images: dict[str, ServedImage] = {served.id: served for served in images}  # `served_files`
         self.uploads: list[str] = []
-        for index, (name, image) in enumerate(images):
-            self.images[str(index)] = ServedImage.create(str(index), name, image)
+        self.decoded = DecodedImages(self.limits.decoded_bytes)
         self.worker = ModelWorker(threads, on_model_failure)
         self.cache = TileCache(cache_bytes)
         self.downloads: dict[str, Download] = {}
@@ -108,22 +224,36 @@ class Server:
 
     # --- work run by the model thread ------------------------------------------------
 
+    def pixels(self, served: ServedImage) -> Pixels:
+        """The image decoded (from memory, or from its file within the memory budget).
+        Run by the model thread only, so that an image is never decoded twice at once."""
+        pixels = self.decoded.get(served.id)
+        if pixels is None:
+            image = read_image(served.path, max_pixels=self.limits.input_pixels)
+            if image.rgb.shape[:2] != (served.height, served.width):
+                raise ImageError(f"{served.name!r} is {image.rgb.shape[1]}x{image.rgb.shape[0]} now, not the "
+                                 f"{served.width}x{served.height} it was when it was listed (restart liifsr serve)")
+            pixels = Pixels.create(image)
+            self.decoded.put(served.id, pixels)
+        return pixels
+
     def render_tile(self, served: ServedImage, kind: str, level: Level, col: int, row: int, job: Job) -> bytes:
         rows, cols = tile_spans(level, col, row)
+        pixels = self.pixels(served)
         if kind == "liif" and level.decoded:
-            rgb = upscale_tensor(self.model, served.lr, (level.height, level.width), region=(rows, cols),
+            rgb = upscale_tensor(self.model, pixels.lr, (level.height, level.width), region=(rows, cols),
                                  on_block=job.checkpoint, **self.decoding)[0].permute(1, 2, 0).numpy()
             self.decoded_tiles += 1
         else:
-            rgb = bicubic_region(served.image.rgb, (level.height, level.width), rows, cols)
+            rgb = bicubic_region(pixels.image.rgb, (level.height, level.width), rows, cols)
         buffer = io.BytesIO()
         # The same rounding as `liifsr upscale` writes (clip, then nearest level).
-        to_pil(rgb, grayscale=served.image.grayscale).save(buffer, format="PNG", compress_level=1)
+        to_pil(rgb, grayscale=pixels.image.grayscale).save(buffer, format="PNG", compress_level=1)
         return buffer.getvalue()
 
     def render_download(self, served: ServedImage, out_hw: tuple[int, int], path: Path, job: Job) -> Path:
         """The whole upscale written as the CLI writes it: streamed by bands, never whole in memory."""
-        image = served.image
+        image = self.pixels(served).image
         bands = upscale_image_bands(self.model, image, out_hw, on_block=job.checkpoint, **self.decoding)
         write_image_bands(path, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,
                           bit_depth=image.bit_depth)
@@ -132,7 +262,7 @@ class Server:
     # --- uploads ---------------------------------------------------------------------
 
     def add_upload(self, name: str, data: bytes) -> ServedImage:
-        """Check and decode an uploaded file (any thread); ImageError names the problem."""
+        """Check, keep and decode an uploaded file (any thread); ImageError names the problem."""
         limit = self.limits.input_pixels
         try:
             with Image.open(io.BytesIO(data)) as probe:  # reads the header only
@@ -143,21 +273,24 @@ class Server:
             width = height = 0  # read_image below names the problem
         if width * height > limit:
             raise TooLarge(f"'{name}' has {width}x{height} = {width * height:,} pixels, over this server's limit of {limit:,} (downscale it first)")
-        suffix = Path(name).suffix.lower()[:8] or ".img"
-        tmp = self.workdir / f"upload-{secrets.token_hex(8)}{suffix if suffix.isascii() else '.img'}"
-        tmp.write_bytes(data)
-        try:
-            image = read_image(tmp)
-        except ImageError as error:
-            raise ImageError(str(error).replace(repr(str(tmp)), repr(name))) from None
-        finally:
-            tmp.unlink(missing_ok=True)
         image_id = "u" + secrets.token_hex(6)
-        served = ServedImage.create(image_id, name, image)
+        suffix = Path(name).suffix.lower()[:8] or ".img"
+        # Kept as a file while it is shown: decoded again from it, like a served folder's
+        # images, once the memory budget has dropped it.
+        path = self.workdir / f"upload-{image_id}{suffix if suffix.isascii() and suffix.isprintable() else '.img'}"
+        path.write_bytes(data)
+        try:
+            image = read_image(path, max_pixels=limit)
+        except ImageError as error:
+            path.unlink(missing_ok=True)
+            raise ImageError(str(error).replace(repr(str(path)), repr(name))) from None
+        served = ServedImage.create(image_id, name, path, image.rgb.shape[:2])
+        self.decoded.put(image_id, Pixels.create(image))  # it is about to be shown
         self.images[image_id] = served
         self.uploads.append(image_id)
         while len(self.uploads) > self.limits.uploads_kept:
-            old = self.uploads.pop(0)
-            self.images.pop(old, None)
-            self.cache.drop(lambda key: key[0] == old)
+            old = self.images.pop(self.uploads.pop(0))
+            self.decoded.drop(old.id)
+            self.cache.drop(lambda key: key[0] == old.id)
+            old.path.unlink(missing_ok=True)
         return served

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TextIO
 
 import torch
 import torch.distributed as dist
@@ -16,7 +19,7 @@ from liifsr.config import load_yaml
 from liifsr.runtime import add_runtime_options, check_precision
 from liifsr.training.config import TrainConfig, TrainError, check_config
 from liifsr.training.distributed import init_distributed
-from liifsr.training.loop import train
+from liifsr.training.loop import LOCK, train
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-LOCK = ".liifsr-train.lock"
 
 
 @contextlib.contextmanager
@@ -77,7 +79,7 @@ def hold_run_folder(out: Path) -> Iterator[None]:
         yield
         return
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK, "a+") as lock:
+    with open_lock(out / LOCK) as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,6 +92,27 @@ def hold_run_folder(out: Path) -> Iterator[None]:
         lock.write(f"pid {os.getpid()}")
         lock.flush()
         yield
+
+
+def open_lock(path: Path) -> TextIO:
+    """The lock file, opened for reading and writing without following a link: its pid is
+    written into it, and a link (or a hard link) would have that write land in another
+    file. Anything but a plain file of its own there is refused, naming it."""
+    fix = "remove it, or train into another --out"
+    try:  # O_NONBLOCK: a FIFO put there does not hold the open
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a link (EMLINK: FreeBSD's word for it)
+            raise TrainError(f"the run folder's lock {str(path)!r} is a symbolic link; liifsr writes its lock "
+                             f"there itself and does not follow links ({fix})") from None
+        raise TrainError(f"cannot open the run folder's lock {str(path)!r}: {error.strerror or error} ({fix})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "has other hard links" if stat.S_ISREG(info.st_mode) else "is not a regular file"
+        raise TrainError(f"the run folder's lock {str(path)!r} {what}; liifsr writes its lock there itself ({fix})")
+    os.set_blocking(fd, True)
+    return open(fd, "r+")
 
 
 def check_out(out: Path) -> None:

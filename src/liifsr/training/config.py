@@ -35,6 +35,10 @@ class TrainConfig:
     """
 
     model: str | ModelConfig = "edsr-liif-relu"
+    # Start from the weights of another model (a bundled name or a model file) wherever a
+    # parameter has the same name and shape, e.g. a trained encoder under a new decoder;
+    # '' = random initialisation. A resumed run continues from its own state instead.
+    init_from: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     epochs: int = 1000
@@ -68,6 +72,8 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError("epochs, batch_size, val_every and save_every must be positive")
     if config.threads < 0 or config.num_workers < 0:
         raise ConfigError("threads and num_workers must be >= 0")
+    if config.seed < 0:  # numpy's SeedSequence, which draws every sample, takes none below 0
+        raise ConfigError(f"seed must be an integer >= 0, got {config.seed}")
     if any(scale < 1 for scale in config.val_scales):
         raise ConfigError(f"val_scales must be integers >= 1, got {config.val_scales}")
     if config.val_chunk < 0 or config.val_tile < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liifsr.checkpoint import save_model
-from liifsr.config import dump_yaml
+from liifsr.config import ConfigError, brief, dump_yaml, load_yaml, to_dict
 from liifsr.coords import normalise
 from liifsr.data import ImageFolder, LIIFTrainSet, make_train_loader, split_paths, validation_pair, with_absolute_dirs
 from liifsr.files import atomic_write
@@ -27,6 +28,7 @@ from liifsr.training.runlog import EpochStats, append_log, format_row, log_colum
 from liifsr.training.state import Progress, load_state, save_state
 
 LAST, BEST, STATE = "last.safetensors", "best.safetensors", "last.state.safetensors"
+LOCK = ".liifsr-train.lock"  # held by `liifsr train` while a run owns its folder (training.cli)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
@@ -50,13 +52,35 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[s
     return loss.detach()
 
 
+def non_finite(model: nn.Module, loss: Tensor) -> Tensor:
+    """Whether the loss or any weight is NaN or infinite, as a bool tensor on their device (no sync)."""
+    flags = [torch.isfinite(loss)] + [torch.isfinite(p).all() for p in model.parameters()]
+    return ~torch.stack(flags).all()
+
+
+def check_finite(bad: Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, step: int,
+                 config: TrainConfig, env: DistEnv) -> None:
+    """Stop a diverged run (the flag of `non_finite`, any process's) before anything of it is
+    saved: a NaN model must not become the run's result, nor be validated or checkpointed."""
+    if not all_reduce_sum([float(bad)], env)[0]:
+        return
+    lr = optimizer.param_groups[0]["lr"]
+    raise TrainError(f"training diverged in epoch {epoch} by step {step}: the loss or the weights became NaN or infinite "
+                     f"(learning rate {lr:.3g}, precision {config.precision}); nothing of epoch {epoch} was saved, so the "
+                     "run's checkpoints are from before it. Lower optim.lr and train into a new --out")
+
+
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any, epoch: int,
                 config: TrainConfig, env: DistEnv) -> EpochStats:
-    """One epoch; the loss is averaged over iterations and processes."""
+    """One epoch; the loss is averaged over iterations and processes. A loss or weight that
+    turns NaN or infinite stops it (TrainError), checked after every step on a CPU and every
+    10 steps on a GPU (where reading the flag waits for the device)."""
     model.train()
     loader.sampler.set_epoch(epoch)
     start = time.perf_counter()
     data_seconds, total, steps = 0.0, torch.zeros((), device=env.device), 0
+    bad = torch.zeros((), dtype=torch.bool, device=env.device)
+    check_every = 1 if env.device.type == "cpu" else 10
     bar = progress_bar(total=len(loader), desc=f"epoch {epoch}/{config.epochs}", unit="it",
                        enabled=None if env.is_main else False)
     iterator = iter(loader)
@@ -67,12 +91,17 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any,
         if batch is None:
             break
         batch = {key: value.to(env.device, non_blocking=True) for key, value in batch.items()}
-        total += train_step(model, optimizer, batch, config.precision)
+        loss = train_step(model, optimizer, batch, config.precision)
+        bad |= non_finite(model, loss)
+        total += loss
         steps += 1
+        if steps % check_every == 0:
+            check_finite(bad, model, optimizer, epoch, steps, config, env)
         bar.update()
         if steps % 10 == 0 and env.is_main:  # reading the loss syncs a GPU: not every step
             bar.set_postfix(loss=f"{float(total) / steps:.4f}")
     bar.close()
+    check_finite(bad, model, optimizer, epoch, steps, config, env)
     loss_sum, step_sum = all_reduce_sum([float(total), float(steps)], env)
     return EpochStats(loss_sum / max(step_sum, 1), data_seconds, time.perf_counter() - start)
 
@@ -112,10 +141,29 @@ class Run:
     progress: Progress = field(default_factory=Progress)
 
 
+def initialise_from(model: ImplicitModel, source: str) -> list[str]:
+    """Copy into `model` every parameter and buffer of model `source` (a bundled name or a
+    model file) that has the same name and shape; returns the names copied."""
+    from liifsr.zoo import load_model
+
+    donor = load_model(source).state_dict()
+    own = model.state_dict()
+    shared = {name: donor[name].to(own[name].dtype) for name in own if name in donor and donor[name].shape == own[name].shape}
+    if not shared:
+        raise TrainError(f"init_from {source!r} shares no parameter of the same name and shape with the model "
+                         "(give a model with the same encoder, or init_from: '')")
+    model.load_state_dict(shared, strict=False)
+    return list(shared)
+
+
 def build_run(config: TrainConfig, out: Path, env: DistEnv) -> Run:
     model_config = resolve_model(config)
     torch.manual_seed(config.seed)  # the same initial weights in every process
-    model = build_model(model_config).to(env.device)
+    model = build_model(model_config)
+    if config.init_from:
+        copied = initialise_from(model, config.init_from)
+        log(f"{len(copied)} of {len(model.state_dict())} tensors initialised from {config.init_from!r}", env)
+    model = model.to(env.device)
     train_model: nn.Module = model
     if env.world_size > 1:
         device_ids = [env.device.index] if env.device.type == "cuda" else None
@@ -125,6 +173,8 @@ def build_run(config: TrainConfig, out: Path, env: DistEnv) -> Run:
     optimizer, scheduler = make_optimizer(model, config)
 
     train_paths, val_paths = split_paths(config.data)
+    if not config.data.cache:  # decoded when sampled: a bad file would stop the run in its first epoch
+        check_images(train_paths, env)
     min_side = config.data.patch_size
     train_images = ImageFolder(train_paths, config.data.cache, min_side, progress=env.is_main)
     val_images = ImageFolder(val_paths, cache=True)
@@ -136,6 +186,73 @@ def build_run(config: TrainConfig, out: Path, env: DistEnv) -> Run:
     return Run(config, out, env, model, train_model, optimizer, scheduler, loader, val_images)
 
 
+def check_images(paths: list[Path], env: DistEnv) -> None:
+    """Decode every image once (ImageError naming a bad one), for a run that does not keep
+    them in memory (`data.cache: false`), so that a bad file stops it before it starts."""
+    from liifsr.imageio import read_uint8
+
+    for path in progress_bar(paths, desc="checking images", unit="img", enabled=None if env.is_main else False):
+        read_uint8(path)
+
+
+# What a resumed run may change: how it runs, not what it computes (and how long it goes on).
+RUNTIME_FIELDS = ("device", "threads", "num_workers", "val_chunk", "val_tile", "compile", "epochs")
+
+
+def run_settings(config: TrainConfig) -> dict[str, Any]:
+    """A config as the run folder's config.yaml holds it (model resolved, data folders
+    absolute), flattened to dotted keys, without RUNTIME_FIELDS."""
+    saved = to_dict(replace(config, model=resolve_model(config), data=with_absolute_dirs(config.data)))
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            flat[prefix] = node
+
+    walk("", {key: value for key, value in saved.items() if key not in RUNTIME_FIELDS})
+    return flat
+
+
+def check_resume_config(out: Path, config: TrainConfig) -> None:
+    """A resume continues the run with the settings it started with (the optimizer's state
+    holds its learning rate, the model its shape): a config that differs from the run's
+    config.yaml in anything but RUNTIME_FIELDS is refused, naming the keys, rather than
+    trained on with the old settings under a config.yaml that says the new ones."""
+    path = out / "config.yaml"
+    if not path.is_file():
+        return  # a run folder from before config.yaml was written first: nothing to compare
+    try:
+        saved = run_settings(load_yaml(TrainConfig, path))
+    except ConfigError as error:
+        raise TrainError(f"cannot resume: the run's {str(path)!r} is damaged ({error}); restore it") from None
+    given = run_settings(config)
+    keys = sorted(key for key in saved.keys() | given.keys() if saved.get(key) != given.get(key))
+    if keys:
+        first = keys[0]
+        more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+        raise TrainError(
+            f"--resume with a config that differs from the run's {str(path)!r} in {', '.join(keys[:5])}{more} ({first}: "
+            f"{brief(saved.get(first))} there, {brief(given.get(first))} here); a run continues with the settings it "
+            f"started with (only {', '.join(RUNTIME_FIELDS)} may change): resume with `liifsr train {path} --out {out} "
+            "--resume`, or train the new config into another --out")
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove the temporary files (`files.atomic_write`'s) of this run's own files that a
+    killed run left behind (one killed while it synced a checkpoint); returns them."""
+    names = (LAST, BEST, STATE, "config.yaml", "log.csv")
+    patterns = [re.compile(rf"\.{re.escape(Path(name).stem)}\.[0-9a-f]{{8}}\.tmp{re.escape(Path(name).suffix)}") for name in names]
+    removed = []
+    for path in out.iterdir():
+        if any(pattern.fullmatch(path.name) for pattern in patterns) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def prepare_out(out: Path, run: Run, resume: bool) -> None:
     """Load the state to resume from, or refuse to overwrite a run; set up the CSV."""
     state = out / STATE
@@ -143,11 +260,14 @@ def prepare_out(out: Path, run: Run, resume: bool) -> None:
     if state.exists() and not resume:
         raise TrainError(f"{str(out)!r} already holds a run: add --resume to continue it, or choose another --out")
     if state.exists():
+        check_resume_config(out, run.config)
         run.progress = load_state(state, run.model, run.optimizer, run.scheduler)
         log(f"resuming after epoch {run.progress.epoch}", run.env)
     elif resume:
         log(f"nothing to resume in {str(out)!r}: starting a new run", run.env)
     if run.env.is_main:
+        for path in remove_stale_temporaries(out):
+            log(f"removed {path.name}, a temporary file a stopped run left", run.env)
         if run.progress.log is None:  # a state from before the rows were kept in it
             run.progress.log = [row for row in read_log(out / "log.csv") if int(row["epoch"]) <= run.progress.epoch]
         # The state's rows are the log: rows of epochs after the state are dropped (those
@@ -192,9 +312,38 @@ def end_of_epoch(run: Run, epoch: int, lr: float, stats: EpochStats, writer: Any
         f"{time.perf_counter() - started:.0f} s ({stats.data_seconds:.1f} s waiting for data)", run.env)
 
 
+def holds_nothing(out: Path) -> bool:
+    """Whether run folder `out` is new: absent, or holding at most the lock that
+    `liifsr train` takes on it before training starts."""
+    try:
+        return all(entry.name == LOCK for entry in out.iterdir())
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def remove_fresh_folder(out: Path) -> None:
+    """Undo the run folder of a run that could not start (bad images, no images): its lock
+    and the folder, so that a failed start leaves no half-made run folder behind."""
+    try:
+        lock = out / LOCK
+        if lock.is_file() and not lock.is_symlink():
+            lock.unlink()
+        out.rmdir()  # only if empty
+    except OSError:
+        pass
+
+
 def train(config: TrainConfig, out: Path, env: DistEnv, resume: bool = False) -> Progress:
     """Train (or continue training) the run in `out`; returns its final progress."""
-    run = build_run(config, out, env)  # data errors surface before anything is written
+    fresh = holds_nothing(out)
+    try:
+        run = build_run(config, out, env)  # data errors surface before anything is written
+    except BaseException:
+        if fresh and env.is_main:
+            remove_fresh_folder(out)
+        raise
     out.mkdir(parents=True, exist_ok=True)
     prepare_out(out, run, resume)
     if run.progress.epoch >= config.epochs:

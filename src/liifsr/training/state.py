@@ -74,7 +74,8 @@ def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, s
     except TrainError:
         raise
     except (SafetensorError, OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as error:
-        detail = f"missing {error}" if isinstance(error, KeyError) else " ".join(str(error).split()) or type(error).__name__
+        # RecursionError (a RuntimeError) is JSON metadata nested deeper than Python recurses.
+        detail = f"missing {error}" if isinstance(error, KeyError) else " ".join(str(error).split()[:40]) or type(error).__name__
         raise TrainError(f"cannot resume from {str(path)!r}: the file is damaged ({detail}); restore it, "
                          "or start a new run in another --out") from None
 

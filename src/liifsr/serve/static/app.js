@@ -13,6 +13,9 @@
   const MIN_PIXEL_RATIO = 0.75;
   const MAX_ZOOM = 30;
   const $ = (id) => document.getElementById(id);
+  // Sent with every request that changes something: the server refuses those without it
+  // (or a JSON body), which another site's page cannot send here without the server's consent.
+  const OWN_PAGE = { "X-Liifsr": "1" };
   const state = {
     config: null, images: [], image: null, viewer: null, liif: null, bicubic: null,
     split: 0.5, level: -1, pending: new Map(), batchTotal: 0, batchDone: 0, download: null,
@@ -266,7 +269,7 @@
     showMessage(`uploading ${file.name}…`, "info");
     try {
       const image = await api("/api/images", {
-        method: "POST", body: file, headers: { "X-Filename": encodeURIComponent(file.name) },
+        method: "POST", body: file, headers: { ...OWN_PAGE, "X-Filename": encodeURIComponent(file.name) },
       });
       listImages(await api("/api/images"));
       await openImage(image);
@@ -289,7 +292,7 @@
     let job;
     try {
       job = await api(`/api/images/${state.image.id}/upscale`, {
-        method: "POST", headers: { "Content-Type": "application/json" },
+        method: "POST", headers: { ...OWN_PAGE, "Content-Type": "application/json" },
         body: JSON.stringify(parseTarget($("download-target").value)),
       });
     } catch (error) {
