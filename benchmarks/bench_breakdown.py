@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_memory import peak_rss  # this folder's: run as `python benchmarks/...`
+from bench_limits import best_seconds  # this folder's: run as `python benchmarks/...`
+from bench_memory import peak_rss
 
 from liifsr.cli import keep_freed_memory
 from liifsr.imageio import read_image, sample_image, write_image_bands
@@ -57,17 +58,6 @@ from liifsr.zoo import load_model
 
 ZLIB_LEVELS = (0, 1, 2, 3, 6, 9)
 PYPNG_LEVEL = 6  # pypng's default, zlib.Z_DEFAULT_COMPRESSION: what `liifsr upscale` writes PNGs with
-
-
-def best_seconds(work: Callable[[], object], repeats: int) -> float:
-    """The fastest of `repeats` runs of `work` (after one warm-up run)."""
-    work()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def command_seconds(command: list[str], env: dict[str, str]) -> tuple[float, int]:

@@ -212,8 +212,8 @@ def _happens(generator: torch.Generator, prob: float) -> bool:
 
 
 def random_stage(image: Tensor, stage: str, config: DegradeConfig, generator: torch.Generator) -> Tensor:
-    """One stage with its probability and parameters drawn from `generator`. The draws
-    are made whether or not the stage applies, so each stage's draws stay in place."""
+    """One stage with its probability and parameters drawn from `generator` (the parameters
+    are drawn whether or not the stage applies)."""
     applies = _happens(generator, getattr(config, stage).prob)
     if stage == "blur":
         cfg = config.blur
@@ -318,7 +318,7 @@ def apply_steps(lr: Tensor, steps: Sequence[Step], generator: torch.Generator) -
         elif step.name == "poisson":
             image = poisson_noise(image, step.value, generator)
         else:
-            image = jpeg(image[:3], int(step.value))
+            image = jpeg(image, int(step.value))
     image = quantise(image)
     image = image.mean(0, keepdim=True) if channels == 1 else image
     return image.unsqueeze(0) if batched else image
