@@ -5,8 +5,9 @@ The job is the README's quick start, `liifsr upscale src/liifsr/assets/astronaut
 --scale 3.5 -o OUT.png` (512x512 -> 1792x1792), with --model (default edsr-thermal), on
 the CPU (`--device cpu`). Each row is the best of --repeats:
 - whole command: the command itself, as a subprocess (what a user waits for);
-- start-up: a subprocess that imports what the command imports (`liifsr.cli_upscale`)
-  and exits: the interpreter, torch and liifsr;
+- start-up: a subprocess that imports what the command imports (`liifsr.commands.upscale`),
+  freezes it out of the garbage collector as the command does (`liifsr.cli.main`), and
+  exits: the interpreter, torch and liifsr;
 - model load, image read: `load_model`, `read_image`;
 - encoder, and the decoder's per-image table (`latent_projection`): timed inside one real
   upscale (`tiling.upscale_bands`, as the command runs it), around the model's own calls;
@@ -15,16 +16,18 @@ the CPU (`--device cpu`). Each row is the best of --repeats:
   encoded) per second, and that as a share of the CPU's convolution rate, one of EDSR's
   64 -> 64 3x3 convolutions over the whole LR image as the encoder runs it (channels-last,
   `kernels.fused_conv`), timed in the same precision;
-- PNG: quantising the bands and writing them (`imageio.write_image_bands`, pypng), and
-  apart the zlib compression of the same rows at the level pypng uses (its default, 6);
+- PNG: quantising the bands and writing them (`imageio.write_image_bands`), and apart
+  the zlib compression of the same rows, Up-filtered, at the writer's level
+  (`imageio.PNG_COMPRESSION`);
 - not accounted: whole command minus the rows above (argument parsing, checks, exit).
-A second table compresses the output's PNG rows at zlib levels 0-9: seconds and size.
+A second table compresses the output's PNG rows at zlib levels 0-9, unfiltered (as pypng
+writes them) and Up-filtered (as liifsr does): seconds and size.
 The two encoder fixes this measures (the encoder's input made truly channels-last in
 `tiling`, the fused-kernel probe run outside autocast in `kernels`) took the bf16 encoder
 of this job from 5.05 to 1.14 CPU-seconds on the 2-core AMX Xeon (one thread).
 
 Stages run in one process with this machine's threads (as the command does), freed
-memory kept for reuse as every command keeps it (`liifsr.cli.keep_freed_memory`). On a
+memory kept for reuse as every command keeps it (`liifsr.allocator.keep_freed_memory`). On a
 machine that other jobs share, every figure is noise: measure on an idle one.
 
     python benchmarks/bench_breakdown.py [--model edsr-thermal] [--precisions fp32,bf16]
@@ -49,15 +52,16 @@ import torch
 from bench_limits import best_seconds  # this folder's: run as `python benchmarks/...`
 from bench_memory import peak_rss
 
-from liifsr.cli import keep_freed_memory
-from liifsr.imageio import read_image, sample_image, write_image_bands
+from liifsr.allocator import keep_freed_memory
+from liifsr.decoding import DecodeOptions
+from liifsr.imageio import PNG_COMPRESSION, read_image, sample_image, write_image_bands
 from liifsr.inference import upscale_image_bands
 from liifsr.kernels import fused_conv
 from liifsr.runtime import autocast, machine_summary, resolve_precision
 from liifsr.zoo import load_model
 
 ZLIB_LEVELS = (0, 1, 2, 3, 6, 9)
-PYPNG_LEVEL = 6  # pypng's default, zlib.Z_DEFAULT_COMPRESSION: what `liifsr upscale` writes PNGs with
+PNG_FILTERS = {"none": 0, "Up": 2}  # PNG's filter types: none (pypng's), Up (liifsr's)
 
 
 def command_seconds(command: list[str], env: dict[str, str]) -> tuple[float, int]:
@@ -112,11 +116,14 @@ def timed_methods(model: torch.nn.Module, names: tuple[str, ...]) -> Iterator[di
             delattr(model, name)  # the class's methods again
 
 
-def png_rows(bands: list[tuple[np.ndarray, None]]) -> bytes:
-    """The 8-bit rows pypng compresses: each prefixed by filter type 0 (none), as it writes them."""
+def png_rows(bands: list[tuple[np.ndarray, None]], filter_type: int) -> bytes:
+    """The 8-bit rows a PNG writer compresses, each prefixed by its filter type: 0 (none:
+    the rows as they are) or 2 (Up: each row minus the row above it)."""
     levels = np.concatenate([np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8) for rgb, _ in bands])
     rows = levels.reshape(levels.shape[0], -1)
-    return np.concatenate([np.zeros((rows.shape[0], 1), np.uint8), rows], axis=1).tobytes()
+    if filter_type == PNG_FILTERS["Up"]:
+        rows = np.concatenate([rows[:1], rows[1:] - rows[:-1]])  # uint8: modulo 256
+    return np.concatenate([np.full((rows.shape[0], 1), filter_type, np.uint8), rows], axis=1).tobytes()
 
 
 def conv_flops_per_pixel(encoder: torch.nn.Module) -> int:
@@ -153,7 +160,7 @@ def stage_rows(model_name: str, precision: str, image: Path, scale: float, repea
     for _ in range(repeats + 1):  # the first is a warm-up
         with timed_methods(model, ("encode", "latent_projection")) as spent:
             start = time.perf_counter()
-            bands = list(upscale_image_bands(model, loaded, out_hw, precision=precision, tile_size=tile))
+            bands = list(upscale_image_bands(model, loaded, out_hw, DecodeOptions(tile=tile, precision=precision)))
             whole = time.perf_counter() - start
         encoder, table = spent["encode"][0], spent["latent_projection"][0]
         if not best or whole < best["whole"]:
@@ -169,7 +176,8 @@ def stage_rows(model_name: str, precision: str, image: Path, scale: float, repea
     })
     out = folder / "out.png"
     rows["PNG: quantise and write"] = best_seconds(lambda: write_image_bands(out, out_hw, iter(bands)), repeats)
-    rows[f"  of which zlib (level {PYPNG_LEVEL})"] = zlib_row(png_rows(bands), PYPNG_LEVEL, repeats)[0]
+    rows[f"  of which zlib (Up-filtered rows, level {PNG_COMPRESSION})"] = zlib_row(png_rows(bands, PNG_FILTERS["Up"]),
+                                                                                   PNG_COMPRESSION, repeats)[0]
     return rows, bands
 
 
@@ -181,15 +189,19 @@ def print_breakdown(columns: dict[str, dict[str, float]]) -> None:
         print(f"| {name} | " + " | ".join(f"{rows[name]:.2f}" for rows in columns.values()) + " |")
 
 
-def print_zlib_levels(data: bytes, repeats: int) -> None:
-    """Seconds and size of zlib at each of ZLIB_LEVELS on `data`, against pypng's level."""
-    print("\nzlib on the output's PNG rows (filter none, as pypng writes them):\n")
-    print(f"| zlib level | seconds | MB | size / level {PYPNG_LEVEL} |")
-    print("|---|---|---|---|")
-    results = {level: zlib_row(data, level, repeats) for level in ZLIB_LEVELS}
-    for level, (seconds, size) in results.items():
-        mark = " (pypng's default)" if level == PYPNG_LEVEL else ""
-        print(f"| {level}{mark} | {seconds:.2f} | {size / 1e6:.1f} | {size / results[PYPNG_LEVEL][1]:.2f} |")
+def print_zlib_levels(bands: list[tuple[np.ndarray, None]], repeats: int) -> None:
+    """Seconds and size of zlib at each of ZLIB_LEVELS on the output's PNG rows, for each
+    of PNG_FILTERS, against the rows liifsr writes (Up-filtered, at PNG_COMPRESSION)."""
+    print("\nzlib on the output's PNG rows (pypng writes them unfiltered at level 6, liifsr "
+          f"Up-filtered at level {PNG_COMPRESSION}):\n")
+    print("| PNG filter | zlib level | seconds | MB | size / liifsr's |")
+    print("|---|---|---|---|---|")
+    results = {(name, level): zlib_row(png_rows(bands, kind), level, repeats)
+               for name, kind in PNG_FILTERS.items() for level in ZLIB_LEVELS}
+    written = results["Up", PNG_COMPRESSION][1]
+    for (name, level), (seconds, size) in results.items():
+        mark = " (liifsr's)" if (name, level) == ("Up", PNG_COMPRESSION) else ""
+        print(f"| {name} | {level}{mark} | {seconds:.2f} | {size / 1e6:.1f} | {size / written:.2f} |")
 
 
 def main() -> None:
@@ -210,7 +222,7 @@ def main() -> None:
     tile = f" --tile {args.tile}" if args.tile else ""
     print(f"liifsr upscale {args.image.name} --scale {args.scale:g} --model {args.model}{tile} --device cpu; "
           f"best of {args.repeats}; seconds\n")
-    startup = best_command_seconds([sys.executable, "-c", "import liifsr.cli_upscale"], args.repeats, env)
+    startup = best_command_seconds([sys.executable, "-c", "import gc, liifsr.commands.upscale; gc.freeze()"], args.repeats, env)
     columns: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for precision in args.precisions.split(","):
@@ -223,7 +235,7 @@ def main() -> None:
                                                 if name != "whole command" and not name.startswith(" "))
             columns[precision if ran == precision else f"{precision} ({ran})"] = rows
     print_breakdown(columns)
-    print_zlib_levels(png_rows(bands), args.repeats)
+    print_zlib_levels(bands, args.repeats)
 
 
 if __name__ == "__main__":

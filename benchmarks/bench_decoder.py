@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from liifsr.cli import keep_freed_memory
+from liifsr.allocator import keep_freed_memory
 from liifsr.models import model_preset
 from liifsr.coords import cell_size, denormalise, make_coord, normalise
 from liifsr.imageio import sample_image

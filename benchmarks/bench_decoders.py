@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from liifsr.cli import keep_freed_memory
+from liifsr.allocator import keep_freed_memory
 from liifsr.coords import cell_size, make_coord, normalise
 from liifsr.imageio import sample_image
 from liifsr.kernels import SWITCH

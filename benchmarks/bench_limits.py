@@ -23,7 +23,7 @@ sets the bf16 speed (AMX, AVX512_BF16 or neither), the threads and torch's versi
 On a machine that other jobs share, measure with --threads 1: oversubscribed OpenMP
 threads wait for each other and make every 2-thread figure, the matmul rate included,
 meaningless. Freed memory is kept for reuse as every `liifsr` command keeps it
-(`liifsr.cli.keep_freed_memory`); --glibc-defaults measures with glibc's own settings.
+(`liifsr.allocator.keep_freed_memory`); --glibc-defaults measures with glibc's own settings.
 
     python benchmarks/bench_limits.py [--precisions fp32,bf16] [--scales 2,4,8,30]
                                       [--repeats 3] [--threads 0] [--preset edsr-liif-relu]
@@ -40,7 +40,7 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
-from liifsr.cli import keep_freed_memory
+from liifsr.allocator import keep_freed_memory
 from liifsr.data import DataConfig
 from liifsr.models import model_preset
 from liifsr.data import ImageFolder, LIIFTrainSet

@@ -17,7 +17,7 @@ import time
 import torch
 
 from liifsr.zoo import load_model
-from liifsr.cli import keep_freed_memory
+from liifsr.allocator import keep_freed_memory
 from liifsr.tiling import upscale_tensor
 from liifsr.kernels import fused_works
 from liifsr.runtime import machine_summary

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from liifsr.cli import keep_freed_memory
+from liifsr.allocator import keep_freed_memory
 from liifsr.data import DataConfig
 from liifsr.models import model_preset
 from liifsr.coords import normalise

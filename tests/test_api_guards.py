@@ -65,6 +65,30 @@ def test_sizes_beyond_any_side_are_refused_by_the_api():
     assert output_size((40, 48), None, Fit(long_side=2**31 - 1)) == (1789569706, 2**31 - 1)
 
 
+def test_every_scale_is_checked_by_one_rule(tmp_path, capsys, model):
+    """`checks.check_scale` is the one rule: the API and `upscale --scale` take any positive
+    finite scale, `compare` one >= 1, `evaluate` whole ones >= 1; each refusal says so."""
+    from liifsr.checks import check_scale
+    from liifsr.evaluation.datasets import parse_scales
+
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(image)
+    assert check_scale(np.float32(0.5)) == 0.5 and check_scale(2, at_least=1, whole=True) == 2.0
+    for bad in (0, -2, float("nan"), float("inf"), True, "2", 10**400):
+        with pytest.raises(UpscaleError, match="scale must be a positive finite number, got"):
+            liifsr.upscale(model, np.zeros((4, 4, 3), np.uint8), scale=bad)
+    with pytest.raises(SystemExit):  # argparse's usage error
+        main(["upscale", str(image), "--scale", "2,-1", "-o", str(tmp_path / "o.png")])
+    assert "--scale: scale must be a positive finite number, got -1.0" in capsys.readouterr().err
+    assert main(["compare", str(image), "--models", "bicubic", "--scale", "0.5", "--box", "0,0,4,4",
+                 "-o", str(tmp_path / "f.png")]) == 2
+    assert "scale must be a finite number >= 1, got 0.5" in one_error_line(capsys)
+    for bad in ("2.5", "0", "nan"):
+        with pytest.raises(UpscaleError, match="scale must be a whole number >= 1 .the PSNR protocols shave"):
+            parse_scales(bad)
+    assert not any(tmp_path.glob("[of].png"))
+
+
 # --- the Python API's inputs ------------------------------------------------------------
 
 
@@ -133,6 +157,42 @@ def test_read_only_arrays_upscale_without_pytorch_s_warning(model):
         out, out_alpha = upscale_array(model, rgb, alpha, scale=2)
         assert resize_alpha(alpha, (12, 10)).shape == (12, 10)
     assert out.shape == (12, 10, 3) and out_alpha.shape == (12, 10)
+
+
+def test_no_path_from_read_only_pixels_to_a_tensor_warns(model, tmp_path, monkeypatch):
+    """`torch.from_numpy` of a read-only array (np.asarray of a PIL image) warns once per
+    process, in the middle of the output: the command line at x40, PIL's bicubic, and the
+    server's decoded images and bicubic tiles copy such arrays instead. (Once per process:
+    so `torch.from_numpy` is also watched, in case an earlier test spent the warning.)"""
+    import warnings
+
+    from_numpy = torch.from_numpy
+
+    def writable_only(array):
+        assert array.flags.writeable, "torch.from_numpy of a read-only array"
+        return from_numpy(array)
+
+    monkeypatch.setattr(torch, "from_numpy", writable_only)
+
+    from liifsr.imageio import LoadedImage, sample_image
+    from liifsr.resize import pil_bicubic
+    from liifsr.serve.pyramid import bicubic_region
+    from liifsr.serve.service import Pixels
+    from liifsr.tiling import Span
+
+    save_model(model, tmp_path / "tiny.safetensors")
+    Image.open(sample_image()).convert("RGB").crop((100, 100, 108, 108)).save(tmp_path / "in.png")
+    pixels = np.random.default_rng(0).random((6, 5, 3), dtype=np.float32)
+    pixels.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["upscale", str(tmp_path / "in.png"), "--model", str(tmp_path / "tiny.safetensors"), "--scale", "40",
+                     "-o", str(tmp_path / "out.png")]) == 0
+        assert pil_bicubic(torch.rand(3, 4, 4), (1, 1)).shape == (3, 1, 1)  # one pixel: no copy made by a transpose
+        served = Pixels.create(LoadedImage(pixels, None, False, 8, "RGB"))
+        assert served.lr.shape == (1, 3, 6, 5) and np.shares_memory(served.image.rgb, served.lr.numpy())
+        assert bicubic_region(pixels, (60, 50), Span(0, 10), Span(0, 10)).shape == (10, 10, 3)
+    assert Image.open(tmp_path / "out.png").size == (320, 320)
 
 
 def _with_sbit(data: bytes, bits: list[int]) -> bytes:

@@ -9,15 +9,16 @@ from safetensors import safe_open
 
 from conftest import FIXTURES, shared_path
 from liifsr.reference import literal_query
-from liifsr.checkpoint import FORMAT, CheckpointError, convert_liif, liif_args_to_config, read_metadata, save_model
-from liifsr.zoo import DEFAULT_MODEL, bundled_models, load_model
+from liifsr.checkpoint import FORMAT, CheckpointError, convert_liif, read_metadata, save_model
+from liifsr.liif_pth import liif_args_to_config
+from liifsr.zoo import BUNDLED_PRESETS, DEFAULT_MODEL, bundled_models, bundled_preset, list_models, load_model
 from liifsr.config import to_dict
 from liifsr.models.edsr import EDSRConfig
 from liifsr.models.rdn import RDNConfig
 from liifsr.models.liif import LIIFConfig
 from liifsr.models.relu import ReLUConfig
 from liifsr.models.siren import SineConfig
-from liifsr.models import ModelConfig, model_preset
+from liifsr.models import MODEL_PRESETS, ModelConfig, model_preset
 from liifsr.models.liif import LIIF
 
 
@@ -121,14 +122,20 @@ def test_bundled_default_model_is_the_documented_fp16_preset():
         assert loaded[key].dtype == torch.float32 and torch.equal(loaded[key], value.float()), key
 
 
-# Bundled models named otherwise than their preset: the default and the heat-field models
-# trained by the default's recipe, on clean and on degraded inputs.
-BUNDLED_PRESETS = {"edsr-liif-relu-skip-shared": "edsr-liif-relu-skip", "edsr-thermal-clean": "edsr-thermal",
-                   "edsr-thermal-photo": "edsr-thermal"}
+def test_bundled_models_and_presets_share_one_namespace():
+    """A bundled model named as a preset is that preset; the others name theirs, and every
+    name BUNDLED_PRESETS gives is a bundled model's and every preset it names exists."""
+    bundled = bundled_models()
+    assert set(BUNDLED_PRESETS) <= set(bundled) and set(BUNDLED_PRESETS.values()) <= set(MODEL_PRESETS)
+    assert not set(BUNDLED_PRESETS) & set(MODEL_PRESETS)
+    assert bundled_preset(DEFAULT_MODEL) == "edsr-liif-relu-skip"
+    cards = {card.name: card for card in list_models()}
+    for name in bundled:
+        assert cards[name].preset == bundled_preset(name) and f"preset: {bundled_preset(name)}" in cards[name].lines()
 
 
 def test_bundled_models_are_their_presets_in_fp16_with_their_facts():
-    """Each bundled model loads as its preset (its own name, or BUNDLED_PRESETS'), is stored
+    """Each bundled model loads as its preset (its own name, or the one it names), is stored
     in fp16 under 4 MB, and says how it was trained and how it scores."""
     for name, path in bundled_models().items():
         meta = read_metadata(path)
@@ -136,7 +143,7 @@ def test_bundled_models_are_their_presets_in_fp16_with_their_facts():
         assert path.stat().st_size < 4 * 2**20, name
         with safe_open(str(path), framework="pt") as handle:
             assert {handle.get_tensor(key).dtype for key in handle.keys()} == {torch.float16}, name
-        assert load_model(name).config == model_preset(BUNDLED_PRESETS.get(name, name)), name
+        assert load_model(name).config == model_preset(bundled_preset(name)), name
         if name not in BUNDLED_PRESETS:  # the experiment's models
             assert meta["training"].startswith(f"configs/experiment/{name}.yaml, seed 0: 3,600 iterations"), name
 
@@ -273,3 +280,19 @@ def test_a_model_file_whose_output_is_not_rgb_is_refused_when_loaded(tmp_path):
     save_file(tensors, str(path), metadata={"format": FORMAT, "liifsr_config": json.dumps(to_dict(config))})
     with pytest.raises(CheckpointError, match=r"decoder.out_dim must be 3 \(liifsr decodes RGB images\), got 4"):
         load_model(path)
+
+
+def test_loading_the_bundled_models_does_not_import_torch_dynamo():
+    """Loading checks a file's shapes against a model built on the meta device; arithmetic
+    there (a decoder's initialisation) would run PyTorch's reference kernels, whose first
+    use imports torch._dynamo: over a second of every command's start-up."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom liifsr.zoo import bundled_models, load_model\n"
+              "for name in bundled_models():\n    load_model(name)\n"
+              "    assert 'torch._dynamo' not in sys.modules, name\n"
+              "print(sorted(bundled_models()))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "edsr-thermal" in done.stdout and "edsr-thermal-clean" in done.stdout

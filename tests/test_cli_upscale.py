@@ -149,7 +149,7 @@ def test_failure_while_writing_leaves_no_file(tmp_path, photo, model_file, capsy
     def broken_save(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio.png.Writer, "write_packed", broken_save)  # PNG is streamed through pypng
+    monkeypatch.setattr(imageio, "_write_png_chunk", broken_save)  # PNG is streamed, chunk by chunk
     out = tmp_path / "out.png"
     assert_fails(capsys, ["upscale", photo, "--scale", "2", "-o", out, "--model", model_file], "No space left", out)
     assert list(tmp_path.iterdir()) == [photo]
@@ -275,13 +275,13 @@ def test_files_get_the_umask_mode(tmp_path, photo, model_file):
 
 
 def test_allocation_failures_say_how_much_memory_is_needed(tmp_path, photo, model_file, capsys, monkeypatch):
-    import liifsr.cli_upscale as cli_upscale
+    import liifsr.commands.upscale as upscale_command
 
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
                            "you tried to allocate 4800000000 bytes.")
 
-    monkeypatch.setattr(cli_upscale, "upscale_image_bands", out_of_memory)
+    monkeypatch.setattr(upscale_command, "upscale_image_bands", out_of_memory)
     assert run("upscale", photo, "--scale", "2", "-o", tmp_path / "o.png", "--model", model_file) == 2
     err = capsys.readouterr().err.strip()
     assert "out of memory" in err and "4.47 GiB" in err and "\n" not in err, err
@@ -291,7 +291,7 @@ def test_allocation_failures_say_how_much_memory_is_needed(tmp_path, photo, mode
 def test_a_real_allocation_failure_is_one_line(tmp_path, photo, model_file):
     """Under an address-space limit, a 20000x20000 JPEG (assembled in memory) cannot be allocated."""
     code = (
-        "import resource, sys, torch, liifsr.cli_upscale\n"
+        "import resource, sys, torch, liifsr.commands.upscale\n"
         "from liifsr.cli import main\n"
         "vm = int([l for l in open('/proc/self/status') if l.startswith('VmSize')][0].split()[1]) * 1024\n"
         "resource.setrlimit(resource.RLIMIT_AS, (vm + 700 * 2**20, resource.RLIM_INFINITY))\n"
@@ -430,12 +430,12 @@ def test_a_folder_with_a_corrupt_file_is_done_except_it_and_resumes_with_skip_ex
 
 
 def test_an_interrupted_collection_resumes_losing_and_redoing_nothing(tmp_path, model_file, capsys, monkeypatch):
-    from liifsr import cli_upscale
+    from liifsr.commands import upscale as upscale_command
 
     source, out = collection(tmp_path), tmp_path / "out"
     (source / "sub" / "broken.png").unlink()
     argv = ["upscale", str(source), "--out-dir", str(out), "--scale", "2", "--model", str(model_file), "--skip-existing"]
-    real, done = cli_upscale.upscale_one, []
+    real, done = upscale_command.upscale_one, []
 
     def interrupted_after_one(*args, **kwargs):
         if done:
@@ -443,14 +443,14 @@ def test_an_interrupted_collection_resumes_losing_and_redoing_nothing(tmp_path, 
         real(*args, **kwargs)
         done.append(args[1])
 
-    monkeypatch.setattr(cli_upscale, "upscale_one", interrupted_after_one)
+    monkeypatch.setattr(upscale_command, "upscale_one", interrupted_after_one)
     assert main(argv) == 130
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "liifsr: interrupted"  # and the summary before it says what was left
     assert err[-2].startswith("liifsr upscale: 1 done, 0 skipped, 0 failed, 1 left, ") and "--skip-existing" in err[-2], err
     assert [p.name for p in out.rglob("*") if p.is_file()] == [done[0].name]  # no partial second file
     first = (out / done[0].relative_to(source)).stat().st_mtime_ns
-    monkeypatch.setattr(cli_upscale, "upscale_one", real)
+    monkeypatch.setattr(upscale_command, "upscale_one", real)
     assert main(argv) == 0
     assert capsys.readouterr().err.splitlines()[-1].startswith("liifsr upscale: 1 done, 1 skipped, 0 failed, ")
     assert (out / done[0].relative_to(source)).stat().st_mtime_ns == first
@@ -573,12 +573,12 @@ def test_outputs_that_collide_after_the_format_or_the_suffix_are_refused_before_
     """`a.png` and `a.tif` with --ext png (or a 16-bit TIFF, written as PNG) are one output;
     an input named like another's output with --suffix is that output: all refused before
     the model is loaded, nothing written, and the user's photograph untouched."""
-    from liifsr import cli_upscale
+    from liifsr.commands import upscale as upscale_command
 
     def no_model(args):
         raise AssertionError("the model was loaded: the check came after work began")
 
-    monkeypatch.setattr(cli_upscale, "load_for", no_model)
+    monkeypatch.setattr(upscale_command, "open_for", no_model)
     pixels = np.asarray(Image.open(photo))
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
@@ -620,13 +620,13 @@ def test_an_out_dir_inside_the_input_folder_is_refused_on_every_run(tmp_path, mo
 def test_a_file_swapped_for_a_link_out_of_the_folder_after_listing_is_not_read(tmp_path, model_file, capsys, monkeypatch):
     """The folder is listed, then (before its turn) a file becomes a link to a private file
     outside: it is refused where it is opened, and nothing of the private file is written."""
-    from liifsr import cli_upscale
+    from liifsr.commands import upscale as upscale_command
 
     source, out = collection(tmp_path), tmp_path / "out"
     (source / "sub" / "broken.png").unlink()
     private = tmp_path / "private.png"
     Image.fromarray(np.full((16, 16, 3), 7, np.uint8)).save(private)
-    real_find = cli_upscale.find_inputs
+    real_find = upscale_command.find_inputs
 
     def find_then_swap(inputs):
         found = real_find(inputs)
@@ -634,7 +634,7 @@ def test_a_file_swapped_for_a_link_out_of_the_folder_after_listing_is_not_read(t
         (source / "wide.png").symlink_to(private)
         return found
 
-    monkeypatch.setattr(cli_upscale, "find_inputs", find_then_swap)
+    monkeypatch.setattr(upscale_command, "find_inputs", find_then_swap)
     assert main(["upscale", str(source), "--out-dir", str(out), "--scale", "2", "--model", model_file]) == 2
     err = capsys.readouterr().err.splitlines()
     assert [line for line in err if "failed:" in line] == [

@@ -20,8 +20,9 @@ from liifsr.compare import (
     decode_box,
     downsampled_panels,
     lr_crop_panels,
-    parse_box,
 )
+from liifsr.commands.compare import parse_box
+from liifsr.decoding import DecodeOptions
 from liifsr.models.edsr import EDSRConfig
 from liifsr.models.liif import LIIFConfig
 from liifsr.tiling import upscale_tensor
@@ -47,7 +48,7 @@ def test_decode_box_equals_the_crop_of_the_full_output(global_skip: bool) -> Non
     out_hw = (92, 71)
     box = Box(x=30, y=7, w=25, h=40)
     full = upscale_tensor(model, lr, out_hw)
-    region = decode_box(model, lr, out_hw, box, chunk_size=64)
+    region = decode_box(model, lr, out_hw, box, DecodeOptions(chunk=64))
     assert region.shape == box.crop(full).shape
     # Equal up to fp32 rounding, not to the bit: the region's encoder runs over a smaller
     # window of the input, and oneDNN picks its convolution kernels, and with them the

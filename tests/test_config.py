@@ -162,11 +162,14 @@ def test_decoder_configs_differ_from_a_paper_run_only_in_the_model(name: str) ->
     assert dataclasses.replace(config, model=reference.model) == reference
 
 
-def test_the_photo_model_differs_from_the_default_only_in_its_degradations() -> None:
+def test_the_photo_and_refined_models_train_on_the_clean_heat_field_alike() -> None:
+    """Both start from edsr-thermal-clean (configs/default-thermal.yaml) on its data; the
+    photo model differs from the refined one only in its degradations and its schedule's
+    start and length."""
     default = load_yaml(TrainConfig, CONFIGS / "default-thermal.yaml")
+    refined = load_yaml(TrainConfig, CONFIGS / "default-thermal-refine.yaml")
     photo = load_yaml(TrainConfig, CONFIGS / "photo-thermal.yaml")
-    assert photo.data.degrade.enabled and not default.data.degrade.enabled
-    assert dataclasses.replace(photo, data=dataclasses.replace(photo.data, degrade=default.data.degrade)) == default
-    anneal = load_yaml(TrainConfig, CONFIGS / "photo-thermal-anneal.yaml")  # its second phase: only the schedule and start
-    assert dataclasses.replace(anneal, init_from=photo.init_from, optim=photo.optim, epochs=photo.epochs,
-                               val_every=photo.val_every) == photo
+    assert refined.init_from == photo.init_from == "edsr-thermal-clean" and refined.model == default.model
+    assert photo.data.degrade.enabled and not refined.data.degrade.enabled and refined.data == default.data
+    assert dataclasses.replace(photo, data=refined.data, optim=dataclasses.replace(photo.optim, lr=refined.optim.lr),
+                               epochs=refined.epochs) == refined

@@ -1,12 +1,12 @@
-import torch
-import pytest
+import copy
 
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models import model_preset
-from liifsr.models import ENCODERS
-from liifsr.models.edsr import EDSR
-from liifsr.models.rdn import RDN, RDNConfig
+import pytest
+import torch
+
+from liifsr.models import ENCODERS, Encoder, model_preset
+from liifsr.models.edsr import EDSR, EDSRConfig
 from liifsr.models.liif import LIIF
+from liifsr.models.rdn import RDN, RDNConfig
 
 
 def count(module):
@@ -47,15 +47,39 @@ def test_rdn_configuration_b():
     assert encoder(torch.rand(1, 3, 5, 6)).shape == (1, 64, 5, 6)
 
 
-def test_receptive_radius_bounds_the_influence_of_a_pixel():
+@pytest.fixture(scope="module", params=ENCODERS.names())
+def part(request):
+    """(config, encoder) of every registered encoder, in its default configuration."""
     torch.manual_seed(0)
-    for encoder in (EDSR(EDSRConfig(n_resblocks=3, n_feats=8)), RDN(RDNConfig(G0=8, D=2, C=2, G=4))):
-        x = torch.rand(1, 3, 41, 41)
-        y = x.clone()
-        y[:, :, 20, 20] += 1
-        changed = (encoder(x) - encoder(y)).abs().amax(dim=(0, 1)) > 0
-        rows = changed.any(dim=1).nonzero().view(-1)
-        assert rows.min() == 20 - encoder.receptive_radius and rows.max() == 20 + encoder.receptive_radius
+    config = ENCODERS.configs[request.param]()
+    return config, ENCODERS.build(config).eval()
+
+
+def test_an_encoder_declares_its_features_and_keeps_the_resolution(part):
+    config, encoder = part
+    assert isinstance(encoder, Encoder) and encoder.out_dim == config.out_dim > 0
+    with torch.no_grad():
+        assert encoder(torch.rand(2, 3, 5, 6)).shape == (2, encoder.out_dim, 5, 6)
+    # The config's own count, which bounds a model file before anything is built, is the module's.
+    assert count(encoder) == config.size(3)[0]
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_receptive_radius_is_how_far_a_feature_reads(part, axis):
+    """The feature at a pixel depends on the input within receptive_radius of it and on
+    nothing beyond, along each axis: a NaN pixel turns exactly the features that read it
+    into NaN, whatever the weights (0 x NaN is NaN, as is ReLU(NaN)). On a strip one pixel
+    across, which keeps RDN's 131 cheap; in float64, which no fused kernel or Winograd
+    convolution runs (either could hide a NaN or spread it further)."""
+    _, encoder = part
+    radius = encoder.receptive_radius
+    side = 2 * radius + 5
+    x = torch.rand((1, 3, side, 1) if axis == 0 else (1, 3, 1, side), dtype=torch.float64)
+    centre = side // 2
+    x.view(3, side)[:, centre] = float("nan")
+    with torch.no_grad():
+        reads = copy.deepcopy(encoder).double()(x).isnan().any(dim=1).flatten().nonzero().view(-1)
+    assert reads.tolist() == list(range(centre - radius, centre + radius + 1))
 
 
 def literal_edsr(encoder, x):

@@ -546,7 +546,7 @@ def test_cli_unwritable_out_fails_before_evaluating(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, out: str
 ) -> None:
     dataset = make_dataset(tmp_path)
-    monkeypatch.setattr("liifsr.evaluation.cli.evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
+    monkeypatch.setattr("liifsr.commands.evaluate.evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
     before = set(tmp_path.rglob("*"))
     assert main(["evaluate", "--model", "bicubic", "--dataset", str(dataset), "--out", str(tmp_path / out)]) == 2
     assert "cannot write report" in _error_line(capsys)

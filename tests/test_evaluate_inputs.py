@@ -161,7 +161,7 @@ def test_a_bad_degradation_is_one_line_before_any_work(tmp_path, capsys, monkeyp
     import liifsr.evaluation.loop as loop
 
     folder = dataset(tmp_path, {"a": (40, 48)})
-    monkeypatch.setattr(loop, "load_method", lambda *a, **k: pytest.fail("loaded a model before checking --degrade"))
+    monkeypatch.setattr(loop, "load_methods", lambda *a, **k: pytest.fail("loaded a model before checking --degrade"))
     report = tmp_path / "r.json"
     err = fails(capsys, "evaluate", "--model", "bicubic", "--dataset", folder, "--degrade", spec, "--out", report)
     assert words in err and not report.exists()

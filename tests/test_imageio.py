@@ -189,6 +189,31 @@ def test_16bit_png_round_trip_keeps_full_precision(
         assert loaded.alpha is not None and np.array_equal(levels(loaded.alpha, 16), alpha)
 
 
+@pytest.mark.parametrize(("planes", "bit_depth"), [(3, 8), (2, 8), (4, 16), (1, 16)])
+def test_a_png_streamed_in_bands_holds_every_row_exactly(tmp_path: Path, planes: int, bit_depth: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are Up-filtered (each minus the row above) in blocks and bands: a row whose
+    reference above is wrong (the first of a band or of a block) would decode wrongly."""
+    monkeypatch.setattr(imageio, "_PNG_BLOCK_BYTES", 1)  # one row per block: every border is tested
+    h, w = 23, 17
+    top = 255 if bit_depth == 8 else 65535
+    values = rng().integers(0, top + 1, size=(h, w, planes)) / top
+    gray, alpha = planes in (1, 2), planes in (2, 4)
+    rgb = np.repeat(values[..., :1], 3, axis=-1) if gray else values[..., :3]
+    cuts = [0, 1, 8, 9, 23]  # bands of 1, 7, 1 and 14 rows
+    bands = [(rgb[a:b], values[a:b, :, -1] if alpha else None) for a, b in zip(cuts, cuts[1:])]
+    path = tmp_path / "bands.png"
+    imageio.write_image_bands(path, (h, w), iter(bands), alpha=alpha, grayscale=gray, bit_depth=bit_depth)
+    assert png_ihdr(path) == (bit_depth, {1: 0, 2: 4, 3: 2, 4: 6}[planes])
+    _, _, rows, info = png.Reader(filename=str(path)).read()  # an independent decoder
+    assert info["bitdepth"] == bit_depth
+    on_disk = np.array([list(row) for row in rows]).reshape(h, w, planes)
+    assert np.array_equal(on_disk, np.rint(values * top).astype(np.int64))
+    if bit_depth == 8:
+        with Image.open(path) as image:  # and another
+            assert np.array_equal(np.asarray(image).reshape(h, w, planes), on_disk)
+
+
 def test_reads_16bit_rgb_png_from_another_writer(tmp_path: Path) -> None:
     color = random_16bit((4, 6, 3))
     path = tmp_path / "external.png"
@@ -488,11 +513,12 @@ def test_failed_write_leaves_no_file_and_no_temp(tmp_path: Path, monkeypatch: py
 
 
 def test_failed_16bit_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def explode(self: png.Writer, outfile: io.BufferedWriter, rows: object) -> None:
-        outfile.write(b"partial")
-        raise RuntimeError("encoder crashed")
+    def explode(handle: io.BufferedWriter, kind: bytes, data: bytes) -> None:
+        handle.write(b"partial")
+        if kind == b"IDAT":
+            raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(png.Writer, "write_packed", explode)
+    monkeypatch.setattr(imageio, "_write_png_chunk", explode)
     with pytest.raises(RuntimeError, match="encoder crashed"):
         write_image(tmp_path / "x.png", np.zeros((2, 2, 3)), bit_depth=16)
     assert list(tmp_path.iterdir()) == []

@@ -67,9 +67,12 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_the_modules_of_training_evaluation_inference_and_serving_are_each_under_400_lines():
-    paths = [*(PACKAGE / "training").glob("*.py"), *(PACKAGE / "evaluation").glob("*.py"), *(PACKAGE / "serve").glob("*.py"),
-             PACKAGE / "inference.py", PACKAGE / "tiling.py", PACKAGE / "checks.py"]
-    assert len(paths) > 15
-    for path in paths:
-        assert len(path.read_text().splitlines()) < 400, path
+# Over the limit today, each being split into modules of one job; remove a name once it is.
+NOT_YET_SPLIT = {"imageio.py", "data.py"}
+
+
+def test_every_module_is_under_400_lines():
+    paths = [path for path in PACKAGE.rglob("*.py") if path.name not in NOT_YET_SPLIT or path.parent != PACKAGE]
+    assert len(paths) > 60
+    long = {str(path.relative_to(PACKAGE)): n for path in paths if (n := len(path.read_text().splitlines())) >= 400}
+    assert not long, long

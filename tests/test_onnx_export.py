@@ -21,7 +21,7 @@ from liifsr.tiling import upscale_tensor  # noqa: E402
 from liifsr.models.liif import LIIF  # noqa: E402
 from liifsr.checkpoint import CheckpointError  # noqa: E402
 from liifsr.onnx_export import OPSETS, decoder_path, export_onnx  # noqa: E402
-from liifsr.onnx_runtime import OnnxLIIF, load_onnx_model  # noqa: E402
+from liifsr.onnx_runtime import OnnxModel, load_onnx_model  # noqa: E402
 
 
 def photo_tensor(box):
@@ -110,7 +110,7 @@ def test_cli_upscale_with_onnx_matches_pytorch_png(tmp_path):
     assert got.shape == expected.shape == (132, 165, 3)
     assert np.abs(got - expected).max() <= 1
     # the decoder file names the same model
-    assert isinstance(load_model(tmp_path / "m.decoder.onnx"), OnnxLIIF)
+    assert isinstance(load_model(tmp_path / "m.decoder.onnx"), OnnxModel)
 
 
 def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
@@ -127,6 +127,17 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "o.png").exists()
     assert main(["export", str(model_file), str(tmp_path / "wrong.txt")]) == 2
     assert ".onnx" in capsys.readouterr().err
+
+
+def test_exporting_an_onnx_export_is_a_one_line_error(tmp_path, capsys):
+    model_file = tmp_path / "m.safetensors"
+    save_model(tiny_model(), model_file)
+    assert main(["export", str(model_file), str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "m.onnx"), str(tmp_path / "again.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("liifsr: error: ") and "\n" not in err and "m.onnx" in err and "ONNX export already" in err
+    assert not (tmp_path / "again.onnx").exists() and not (tmp_path / "again.decoder.onnx").exists()
 
 
 def tiny_model() -> LIIF:

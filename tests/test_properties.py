@@ -22,7 +22,7 @@ from PIL import Image
 from liifsr.inference import upscale
 from liifsr.checkpoint import CheckpointError, save_model
 from liifsr.zoo import load_model
-from liifsr.cli_upscale import parse_scale, parse_size
+from liifsr.commands.upscale import parse_scale, parse_size
 from liifsr.config import ConfigError, apply_override, from_dict
 from liifsr.models.edsr import EDSRConfig
 from liifsr.models.liif import LIIFConfig
@@ -53,6 +53,17 @@ def test_parse_scale(text):
     except argparse.ArgumentTypeError:
         return
     assert all(isinstance(s, float) and math.isfinite(s) and s > 0 for s in (sy, sx))
+
+
+POSITIVE_SCALES = st.floats(min_value=0, exclude_min=True, allow_infinity=False) | st.integers(1, 10**6).map(float)
+
+
+@FAST
+@given(POSITIVE_SCALES, POSITIVE_SCALES)
+def test_parse_scale_accepts_every_positive_finite_scale(sy, sx):
+    # test_parse_scale passes on a refusal, so it would pass a parser that refused everything
+    assert parse_scale(repr(sy)) == (sy, sy)
+    assert parse_scale(f"{sy!r},{sx!r}") == (sy, sx)
 
 
 @FAST

@@ -78,7 +78,7 @@ def test_the_readme_shows_every_command_and_names_real_files():
         for word in words:
             if re.fullmatch(r"(configs|tools|benchmarks|src)/\S+", word):
                 assert (ROOT / word).exists(), word
-        if words[0] not in ("liifsr", ".venv/bin/liifsr", ".venv/bin/python", "python3", "mkdir", "torchrun", "apt-get",
+        if words[0] not in ("liifsr", ".venv/bin/liifsr", ".venv/bin/python", ".venv/bin/ruff", "python3", "mkdir", "torchrun", "apt-get",
                             "tools/train_on_gpu.sh", "tools/train_experiment.sh", "tools/photo_report.sh"):
             pytest.fail(f"unexpected command in the README: {' '.join(words)}")
 

@@ -3,31 +3,14 @@
 import pytest
 import torch
 
-from liifsr import runtime
-from liifsr.runtime import (AUTO, PRECISIONS, DeviceError, autocast, bf16_instructions, machine_summary, native_bf16,
-                            precision_warning, resolve_device, resolve_precision)
-
-AMX_CPU = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
-ZEN4_CPU = frozenset({"avx2", "avx512f", "avx512_bf16"})
-AVX2_CPU = frozenset({"avx2", "fma"})
-
-
-@pytest.mark.parametrize("flags,max_isa,expected", [
-    (AMX_CPU, "ALL", "AMX"),
-    (AMX_CPU, "", "AMX"),
-    (AMX_CPU, "AVX512_CORE_AMX", "AMX"),
-    (AMX_CPU, "avx512_core_bf16", "AVX512_BF16"),  # oneDNN capped below AMX
-    (AMX_CPU, "AVX512_CORE", None),
-    (ZEN4_CPU, "ALL", "AVX512_BF16"),
-    (ZEN4_CPU, "AVX2", None),  # the AVX2 emulation of the README
-    (AVX2_CPU, "ALL", None),
-])
-def test_bf16_instructions_from_the_flags_and_onednns_cap(flags, max_isa, expected) -> None:
-    assert bf16_instructions(flags, max_isa) == expected
+from liifsr import cpu, runtime
+from liifsr.runtime import (AUTO, PRECISIONS, DeviceError, autocast, machine_summary, native_bf16, precision_warning,
+                            resolve_device, resolve_precision)
+from test_cpu import AMX_CPU, AVX2_CPU, ZEN4_CPU
 
 
 def test_the_machine_summary_names_cpu_bf16_isa_threads_and_torch(monkeypatch) -> None:
-    monkeypatch.setattr(runtime, "cpu_model_and_flags", lambda: ("Test CPU 9000", ZEN4_CPU))
+    monkeypatch.setattr(cpu, "cpu_model_and_flags", lambda: ("Test CPU 9000", ZEN4_CPU))
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
     line = machine_summary()
     assert line.startswith("CPU: Test CPU 9000 (AVX512_BF16; ATen ")
@@ -37,14 +20,14 @@ def test_the_machine_summary_names_cpu_bf16_isa_threads_and_torch(monkeypatch) -
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about(monkeypatch) -> None:
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(runtime, "bf16_instructions", lambda: None)
-    warning = precision_warning(cpu, "bf16")
+    here = torch.device("cpu")
+    monkeypatch.setattr(cpu, "bf16_instructions", lambda: None)
+    warning = precision_warning(here, "bf16")
     assert warning and "emulated" in warning and "--precision fp32" in warning and "\n" not in warning
-    assert precision_warning(cpu, "fp32") is None
+    assert precision_warning(here, "fp32") is None
     assert precision_warning(torch.device("cuda"), "bf16") is None
-    monkeypatch.setattr(runtime, "bf16_instructions", lambda: "AVX512_BF16")
-    assert precision_warning(cpu, "bf16") is None
+    monkeypatch.setattr(cpu, "bf16_instructions", lambda: "AVX512_BF16")
+    assert precision_warning(here, "bf16") is None
 
 
 def test_devices_and_precisions_are_checked() -> None:
@@ -106,7 +89,7 @@ def test_launched_ranks_alone_and_under_a_launcher(monkeypatch) -> None:
 
 def fake_cpu(monkeypatch, flags: frozenset[str], max_isa: str = "ALL") -> None:
     """This process's CPU as one with `flags`, oneDNN capped at `max_isa`, and no GPU."""
-    monkeypatch.setattr(runtime, "cpu_model_and_flags", lambda: ("Test CPU 9000", flags))
+    monkeypatch.setattr(cpu, "cpu_model_and_flags", lambda: ("Test CPU 9000", flags))
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", max_isa)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
@@ -219,7 +202,7 @@ def test_serve_runs_auto_and_says_what_ran(monkeypatch, capsys, tmp_path) -> Non
     path = tmp_path / "tiny.safetensors"
     save_model(tiny_model(), path)
     served = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config.app.state.server))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config.app.state.server))
     for flags, ran in ((AMX_CPU, "bf16"), (AVX2_CPU, "fp32")):
         fake_cpu(monkeypatch, flags)
         assert main(["serve", "--model", str(path), "--port", "8125"]) == 0

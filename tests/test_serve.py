@@ -28,8 +28,8 @@ from liifsr.tiling import Span  # noqa: E402
 from liifsr.models.liif import LIIF  # noqa: E402
 from liifsr.resize import imresize  # noqa: E402
 from liifsr.serve.service import Limits, Server, served_files  # noqa: E402
-from liifsr.serve.pyramid import TILE, bicubic_region, levels, tile_spans  # noqa: E402
-from serve_helpers import running  # noqa: E402
+from liifsr.serve.pyramid import TILE, bicubic_region, levels, tile_region  # noqa: E402
+from serve_helpers import free_port, running  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +80,9 @@ def test_levels_and_tiles_are_pure_arithmetic():
     decoded = [l for l in lv if l.decoded]
     assert decoded[0].scale == 1 and all(b.scale / a.scale <= 2**0.5 + 1e-9 for a, b in zip(decoded, decoded[1:]))
     x8 = next(l for l in lv if l.scale == 8)
-    assert tile_spans(x8, 0, 0) == (Span(0, TILE + 1), Span(0, TILE + 1))
-    assert tile_spans(x8, 3, 2) == (Span(2 * TILE - 1, 3 * TILE + 1), Span(3 * TILE - 1, 4 * TILE + 1))
-    assert tile_spans(x8, 21, 0) == (Span(0, TILE + 1), Span(21 * TILE - 1, 5600)) and tile_spans(x8, 22, 0) is None
+    assert tile_region(x8, 0, 0) == (Span(0, TILE + 1), Span(0, TILE + 1))
+    assert tile_region(x8, 3, 2) == (Span(2 * TILE - 1, 3 * TILE + 1), Span(3 * TILE - 1, 4 * TILE + 1))
+    assert tile_region(x8, 21, 0) == (Span(0, TILE + 1), Span(21 * TILE - 1, 5600)) and tile_region(x8, 22, 0) is None
 
 
 @pytest.mark.parametrize("out_hw", [(300, 410), (20, 30), (37 * 8, 53 * 8)])
@@ -98,7 +98,7 @@ def x4_tile_is_the_cli_upscale(url, photo, model_file, tmp_path):
     returns (the level's index, the tile's PNG bytes, the CLI output)."""
     (image,) = json.loads(get(url + "/api/images")[2])
     index = next(i for i, l in enumerate(image["levels"]) if l["scale"] == 4)
-    status, kind, data = get(f"{url}/api/images/0/tiles/liif/{index}/1_0.png")
+    status, kind, data = get(f"{url}/api/images/0/tiles/model/{index}/1_0.png")
     assert status == 200 and kind == "image/png"
     assert main(["upscale", str(photo), "--scale", "4", "-o", str(tmp_path / "cli.png"), "--model", str(model_file),
                  "--precision", "fp32"]) == 0  # the server's precision (the CLI's default may be bf16)
@@ -113,14 +113,14 @@ def test_tiles_equal_the_cli_upscale_and_are_cached(server, photo, model_file, t
     with running(server) as url:
         index, data, cli = x4_tile_is_the_cli_upscale(url, photo, model_file, tmp_path)
         decoded = json.loads(get(url + "/api/status")[2])["decoded_tiles"]
-        assert get(f"{url}/api/images/0/tiles/liif/{index}/1_0.png")[2] == data
+        assert get(f"{url}/api/images/0/tiles/model/{index}/1_0.png")[2] == data
         assert json.loads(get(url + "/api/status")[2])["decoded_tiles"] == decoded  # from the cache
         bicubic = np.asarray(Image.open(BytesIO(get(f"{url}/api/images/0/tiles/bicubic/{index}/0_0.png")[2])))
         assert np.abs(bicubic.astype(int) - cli[:257, :257]).mean() > 0.5  # not the model's
         for col in range(2):  # more tiles than the 200 kB cache holds
             for row in range(2):
                 for level in (index + 1, index + 2):
-                    assert get(f"{url}/api/images/0/tiles/liif/{level}/{col}_{row}.png")[0] == 200
+                    assert get(f"{url}/api/images/0/tiles/model/{level}/{col}_{row}.png")[0] == 200
         stats = json.loads(get(url + "/api/status")[2])
         assert 0 < stats["cache_bytes"] <= stats["cache_limit_bytes"] == 200_000
         assert stats["max_running"] == 1  # one model, one job at a time
@@ -129,13 +129,13 @@ def test_tiles_equal_the_cli_upscale_and_are_cached(server, photo, model_file, t
 def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server):
     with running(server) as url:
         cases = [
-            ("/api/images/0/tiles/liif/99/0_0.png", 404, "level 99"),
-            ("/api/images/0/tiles/liif/2/0_999999999999.png", 404, "tile 0_999999999999"),
-            ("/api/images/0/tiles/liif/2/-1_0.png", 404, "Not Found"),
-            ("/api/images/0/tiles/liif/2/a_b.png", 404, "Not Found"),
+            ("/api/images/0/tiles/model/99/0_0.png", 404, "level 99"),
+            ("/api/images/0/tiles/model/2/0_999999999999.png", 404, "tile 0_999999999999"),
+            ("/api/images/0/tiles/model/2/-1_0.png", 404, "Not Found"),
+            ("/api/images/0/tiles/model/2/a_b.png", 404, "Not Found"),
             ("/api/images/0/tiles/evil/2/0_0.png", 404, "unknown tile kind"),
-            ("/api/images/../../etc/passwd/tiles/liif/0/0_0.png", 404, ""),
-            ("/api/images/7/tiles/liif/0/0_0.png", 404, "no image with id '7'"),
+            ("/api/images/../../etc/passwd/tiles/model/0/0_0.png", 404, ""),
+            ("/api/images/7/tiles/model/0/0_0.png", 404, "no image with id '7'"),
             ("/static/../app.py", 404, ""),
             ("/static/%2e%2e/app.py", 404, ""),
             ("/api/jobs/nope/events", 404, "no download job"),
@@ -167,7 +167,7 @@ def test_upload_then_tiles_of_it(server):
         Image.open(sample_image()).convert("L").crop((0, 0, 90, 60)).save(buffer, format="PNG")
         status, image = post(url + "/api/images", buffer.getvalue(), {"X-Filename": "gray.png"})
         assert status == 201 and (image["width"], image["height"]) == (90, 60)
-        status, kind, data = get(f"{url}/api/images/{image['id']}/tiles/liif/2/0_0.png")
+        status, kind, data = get(f"{url}/api/images/{image['id']}/tiles/model/2/0_0.png")
         assert status == 200 and Image.open(BytesIO(data)).mode == "L"  # grayscale stays grayscale
         assert {i["id"] for i in json.loads(get(url + "/api/images")[2])} == {"0", image["id"]}
 
@@ -184,7 +184,7 @@ def test_a_client_that_disconnects_cancels_its_tile(server):
         release = block_worker(server)
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(f"GET /api/images/0/tiles/liif/9/0_0.png HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            sock.sendall(f"GET /api/images/0/tiles/model/9/0_0.png HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
             time.sleep(0.3)
         deadline = time.monotonic() + 10
         while server.worker.queued() and not server.worker._interactive[-1].cancelled.is_set():
@@ -248,7 +248,7 @@ def test_a_failed_model_thread_fails_every_pending_and_later_request(server):
         def ask(path):
             results.append(get(url + path))
 
-        askers = [threading.Thread(target=ask, args=(f"/api/images/0/tiles/liif/9/{col}_0.png",)) for col in range(2)]
+        askers = [threading.Thread(target=ask, args=(f"/api/images/0/tiles/model/9/{col}_0.png",)) for col in range(2)]
         for asker in askers:
             asker.start()
         deadline = time.monotonic() + 10
@@ -263,7 +263,7 @@ def test_a_failed_model_thread_fails_every_pending_and_later_request(server):
         for asker in askers:
             asker.join(timeout=10)
         assert len(results) == 2  # both answered, the one the broken loop had taken too
-        later = get(url + "/api/images/0/tiles/liif/9/5_0.png")
+        later = get(url + "/api/images/0/tiles/model/9/5_0.png")
         for status, kind, body in [*results, later]:
             assert status == 503 and kind == "application/json", (status, body)
             assert "the model thread failed (injected: the loop itself breaks)" in json.loads(body)["error"]
@@ -302,11 +302,11 @@ def test_serve_prints_the_network_warning_on_start(model_file, monkeypatch, caps
     """`liifsr serve --host 0.0.0.0` says so before it listens (uvicorn itself is stubbed)."""
     import uvicorn
 
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
-    assert main(["serve", "--model", str(model_file), "--host", "0.0.0.0", "--port", "8123"]) == 0
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    assert main(["serve", "--model", str(model_file), "--host", "0.0.0.0", "--port", str(free_port())]) == 0
     err = capsys.readouterr().err
     assert "warning: --host 0.0.0.0 makes the page, uploads and downloads reachable from the network" in err
-    assert main(["serve", "--model", str(model_file), "--port", "8123"]) == 0
+    assert main(["serve", "--model", str(model_file), "--port", str(free_port())]) == 0
     assert "warning" not in capsys.readouterr().err
 
 
@@ -344,8 +344,8 @@ def test_serve_takes_a_folder_of_images(model_file, photo, tmp_path, monkeypatch
     decoded = []
     monkeypatch.setattr(service, "read_image", lambda *a, **k: decoded.append(a) or read_image(*a, **k))
     served = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config.app.state.server))
-    assert main(["serve", str(tmp_path / "album"), "--model", str(model_file), "--port", "8124"]) == 0
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config.app.state.server))
+    assert main(["serve", str(tmp_path / "album"), "--model", str(model_file), "--port", str(free_port())]) == 0
     (server,) = served
     listed = {image.name: (image.width, image.height) for image in server.images.values()}
     assert listed == {"one.png": (100, 70), "sub/two.png": (100, 70), "other/two.png": (70, 100), "sub/turned.jpg": (70, 100)}
@@ -378,7 +378,7 @@ def test_images_are_decoded_when_viewed_within_a_memory_budget(model_file, photo
             assert server.decoded.get(image_id) is not None and server.decoded.bytes <= 2 * one_image + 100
         assert len(server.decoded) == 2 and server.decoded.get("1") is None  # the least recently used went
         server.decoded.max_bytes = 1  # under one image: the one in use still serves
-        assert get(f"{url}/api/images/1/tiles/liif/2/0_0.png")[0] == 200 and len(server.decoded) == 1
+        assert get(f"{url}/api/images/1/tiles/model/2/0_0.png")[0] == 200 and len(server.decoded) == 1
         (tmp_path / "d2" / "photo.png").unlink()  # a listed file gone: a JSON error, not a traceback
         server.decoded.drop("2")
         status, kind, body = get(f"{url}/api/images/2/tiles/bicubic/0/0_0.png")
@@ -401,3 +401,14 @@ def test_the_other_decoders_serve_the_tiles_of_their_upscale(decoder, photo, tmp
                     limits=Limits(upload_bytes=100_000, input_pixels=250_000, output_pixels=400_000))
     with running(served) as url:
         x4_tile_is_the_cli_upscale(url, photo, path, tmp_path)
+
+
+@pytest.mark.parametrize("name, says", [("photo", "for clean images use --model default"),
+                                        ("edsr-liif-relu-skip-shared", "use --model photo"), ("tiny", "")])
+def test_the_page_says_in_one_line_which_inputs_its_model_is_for(model_file, photo, name, says):
+    from liifsr.zoo import load_model
+
+    server = Server(load_model(model_file), name, served_files([(photo.name, photo)]))
+    with running(server) as url:
+        hint = json.loads(get(url + "/api/config")[2])["model_hint"]
+    assert "\n" not in hint and says in hint and (hint == "") == (says == "")

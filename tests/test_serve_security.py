@@ -84,7 +84,7 @@ def test_only_the_host_names_the_server_was_started_for_are_answered(server):
         for host in ("attacker.example", f"rebind.attacker.example:{port}", f"127.0.0.1.nip.io:{port}",
                      f"127.attacker.example:{port}", f"localhost.attacker.example:{port}", f"127.0.0.1:{port + 1}",
                      f"192.168.1.10:{port}", f"127.0.0.1:{port}@attacker.example", "[::1"):
-            for path in ("/api/images", "/api/images/0/tiles/liif/2/0_0.png", "/", "/api/status"):
+            for path in ("/api/images", "/api/images/0/tiles/model/2/0_0.png", "/", "/api/status"):
                 status, body = ask(url, "GET", path, headers={"Host": host})
                 assert status == 421, (host, path)
                 assert "--allow-host NAME" in body["error"] and f"http://127.0.0.1:{port}/" in body["error"], body
@@ -282,3 +282,70 @@ def test_threads_are_bounded_by_the_cpus(model_file, monkeypatch, capsys):
     assert f"CPU threads of the model, 1 to {limit}" in text
     for option in ("--header-timeout", "--body-timeout", "--max-connections", "--image-cache-mb", "--allow-host"):
         assert option in text
+
+
+# --- the port ------------------------------------------------------------------------------
+
+
+def test_a_port_in_use_is_one_line_naming_it_before_the_model_loads(tmp_path, png, capsys):
+    """uvicorn printed `[Errno 98] error while attempting to bind` and exited 3, after the
+    model had loaded; the port is now taken before that, and its refusal names the fix.
+    (The model file is damaged: loaded first, it would be the error.)"""
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"not a model")
+    with socket.socket() as other:  # another program's listening socket
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert main(["serve", "--model", str(damaged), "--port", str(port), str(png)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"port {port} is already in use on 127.0.0.1" in err and "give another --port" in err, err
+
+
+def test_a_listening_failure_once_serving_starts_is_one_line(model_file, png, monkeypatch, capsys):
+    """Were uvicorn to fail on the sockets it is given, that is one line too, not its exit 3."""
+    import errno
+
+    import uvicorn
+
+    def fails(self, sockets=None):
+        assert sockets and all(sock.getsockname()[1] for sock in sockets)  # listening already, handed over
+        raise OSError(errno.EADDRINUSE, "address already in use")
+
+    monkeypatch.setattr(uvicorn.Server, "run", fails)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["serve", "--model", str(model_file), "--port", str(port), str(png)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(f"liifsr: error: port {port} is already in use"), err
+
+
+def test_serve_answers_on_the_port_it_took_before_loading(model_file, png):
+    """End to end: `liifsr serve` in a process of its own answers on the port it bound early."""
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "liifsr", "serve", "--model", str(model_file), "--port", str(port),
+                                str(png)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until the process has imported torch and bound the port
+            assert process.poll() is None, process.communicate()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the server did not listen within 60 s"
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}"
+        assert ask(url, "GET", "/api/images", headers={"Host": f"127.0.0.1:{port}"})[0] == 200
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -252,3 +252,91 @@ def test_photo_table_lays_out_models_by_degradation_and_scale(tmp_path):
     assert table[0] == "| dataset | model | clean x2 | clean x4 | jpeg:75 x2 | jpeg:75 x4 |"
     assert table[2] == "| Set14 | bicubic | 28.00 | 26.00 | 26.00 | 24.00 |"
     assert table[3] == "| Set14 | `edsr-thermal-photo` | 29.50 | 27.50 | 27.50 | 25.50 |"
+
+
+def test_precision_change_is_bf16_minus_fp32_and_names_models_above_the_line() -> None:
+    precision_change = load_tool("precision_change")
+    fp32 = [record(model, dataset, scale, 30.0, precision="fp32")
+            for model in ("a", "b") for dataset in ("Set5", "Set14") for scale in (2.0, 8.0)]
+    bf16 = [{**r, "precision": "bf16", "psnr": r["psnr"] + (0.004 if r["model"] == "a" else -0.02 * (r["scale"] == 8.0))}
+            for r in fp32]
+    table, above = precision_change.change_table(fp32, bf16)
+    lines = table.splitlines()
+    assert lines[0] == "| model | Set5 x2 | Set5 x8 | Set14 x2 | Set14 x8 | largest magnitude |"
+    assert lines[2] == "| `a` | +0.0040 | +0.0040 | +0.0040 | +0.0040 | 0.0040 |"
+    assert lines[3] == "| `b` | +0.0000 | -0.0200 | +0.0000 | -0.0200 | 0.0200 |"
+    assert above == ["b"]
+    with pytest.raises(SystemExit, match="differ"):
+        precision_change.change_table(fp32, bf16[1:])
+
+
+def test_recipe_table_ranks_arms_by_their_last_held_out_score(tmp_path: Path) -> None:
+    recipe_table = load_tool("recipe_table")
+    (tmp_path / "images").mkdir()
+    runs = {"short": write_run(tmp_path / "short", tmp_path / "images", epochs_logged=2),
+            "long": write_run(tmp_path / "long", tmp_path / "images", epochs_logged=3)}
+    lines = recipe_table.recipe_table({name: recipe_table.read_run(path) for name, path in runs.items()}).splitlines()
+    assert lines[0] == "| arm | recipe | held-out (dB) | held-out x2 | held-out x4 | iterations | s per epoch | minutes |"
+    # 3 epochs of 7 iterations; epochs of 30, 60 and 90 s; the last validation 29.5 (x2 31, x4 28)
+    assert lines[2] == ("| long | Adam 0.0001, x0.5 at epochs 200, 400, 600, 800; batch 4, 48 px patches "
+                        "| 29.50 | 31.00 | 28.00 | 21 | 60 | 3 |")
+    assert lines[3].startswith("| short | ") and "| 28.50 | 30.00 | 27.00 | 14 |" in lines[3]
+
+
+def per_image_record(model: str, dataset: str, scale: float, psnr: list[float], widths: list[float | None],
+                     protocol: str = "benchmark") -> dict:
+    images = [{"image": f"img{i}.png", "psnr": p, "ssim": 0.5, "edge_width": w}
+              for i, (p, w) in enumerate(zip(psnr, widths))]
+    return {**record(model, dataset, scale, sum(psnr) / len(psnr), protocol,
+                     "-" if model == "bicubic" else "bf16"), "per_image": images}
+
+
+def test_claims_table_sets_each_difference_beside_its_interval(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    claims_table = load_tool("claims_table")
+    from liifsr.evaluation.paired import paired_stats
+
+    records = [
+        per_image_record("relu", "Set5", 2.0, [30.0, 31.0, 33.0], [3.0, 4.0, 5.0]),
+        per_image_record("siren", "Set5", 2.0, [30.5, 31.5, 33.5], [2.0, 3.5, None]),  # B - A: +0.5 on each image
+        per_image_record("bicubic", "Urban100 (2 of 100)", 30.0, [16.0, 17.0], [50.0, 60.0], "div2k"),
+        per_image_record("relu", "Urban100 (2 of 100)", 30.0, [16.2, 17.1], [40.0, 44.0], "div2k"),
+        per_image_record("siren", "Urban100 (2 of 100)", 30.0, [16.5, 17.2], [36.0, 42.0], "div2k"),
+        per_image_record("relu", "Urban100 (2 of 100)", 12.0, [19.0, 20.0], [9.0, 9.0], "div2k"),
+        per_image_record("siren", "Urban100 (2 of 100)", 12.0, [19.4, 20.0], [8.0, 9.0], "div2k"),
+    ]
+    tables = claims_table.claims_tables(records, [("SIREN - ReLU", "relu", "siren")],
+                                        [("SIREN - ReLU", "relu", "siren")], [4.0, 30.0], resamples=500)
+    assert list(tables) == ["claims-intervals-benchmark", "claims-intervals-div2k", "claims-edge"]
+    assert tables["claims-intervals-benchmark"].splitlines() == [
+        "| Dataset | Difference | x2 |", "| --- | --- | ---: |", "| Set5 | SIREN - ReLU | +0.50 [+0.50, +0.50] |"]
+    div2k = tables["claims-intervals-div2k"].splitlines()
+    assert div2k[0] == "| Dataset | Difference | x12 | x30 |"
+    # the same estimate and interval as tools/paired_stats.py's (same function, seed, resamples)
+    _, rows, _ = paired_stats(records, ["relu"], ["siren"], "psnr", 500, 0)
+    x12, x30 = (next(d for d in rows if d.cell.scale == scale) for scale in (12.0, 30.0))
+    assert (x12.estimate, x30.estimate) == (pytest.approx(0.2), pytest.approx(0.2))  # +0.4, 0 and +0.3, +0.1
+    assert claims_table.interval_text(x30) == f"+0.20 [{x30.low:+.2f}, {x30.high:+.2f}]"
+    assert div2k[2] == (f"| Urban100 (2 of 100) | SIREN - ReLU | {claims_table.interval_text(x12)} | "
+                        f"{claims_table.interval_text(x30)} |")
+    # the edge table: x30 only (no cell at x4); bicubic's, A's and B's mean widths, then the differences
+    _, edge_rows, _ = paired_stats(records, ["relu"], ["siren"], "edge_width", 500, 0)
+    edge_x30 = next(d for d in edge_rows if d.cell == x30.cell)
+    assert edge_x30.estimate == pytest.approx(-3.0)  # -4 and -2
+    assert tables["claims-edge"].splitlines()[2:] == [
+        (f"| Urban100 (2 of 100), div2k protocol | x30 | SIREN - ReLU | 55.00 / 42.00 / 39.00 | "
+         f"{claims_table.interval_text(edge_x30)} | {claims_table.interval_text(x30)} |")]
+    # --into fills the marked blocks only; -o gets the same tables
+    (tmp_path / "r.json").write_text(json.dumps(records))
+    document = tmp_path / "results.md"
+    document.write_text("A\n<!-- claims-edge -->\nold\n<!-- /claims-edge -->\nB\n")
+    args = [str(tmp_path / "r.json"), "--pair", "SIREN - ReLU", "relu", "siren", "--edge-pair", "SIREN - ReLU", "relu",
+            "siren", "--resamples", "500", "-o", str(tmp_path / "claims.md"), "--into", str(document)]
+    assert claims_table.main(args) == 0
+    assert document.read_text() == f"A\n<!-- claims-edge -->\n{tables['claims-edge']}<!-- /claims-edge -->\nB\n"
+    assert tables["claims-intervals-div2k"] in (tmp_path / "claims.md").read_text()
+    # bad input: one line naming the problem, exit 2, nothing written
+    capsys.readouterr()
+    assert claims_table.main([str(tmp_path / "r.json"), "--pair", "x", "relu", "lte", "-o", str(tmp_path / "bad.md")]) == 2
+    assert "no model 'lte'" in capsys.readouterr().err and not (tmp_path / "bad.md").exists()
+    assert claims_table.main([str(tmp_path / "r.json")]) == 2
+    assert "no pairs" in capsys.readouterr().err

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -18,18 +17,12 @@ from safetensors.torch import load_file, save_file
 
 from liifsr.config import ConfigError, brief, from_dict, to_dict
 from liifsr.files import atomic_write
+from liifsr.liif_pth import liif_args_to_config, liif_state_dict
 from liifsr.models import ImplicitModel, ModelConfig, build_model, check_model_config
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
-from liifsr.models.rdn import RDNConfig
 
 # liifsr/2: the config names its encoder and decoder (`liifsr.models`); liifsr/1 files
 # (one flat encoder mapping, LIIF's flags at the top) still load, see ModelConfig.upgrade.
 FORMAT = "liifsr/2"
-# LIIF's EDSR keeps two mean-shift convs that its forward pass never applies.
-_LIIF_UNUSED_PREFIXES = ("encoder.sub_mean.", "encoder.add_mean.")
-# LIIF's `make_rdn` configurations: D residual dense blocks of C layers, growth G.
-_RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}
 # The most a `.pth` archive may unpack to: the weights of the largest model a config may
 # declare (models.base.MAX_PARAMETERS in fp32) and room for the pickle. Checked on the zip's
 # own directory before torch.load, so that a small file cannot unpack to gigabytes.
@@ -206,47 +199,16 @@ def _read_liif_pth(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     try:
         config = liif_args_to_config(args)
     except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as error:
-        if isinstance(error, CheckpointError):
+        if isinstance(error, ConfigError):  # what liifsr lacks, or a value of the wrong type
             raise CheckpointError(f"LIIF checkpoint {str(path)!r}: {error}") from None
         detail = f"lacks {error}" if isinstance(error, KeyError) else f"has malformed arguments ({error})"
         raise CheckpointError(f"LIIF checkpoint {str(path)!r} {detail} in model.args") from None
-    state = {k: v for k, v in state.items() if not str(k).startswith(_LIIF_UNUSED_PREFIXES)}
+    state = liif_state_dict(state)
     not_tensors = sorted(str(k) for k, v in state.items() if not torch.is_tensor(v))
     if not_tensors:
         raise CheckpointError(f"LIIF checkpoint {str(path)!r}: model.sd[{not_tensors[0]!r}] is not a tensor")
     check_shapes(path, config, {key: tuple(value.shape) for key, value in state.items()})
     return config, state
-
-
-def liif_args_to_config(args: dict[str, Any]) -> ModelConfig:
-    """Translate LIIF's `model.args` (encoder_spec, imnet_spec, flags) into a ModelConfig."""
-    encoder_spec, imnet_spec = args["encoder_spec"], args.get("imnet_spec")
-    name, enc = encoder_spec["name"], encoder_spec.get("args", {})
-    if name == "edsr-baseline":
-        encoder = EDSRConfig(n_resblocks=enc.get("n_resblocks", 16), n_feats=enc.get("n_feats", 64), res_scale=float(enc.get("res_scale", 1)))
-    elif name == "edsr":
-        encoder = EDSRConfig(n_resblocks=enc.get("n_resblocks", 32), n_feats=enc.get("n_feats", 256), res_scale=float(enc.get("res_scale", 0.1)))
-    elif name == "rdn":
-        D, C, G = _RDN_CONFIGS[enc.get("RDNconfig", "B")]
-        encoder = RDNConfig(G0=enc.get("G0", 64), D=D, C=C, G=G, kernel_size=enc.get("RDNkSize", 3))
-    else:
-        raise CheckpointError(f"unsupported LIIF encoder {name!r} (supported: edsr-baseline, edsr, rdn)")
-    if imnet_spec is None or imnet_spec.get("name") != "mlp":
-        raise CheckpointError("only LIIF checkpoints with an 'mlp' imnet are supported")
-    mlp = imnet_spec["args"]
-    decoder = LIIFConfig(
-        hidden=list(mlp["hidden_list"]),
-        out_dim=mlp.get("out_dim", 3),
-        feature_unfold=args.get("feat_unfold", True),
-        local_ensemble=args.get("local_ensemble", True),
-        cell_decode=args.get("cell_decode", True),
-    )
-    config = ModelConfig(encoder=encoder, decoder=decoder)
-    # The values came from a pickle, not from YAML: give them the same type checks.
-    try:
-        return from_dict(ModelConfig, to_dict(config))
-    except ConfigError as error:
-        raise CheckpointError(str(error)) from None
 
 
 def convert_liif(source: str | Path, target: str | Path) -> ModelConfig:

@@ -1,13 +1,14 @@
 """What an upscale may ask, checked once for the Python API and the command line alike:
-output sizes (`output_size`, `Fit`), tuning options, precisions and input tensors. A bad
-request raises `UpscaleError` with a one-line message that names the problem and the fix."""
+output sizes and scales (`output_size`, `Fit`, `check_scale`), tuning options, precisions
+and input tensors. A bad request raises `UpscaleError` with a one-line message that
+names the problem and the fix."""
 
 from __future__ import annotations
 
 import math
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from liifsr.runtime import DeviceError, check_precision_on
 
 if TYPE_CHECKING:
     from liifsr.models import ImplicitModel
+    from liifsr.onnx_runtime import OnnxModel
 
 # Outputs beyond this need allow_huge=True: a typo like --scale 300 should not eat the disk.
 MAX_OUTPUT_PIXELS = 20000 * 20000
@@ -34,7 +36,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_count(value: object) -> bool:
+def _is_count(value: object) -> TypeGuard[int | np.integer]:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -51,7 +53,7 @@ class Fit:
         given = [value for value in (self.long_side, self.short_side, self.box) if value is not None]
         if len(given) != 1:
             raise UpscaleError("a Fit takes exactly one of long_side, short_side or box")
-        sides = self.box if self.box is not None else given
+        sides: object = self.box if self.box is not None else given
         if not isinstance(sides, (tuple, list)) or len(sides) != len(given) + (self.box is not None) or not all(
                 _is_count(n) and n > 0 for n in sides):
             raise UpscaleError(f"a Fit's sides must be positive integers (a box two of them), got {_brief(given[0])}")
@@ -68,7 +70,9 @@ class Fit:
         else:
             pick = max if self.long_side is not None else min
             binding = 0 if pick(in_hw) == in_hw[0] else 1
-            target = self.long_side if self.long_side is not None else self.short_side
+            side = self.long_side if self.long_side is not None else self.short_side
+            assert side is not None, "__post_init__ checked that one side is given"
+            target = side
         scale = target / in_hw[binding]
         out = [_side(n * scale) for n in in_hw]
         out[binding] = int(target)
@@ -111,10 +115,23 @@ def output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | Non
     scales = scale if isinstance(scale, (tuple, list)) else (scale, scale)
     if len(scales) != 2:
         raise UpscaleError(f"scale must be one number or (sy, sx), got {scale!r}")
-    for s in scales:
-        if not _is_number(s) or not math.isfinite(s) or s <= 0:
-            raise UpscaleError(f"scale must be a positive finite number, got {s!r}")
-    return _side(in_hw[0] * float(scales[0])), _side(in_hw[1] * float(scales[1]))
+    sy, sx = (check_scale(s) for s in scales)
+    return _side(in_hw[0] * sy), _side(in_hw[1] * sx)
+
+
+def check_scale(scale: object, at_least: float = 0.0, whole: bool = False, why: str = "") -> float:
+    """`scale` as a float if it is a real, finite number above 0, at least `at_least` and
+    whole where `whole` asks; else an UpscaleError naming the rule (with `why`, the reason
+    for a stricter one). The one rule of scales: the API, `upscale`, `compare`, `evaluate`."""
+    kind = "whole" if whole else "finite"
+    rule = f"a {kind} number >= {at_least:g}" if at_least > 0 else f"a positive {kind} number"
+    try:
+        value = float(scale) if _is_number(scale) else math.nan  # type: ignore[arg-type]
+    except OverflowError:  # an integer beyond any float
+        value = math.inf
+    if not (math.isfinite(value) and value > 0 and value >= at_least and (not whole or value == int(value))):
+        raise UpscaleError(f"scale must be {rule}{why}, got {_brief(scale)}")
+    return value
 
 
 def check_output_size(out_hw: tuple[int, int], allow_huge: bool) -> None:
@@ -126,14 +143,15 @@ def check_output_size(out_hw: tuple[int, int], allow_huge: bool) -> None:
         )
 
 
-def check_options(chunk_size: int | None = None, tile_size: int | None = None) -> None:
-    """The tuning options of an upscale: positive integers, or None for the default."""
+def check_tuning(chunk_size: int | None = None, tile_size: int | None = None) -> None:
+    """The tuning options of an upscale, its chunk and tile sizes: positive integers, or
+    None for the default."""
     for name, flag, value in (("chunk_size", "--chunk", chunk_size), ("tile_size", "--tile", tile_size)):
         if value is not None and not (_is_count(value) and value > 0):
             raise UpscaleError(f"{name} ({flag}) must be a positive integer, got {value!r}")
 
 
-def check_model_precision(model: ImplicitModel, device: torch.device, precision: str) -> None:
+def check_model_precision(model: ImplicitModel | OnnxModel, device: torch.device, precision: str) -> None:
     """A precision this device and this model run (an ONNX model: fp32 only)."""
     try:
         check_precision_on(device, precision)
@@ -141,7 +159,8 @@ def check_model_precision(model: ImplicitModel, device: torch.device, precision:
         raise UpscaleError(str(error)) from None
     supported = model.precisions
     if precision not in supported:
-        raise UpscaleError(f"this model runs in {', '.join(supported)} only, not {precision} (an ONNX model runs in fp32)")
+        raise UpscaleError(f"this model runs in {', '.join(supported)} only, not {precision} (an exported ONNX model "
+                           "runs in fp32: leave the precision at auto, or give fp32)")
 
 
 def shape_text(shape: tuple[int, ...]) -> str:

@@ -23,28 +23,28 @@ costs no more than its crop.
 
 from __future__ import annotations
 
-import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from liifsr.degrade import SPEC_HELP, Step, apply_steps, image_generator, spec_text
+from liifsr.checks import check_scale, output_size
+from liifsr.decoding import DecodeOptions, open_models
+from liifsr.degrade import Step, apply_steps, image_generator, spec_text
 from liifsr.evaluation.datasets import parse_degrade
 from liifsr.files import atomic_write, check_distinct_outputs, check_output_path
 from liifsr.imageio import read_image
-from liifsr.checks import output_size
-from liifsr.tiling import Span, upscale_tensor
 from liifsr.metrics import psnr
 from liifsr.resize import BICUBIC, bicubic_upsample, liif_downsample
-from liifsr.runtime import AUTO, add_runtime_options, check_precision, decoding_options, resolve_device, resolve_precision
+from liifsr.runtime import AUTO
+from liifsr.tiling import Span, upscale_tensor
 
 if TYPE_CHECKING:
     from liifsr.models import ImplicitModel
+    from liifsr.onnx_runtime import OnnxModel
 
 FIGURE_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 DEFAULT_SCALE = 30.0  # the paper's figures
@@ -80,28 +80,11 @@ class Panel:
 # --- inputs -----------------------------------------------------------------------
 
 
-def parse_box(text: str) -> Box:
-    try:
-        x, y, w, h = (int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"bad --box {text!r}: give four whole numbers x,y,w,h (left, top, width, height)") from None
-    if x < 0 or y < 0 or w < 1 or h < 1:
-        raise ValueError(f"bad --box {text!r}: x and y must be >= 0, width and height >= 1")
-    return Box(x, y, w, h)
-
-
 def check_box(box: Box, height: int, width: int, what: str) -> None:
     if box.x + box.w > width or box.y + box.h > height:
         raise ValueError(
             f"box {box.x},{box.y},{box.w},{box.h} does not fit in the {width}x{height} {what} (x + w <= {width}, y + h <= {height})"
         )
-
-
-def parse_models(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise ValueError("give at least one model with --models A,B,...")
-    return names
 
 
 def degraded_input(lr: Tensor, steps: tuple[Step, ...], image_name: str, scale: float) -> Tensor:
@@ -126,21 +109,15 @@ def display_name(name: str) -> str:
 
 
 @torch.no_grad()
-def decode_box(model: ImplicitModel, lr: Tensor, out_hw: tuple[int, int], box: Box, **options: Any) -> Tensor:
+def decode_box(model: ImplicitModel | OnnxModel, lr: Tensor, out_hw: tuple[int, int], box: Box,
+               decoding: DecodeOptions = DecodeOptions()) -> Tensor:
     """The pixels inside `box` of `model`'s (H, W) = `out_hw` output for `lr` (1, 3, h, w) in [0, 1].
 
     Equal to cropping `upscale_tensor(model, lr, out_hw)` up to float rounding (the encoder
     runs over the window the box reads), without decoding the rest.
     """
     region = (Span(box.y, box.y + box.h), Span(box.x, box.x + box.w))
-    return upscale_tensor(model, lr, out_hw, region=region, progress=None, **options)
-
-
-def load_models(names: list[str], device: torch.device) -> dict[str, ImplicitModel]:
-    """Load every model up front so a bad name fails before any work."""
-    from liifsr.zoo import load_model
-
-    return {name: load_model(name, device=device) for name in names if name != BICUBIC}
+    return upscale_tensor(model, lr, out_hw, region=region, **decoding.tiling_arguments())
 
 
 # --- the two modes ----------------------------------------------------------------
@@ -151,8 +128,9 @@ def to_array(image: Tensor) -> np.ndarray:
     return image.reshape(-1, *image.shape[-2:]).permute(1, 2, 0).cpu().numpy()
 
 
-def downsampled_panels(image: Tensor, names: list[str], models: dict[str, ImplicitModel], scale: float, box: Box,
-                       steps: tuple[Step, ...] = (), image_name: str = "", **options: Any) -> list[Panel]:
+def downsampled_panels(image: Tensor, names: list[str], models: dict[str, ImplicitModel | OnnxModel], scale: float, box: Box,
+                       steps: tuple[Step, ...] = (), image_name: str = "",
+                       decoding: DecodeOptions = DecodeOptions()) -> list[Panel]:
     """Figure 6: LR by LIIF's protocol (then degraded by `steps`), every method upscales
     it back, PSNR on the box."""
     hr, lr = liif_downsample(image, scale)
@@ -173,14 +151,15 @@ def downsampled_panels(image: Tensor, names: list[str], models: dict[str, Implic
             # MATLAB bicubic of the whole image (cheap), rounded to uint8 as in `evaluate`.
             pred = box.crop(bicubic_upsample(lr, out_hw))
         else:
-            pred = decode_box(models[name], lr, out_hw, box, **options)
+            pred = decode_box(models[name], lr, out_hw, box, decoding)
         panels.append(Panel(to_array(pred), f"{display_name(name)}\n{psnr(pred, target):.2f} dB"))
     panels.append(Panel(to_array(target), "HR\n(ground truth)"))
     return panels
 
 
-def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, ImplicitModel], scale: float, box: Box,
-                   steps: tuple[Step, ...] = (), image_name: str = "", **options: Any) -> list[Panel]:
+def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, ImplicitModel | OnnxModel], scale: float, box: Box,
+                   steps: tuple[Step, ...] = (), image_name: str = "",
+                   decoding: DecodeOptions = DecodeOptions()) -> list[Panel]:
     """Figure 5: the box of the image itself (degraded by `steps`) is the LR input; no
     ground truth, no PSNR."""
     check_box(box, image.shape[-2], image.shape[-1], "image")
@@ -198,7 +177,7 @@ def lr_crop_panels(image: Tensor, names: list[str], models: dict[str, ImplicitMo
         if name == BICUBIC:
             pred = bicubic_upsample(lr, out_hw)
         else:
-            pred = upscale_tensor(models[name], lr, out_hw, progress=None, **options)
+            pred = upscale_tensor(models[name], lr, out_hw, **decoding.tiling_arguments())
         panels.append(Panel(to_array(pred), f"{display_name(name)}\n({out_hw[1]}x{out_hw[0]})"))
     return panels
 
@@ -254,47 +233,24 @@ def compare(
 ) -> Path:
     """Build and write the comparison figure; returns its path. `degrade`: a chain
     (liifsr.degrade's spec, e.g. 'jpeg:75') applied to the LR input."""
-    if not math.isfinite(scale) or scale < 1:
-        raise ValueError(f"bad --scale {scale:g}: give a number >= 1")
+    check_scale(scale, at_least=1)
+    decoding = DecodeOptions(chunk_size, tile_size, precision, progress=None)  # 'auto' resolves per model as it runs
     steps = parse_degrade(degrade)
     dest = check_output_path(out, FIGURE_FORMATS, "figure")
     check_distinct_outputs([(image_path, dest)])
     loaded = torch.from_numpy(read_image(image_path).rgb).permute(2, 0, 1).contiguous()
-    torch_device = resolve_device(device)
-    loaded_models = load_models(models, torch_device)
-    check_precision(torch_device, resolve_precision(precision, torch_device))  # 'auto' resolves per model as it runs
-    options = {"precision": precision, "chunk_size": chunk_size, "tile_size": tile_size}
-    degraded = {"steps": steps, "image_name": Path(image_path).name}
+    opened = open_models([name for name in models if name != BICUBIC], device, precision)  # a bad one fails before any work
+    loaded_models = {name: model.model for name, model in opened.items()}
+    image_name = Path(image_path).name
     inputs = f", then degraded by {spec_text(steps)}" if steps else ""
     if lr_crop:
-        panels = lr_crop_panels(loaded, models, loaded_models, scale, box, **degraded, **options)
+        panels = lr_crop_panels(loaded, models, loaded_models, scale, box, steps=steps, image_name=image_name, decoding=decoding)
         footnote = (f"x{scale:g}: the boxed region of the image is the LR input{inputs} "
                     "(no downsampling, no ground truth).")
     else:
-        panels = downsampled_panels(loaded, models, loaded_models, scale, box, **degraded, **options)
+        panels = downsampled_panels(loaded, models, loaded_models, scale, box, steps=steps, image_name=image_name, decoding=decoding)
         footnote = (
             f"x{scale:g}: LR made by LIIF's bicubic downsampling{inputs}; PSNR on the boxed region, RGB, no border shaved."
         )
     render(panels, footnote, dest)
     return dest
-
-
-# --- command line -----------------------------------------------------------------
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", type=Path, help="the image (the HR, or with --lr-crop the source of the LR crop)")
-    parser.add_argument("--models", required=True, help="comma-separated bundled names or model files (bicubic is always shown)")
-    parser.add_argument("--scale", type=float, default=DEFAULT_SCALE, help=f"upscaling factor (default {DEFAULT_SCALE:g})")
-    parser.add_argument("--box", required=True, help="region x,y,w,h in image pixels (the HR image's, by default)")
-    parser.add_argument("-o", "--out", type=Path, required=True, help=f"figure file ({', '.join(FIGURE_FORMATS)})")
-    parser.add_argument("--lr-crop", action="store_true", help="use the box of the image itself as the LR input (Figure 5)")
-    parser.add_argument("--degrade", metavar="SPEC", help=f"degrade the LR input (every method's): {SPEC_HELP}")
-    add_runtime_options(parser, automatic_precision=True)
-
-
-def run(args: argparse.Namespace) -> int:
-    dest = compare(args.image, parse_models(args.models), args.scale, parse_box(args.box), args.out, args.lr_crop,
-                   args.device, args.precision, degrade=args.degrade, **decoding_options(args))
-    print(dest)
-    return 0

@@ -14,11 +14,14 @@ import reprlib
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 class ConfigError(ValueError):
@@ -59,7 +62,7 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     origin = typing.get_origin(annotation)
     if dataclasses.is_dataclass(annotation) and hasattr(annotation, "variants"):
         return _convert_variant(value, annotation, where)
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {brief(value)}")
         return from_dict(annotation, value, where)
@@ -127,7 +130,7 @@ def _convert_variant(value: Any, annotation: Any, where: str) -> Any:
 
 def _describe(annotation: Any) -> str:
     """A type as a config user reads it: 'a string', 'a mapping of ModelConfig fields'."""
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return f"a mapping of {annotation.__name__} fields"
     names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
     return names.get(annotation, "a list" if typing.get_origin(annotation) in (list, tuple) else str(annotation))
@@ -138,8 +141,9 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
 
     A class with an `upgrade` static method first passes the mapping through it (how
     older layouts of a config are still read)."""
-    if hasattr(cls, "upgrade") and isinstance(data, dict):
-        data = cls.upgrade(data)
+    upgrade = getattr(cls, "upgrade", None)
+    if upgrade is not None and isinstance(data, dict):
+        data = upgrade(data)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names

@@ -86,8 +86,10 @@ def relative_coord(coord: Tensor, latent_coord: Tensor, feat_hw: tuple[int, int]
     return rel
 
 
-def relative_cell(cell: Tensor, feat_hw: tuple[int, int]) -> Tensor:
+def relative_cell(cell: Tensor | None, feat_hw: tuple[int, int]) -> Tensor:
     """Cell size in units of the feature grid (LIIF's rel_cell)."""
+    if cell is None:
+        raise ValueError("this decoder reads the cell size: pass `cell` (coords.cell_size gives it)")
     rel = cell.clone()
     rel[..., 0] *= feat_hw[0]
     rel[..., 1] *= feat_hw[1]
@@ -169,6 +171,7 @@ def nearest_sample(image: Tensor, coord: Tensor, grid_hw: tuple[int, int], windo
     batch, channels, win_h, win_w = image.shape
     iy = nearest_index(coord[..., 0], grid_hw[0]) - window[0]
     ix = nearest_index(coord[..., 1], grid_hw[1]) - window[1]
-    batch_offset = torch.arange(batch, device=image.device).view(batch, 1) * (win_h * win_w)
-    pixels = image.permute(0, 2, 3, 1).reshape(-1, channels)
-    return pixels.index_select(0, (iy * win_w + ix + batch_offset).view(-1)).view(batch, -1, channels)
+    # Gathered per channel plane, (B, C, Q): a gather of rows of the channels-last view of an
+    # NCHW image reads 3 strided values per query (13x slower for an x3.5 chunk, 2-core Xeon).
+    index = (iy * win_w + ix).unsqueeze(1).expand(batch, channels, -1)
+    return image.reshape(batch, channels, win_h * win_w).gather(2, index).transpose(1, 2)

@@ -44,9 +44,14 @@ Validation
 
 from __future__ import annotations
 
+import functools
+import os
+import signal
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -55,8 +60,8 @@ from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from liifsr.coords import cell_size, make_coord
-from liifsr.imageio import IMAGE_EXTENSIONS, find_images, read_uint8
 from liifsr.degrade import DegradeConfig, check_degrade_config, degrade_patch
+from liifsr.imageio import IMAGE_EXTENSIONS, ImageError, find_images, read_uint8
 from liifsr.resize import modcrop, resize_lr
 
 # Folder names of evaluation sets, which must never be trained or validated on.
@@ -107,6 +112,17 @@ class DataError(ValueError):
     """A data folder or data setting the user has to fix; the message says how."""
 
 
+class SampleError(DataError):
+    """A training image that fails when a sample is made of it (`data.cache: false`), in a
+    DataLoader worker. torch re-raises a worker's error in the main process as the same
+    class called with the worker's whole traceback as its message (some 1,700 characters);
+    this class keeps one line of it: its own message, the traceback's last line."""
+
+    def __init__(self, message: str) -> None:
+        own_line = f"{SampleError.__module__}.{SampleError.__qualname__}: "  # how a traceback ends with one
+        super().__init__(message.rstrip().rsplit(own_line, 1)[-1])
+
+
 # --- image folders ------------------------------------------------------------------
 
 
@@ -144,7 +160,7 @@ def ensure_min_side(image: Tensor, min_side: int) -> Tensor:
     factor = min_side / min(height, width)
     size = (max(min_side, round(height * factor)), max(min_side, round(width * factor)))
     pil = Image.fromarray(image.permute(1, 2, 0).numpy(), mode="RGB")
-    resized = np.asarray(pil.resize((size[1], size[0]), Image.BICUBIC))
+    resized = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BICUBIC))
     return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
 
 
@@ -171,7 +187,11 @@ class ImageFolder:
     def __getitem__(self, index: int) -> Tensor:
         if self._cache is not None:
             return self._cache[index]
-        return self._load(self.paths[index])
+        try:
+            return self._load(self.paths[index])
+        except ImageError as error:  # in a DataLoader worker: see SampleError
+            raise SampleError(f"{error}; data.cache: false reads each image again when it is sampled: restore "
+                              "the file, then continue with --resume") from None
 
 
 def _progress(items: Sequence[Path], enabled: bool, description: str) -> Sequence[Path] | Iterator[Path]:
@@ -255,7 +275,7 @@ def augment(x: Tensor, flip_rows: bool, flip_cols: bool, transpose: bool) -> Ten
 
 def to_pixel_samples(hr: Tensor) -> tuple[Tensor, Tensor]:
     """(H*W, 2) pixel-centre coordinates and (H*W, 3) RGB of a (3, H, W) image, row-major."""
-    coord = make_coord(tuple(hr.shape[-2:]))
+    coord = make_coord((hr.shape[-2], hr.shape[-1]))
     rgb = hr.reshape(3, -1).t()
     return coord, rgb
 
@@ -289,7 +309,7 @@ def make_sample(image: Tensor, config: DataConfig, generator: torch.Generator,
 
     coord, rgb = to_pixel_samples(hr.contiguous())
     chosen = torch.randperm(coord.shape[0], generator=generator)[: config.sample_q]
-    cell = cell_size(hr.shape[-2:]).expand(config.sample_q, 2)
+    cell = cell_size((hr.shape[-2], hr.shape[-1])).expand(config.sample_q, 2)
     return {"inp": lr.contiguous(), "coord": coord[chosen], "cell": cell.clone(), "gt": rgb[chosen]}
 
 
@@ -318,7 +338,9 @@ class EpochSampler(Sampler[SampleKey]):
     """
 
     def __init__(self, length: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        self.inner = DistributedSampler(range(length), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        # the sampler reads only the dataset's length: a range stands for it
+        self.inner: DistributedSampler[int] = DistributedSampler(
+            cast("Dataset[int]", range(length)), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -338,10 +360,27 @@ def iterations_per_epoch(samples: int, batch_size: int, world_size: int = 1) -> 
     return (samples // world_size) // (batch_size // world_size)
 
 
+def die_with_parent(parent: int, worker_id: int) -> None:
+    """A DataLoader worker's `worker_init_fn`: on Linux, have the kernel SIGKILL this worker
+    when the thread that made it (the training loop's, the main thread) ends, SIGKILL of
+    the run included. torch's workers otherwise notice only between samples, and a long
+    one keeps an orphan computing for nothing meanwhile."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request: the kernel will not say so
+        os._exit(1)
+
+
 def make_train_loader(
     dataset: LIIFTrainSet, batch_size: int, num_workers: int, rank: int = 0, world_size: int = 1, pin_memory: bool = False
 ) -> torch.utils.data.DataLoader:
-    """A loader of local batches (batch_size is the global batch, split over processes)."""
+    """A loader of local batches (batch_size is the global batch, split over processes).
+    Its workers die with the process iterating it (`die_with_parent`): iterate it on the
+    thread that lives as long as they should (a persistent worker is made on first use)."""
     if batch_size % world_size:
         raise DataError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
     local_batch = batch_size // world_size
@@ -356,6 +395,7 @@ def make_train_loader(
         drop_last=True,  # same full global batches whatever the number of processes
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
+        worker_init_fn=functools.partial(die_with_parent, os.getpid()),
     )
 
 

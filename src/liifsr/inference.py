@@ -6,17 +6,17 @@ beside the colour. The work is done by `liifsr.tiling`; requests are checked by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from liifsr.checks import (Fit, UpscaleError, check_model, check_options, check_output_size, check_unit_range, output_size,
-                           shape_text)
+from liifsr.checks import Fit, UpscaleError, check_model, check_output_size, check_unit_range, output_size, shape_text
+from liifsr.decoding import DecodeOptions
 from liifsr.resize import bicubic_taps
 from liifsr.runtime import AUTO
 from liifsr.tiling import Span, upscale_bands, upscale_tensor
@@ -26,32 +26,36 @@ if TYPE_CHECKING:
 
     from liifsr.imageio import LoadedImage
     from liifsr.models import ImplicitModel
+    from liifsr.onnx_runtime import OnnxModel
 
 __all__ = ["Fit", "UpscaleError", "UpscaledFile", "output_size", "resize_alpha", "upscale", "upscale_array", "upscale_files",
            "upscale_image_bands"]
 
 
 def upscale(
-    model: ImplicitModel,
+    model: ImplicitModel | OnnxModel,
     image: Image.Image | np.ndarray | Tensor,
     scale: float | tuple[float, float] | None = None,
     size: tuple[int, int] | Fit | None = None,
     *,
     allow_huge: bool = False,
     precision: str = AUTO,
-    **options: Any,
+    chunk_size: int | None = None,
+    tile_size: int | None = None,
+    progress: bool | None = False,
 ) -> Image.Image | np.ndarray | Tensor:
     """Upscale a PIL image, a uint8/uint16 array (H, W[, C]) or a float tensor in [0, 1].
 
     Returns the same kind of object. Grayscale stays grayscale (the model sees it as
     RGB); an alpha channel is resized with bicubic interpolation. `precision` is 'auto'
     (bf16 where the device runs it natively, else fp32: `runtime.resolve_precision`),
-    'fp32', 'bf16' or 'fp16' (CUDA). Options are those of `upscale_tensor` (chunk_size,
-    tile_size, progress).
+    'fp32', 'bf16' or 'fp16' (CUDA). `chunk_size`, `tile_size` and `progress` are those
+    of `tiling.upscale_tensor` (`decoding.DecodeOptions`).
     """
     from PIL import Image
 
     check_model(model)
+    decoding = DecodeOptions(chunk_size, tile_size, precision, progress)
     if isinstance(image, Image.Image):
         from liifsr.imageio import from_pil
 
@@ -59,8 +63,7 @@ def upscale(
         if loaded.bit_depth == 16 and loaded.alpha is not None:
             raise UpscaleError(f"PIL has no 16-bit gray-with-alpha mode for the result of this {image.mode} image with "
                                "transparency: pass its pixels as a uint16 numpy array (H, W, 2), or convert it to 8 bits")
-        rgb, alpha = upscale_array(model, loaded.rgb, loaded.alpha, scale, size, allow_huge=allow_huge,
-                                   precision=precision, **options)
+        rgb, alpha = decode_array(model, loaded.rgb, loaded.alpha, scale, size, allow_huge, decoding)
         return result_image(rgb, alpha, loaded.grayscale, loaded.bit_depth, image.mode)
     if isinstance(image, np.ndarray):
         if image.dtype not in (np.uint8, np.uint16):
@@ -76,7 +79,7 @@ def upscale(
             array = array[..., None]
         color = array[..., :3] if array.shape[-1] >= 3 else np.repeat(array[..., :1], 3, axis=-1)
         alpha = array[..., -1] if array.shape[-1] in (2, 4) else None
-        rgb, alpha = upscale_array(model, color, alpha, scale, size, allow_huge=allow_huge, precision=precision, **options)
+        rgb, alpha = decode_array(model, color, alpha, scale, size, allow_huge, decoding)
         channels = [rgb.mean(-1, keepdims=True) if array.shape[-1] <= 2 else rgb]
         if alpha is not None:
             channels.append(alpha[..., None])
@@ -92,12 +95,11 @@ def upscale(
         if batch.shape[0] == 0:
             raise UpscaleError(f"the batch is empty (shape {shape_text(image.shape)})")
         check_unit_range(batch)
-        check_options(options.get("chunk_size"), options.get("tile_size"))
-        out_hw = output_size(tuple(batch.shape[-2:]), scale, size)
+        out_hw = output_size((batch.shape[-2], batch.shape[-1]), scale, size)
         check_output_size(out_hw, allow_huge)
-        outs = [upscale_tensor(model, b.unsqueeze(0), out_hw, precision=precision, **options) for b in batch]
-        result = torch.cat(outs).to(image.device)
-        return result if image.dim() == 4 else result[0]
+        outs = [upscale_tensor(model, b.unsqueeze(0), out_hw, **decoding.tiling_arguments()) for b in batch]
+        upscaled = torch.cat(outs).to(image.device)
+        return upscaled if image.dim() == 4 else upscaled[0]
     raise UpscaleError(f"cannot upscale a {type(image).__name__}: pass a PIL image, a numpy array or a torch tensor")
 
 
@@ -135,7 +137,7 @@ class UpscaledFile:
     16-bit gray as I;16, 16-bit colour or gray with alpha at 8 bits (PIL has no such 16-bit modes)."""
 
     source: Path
-    image: "Image.Image | None"  # None when it failed
+    image: Image.Image | None  # None when it failed
     error: str | None = None  # one line naming the file and the problem
     array: np.ndarray | None = None
     bit_depth: int = 8
@@ -155,9 +157,10 @@ class UpscaledFile:
         write_image(path, rgb, values[..., -1] if self.alpha else None, grayscale=self.grayscale, bit_depth=self.bit_depth)
 
 
-def upscale_files(model: ImplicitModel, inputs: str | Path | Iterable[str | Path],
+def upscale_files(model: ImplicitModel | OnnxModel, inputs: str | Path | Iterable[str | Path],
                   scale: float | tuple[float, float] | None = None, size: tuple[int, int] | Fit | None = None, *,
-                  allow_huge: bool = False, precision: str = AUTO, **options) -> Iterator[UpscaledFile]:
+                  allow_huge: bool = False, precision: str = AUTO, chunk_size: int | None = None,
+                  tile_size: int | None = None, progress: bool | None = False) -> Iterator[UpscaledFile]:
     """Upscale image files and folders of them (recursively), one result at a time, as PIL
     images: a notebook can show each as it comes. `inputs` is a list of paths, or one path
     (a folder's name is one input, not a list of its characters). A file that cannot be
@@ -165,11 +168,12 @@ def upscale_files(model: ImplicitModel, inputs: str | Path | Iterable[str | Path
     from liifsr.files import about
     from liifsr.imageio import MAX_INPUT_PIXELS, ImageError, collect_images, read_image
 
+    check_model(model)
+    decoding = DecodeOptions(chunk_size, tile_size, precision, progress)
     for source, _ in collect_images(inputs):
         try:
             loaded = read_image(source, max_pixels=None if allow_huge else MAX_INPUT_PIXELS)
-            rgb, alpha = upscale_array(model, loaded.rgb, loaded.alpha, scale, size, allow_huge=allow_huge,
-                                       precision=precision, **options)
+            rgb, alpha = decode_array(model, loaded.rgb, loaded.alpha, scale, size, allow_huge, decoding)
             array = levels(rgb, alpha, loaded.grayscale, loaded.bit_depth)
             yield UpscaledFile(source, result_image(rgb, alpha, loaded.grayscale, loaded.bit_depth),
                                array=array[..., 0] if array.shape[-1] == 1 else array, bit_depth=loaded.bit_depth,
@@ -179,7 +183,7 @@ def upscale_files(model: ImplicitModel, inputs: str | Path | Iterable[str | Path
 
 
 def upscale_array(
-    model: ImplicitModel,
+    model: ImplicitModel | OnnxModel,
     rgb: np.ndarray,
     alpha: np.ndarray | None,
     scale: float | tuple[float, float] | None = None,
@@ -187,15 +191,24 @@ def upscale_array(
     *,
     allow_huge: bool = False,
     precision: str = AUTO,
-    **options,
+    chunk_size: int | None = None,
+    tile_size: int | None = None,
+    progress: bool | None = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Float (H, W, 3) in [0, 1] (and an optional (H, W) alpha) -> upscaled float arrays."""
+    """Float (H, W, 3) in [0, 1] (and an optional (H, W) alpha) -> upscaled float arrays.
+    Options are `upscale`'s."""
     check_model(model)
-    check_options(options.get("chunk_size"), options.get("tile_size"))
+    return decode_array(model, rgb, alpha, scale, size, allow_huge, DecodeOptions(chunk_size, tile_size, precision, progress))
+
+
+def decode_array(model: ImplicitModel | OnnxModel, rgb: np.ndarray, alpha: np.ndarray | None,
+                 scale: float | tuple[float, float] | None, size: tuple[int, int] | Fit | None, allow_huge: bool,
+                 decoding: DecodeOptions) -> tuple[np.ndarray, np.ndarray | None]:
+    """`upscale_array` for a checked model, decoded as `decoding` asks."""
     out_hw = output_size(rgb.shape[:2], scale, size)
     check_output_size(out_hw, allow_huge)
     lr = float_tensor(rgb).permute(2, 0, 1).unsqueeze(0)
-    out = upscale_tensor(model, lr, out_hw, precision=precision, **options)[0].permute(1, 2, 0).numpy()
+    out = upscale_tensor(model, lr, out_hw, **decoding.tiling_arguments())[0].permute(1, 2, 0).numpy()
     return out, (resize_alpha(alpha, out_hw) if alpha is not None else None)
 
 
@@ -217,17 +230,21 @@ def resize_alpha(alpha: np.ndarray, size: tuple[int, int], rows: Span | None = N
     plane = float_tensor(alpha)
     row_w, row_i = bicubic_taps(plane.shape[0], size[0], rows.start, rows.stop)
     col_w, col_i = bicubic_taps(plane.shape[1], size[1])
-    band = sum(plane[row_i[:, k]] * row_w[:, k, None] for k in range(4))  # (rows, in_w)
-    resized = sum(band[:, col_i[:, k]] * col_w[None, :, k] for k in range(4))  # (rows, out_w)
+    band = plane[row_i[:, 0]] * row_w[:, 0, None]  # (rows, in_w)
+    for k in range(1, 4):
+        band = band + plane[row_i[:, k]] * row_w[:, k, None]
+    resized = band[:, col_i[:, 0]] * col_w[None, :, 0]  # (rows, out_w)
+    for k in range(1, 4):
+        resized = resized + band[:, col_i[:, k]] * col_w[None, :, k]
     return resized.clamp_(0, 1).numpy()
 
 
-def upscale_image_bands(model: ImplicitModel, image: LoadedImage, out_hw: tuple[int, int], precision: str = AUTO,
-                        **options) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+def upscale_image_bands(model: ImplicitModel | OnnxModel, image: LoadedImage, out_hw: tuple[int, int], decoding: DecodeOptions,
+                        on_block: Callable[[int], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """(rgb, alpha) float bands of an image's upscale, top to bottom, for
-    `imageio.write_image_bands`: the output is never whole in memory. Options are
+    `imageio.write_image_bands`: the output is never whole in memory. `on_block` is
     `tiling.upscale_bands`'."""
     lr = float_tensor(image.rgb).permute(2, 0, 1).unsqueeze(0)
-    for rows, rgb in upscale_bands(model, lr, out_hw, precision=precision, **options):
+    for rows, rgb in upscale_bands(model, lr, out_hw, on_block=on_block, **decoding.tiling_arguments()):
         alpha = None if image.alpha is None else resize_alpha(image.alpha, out_hw, rows)
         yield rgb.numpy(), alpha

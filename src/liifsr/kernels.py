@@ -168,10 +168,11 @@ def fused_conv(x: Tensor, conv: nn.Conv2d, relu: bool = False, add: Tensor | Non
     geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
     if torch.is_grad_enabled():
         return FusedConv.apply(x.to(dtype), conv.weight, conv.bias, add, relu, geometry)
-    return _pointwise_conv(x.to(dtype), conv.weight.to(dtype), conv.bias.to(dtype), add, relu, geometry)
+    bias = None if conv.bias is None else conv.bias.to(dtype)
+    return _pointwise_conv(x.to(dtype), conv.weight.to(dtype), bias, add, relu, geometry)
 
 
-def _pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor, add: Tensor | None, relu: bool, geometry: tuple) -> Tensor:
+def _pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None, add: Tensor | None, relu: bool, geometry: tuple) -> Tensor:
     if add is None:
         return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, "relu" if relu else "none", [], "")
     return torch.ops.mkldnn._convolution_pointwise.binary(x, add.to(x.dtype), weight, bias, *geometry, "add", None, None, [], None)

@@ -1,15 +1,16 @@
-"""`liifsr export`: a model as two ONNX graphs, run by `liifsr.onnx_runtime` or any ONNX runtime.
+"""A model as two ONNX graphs (`liifsr export`), run by `liifsr.onnx_runtime` or any ONNX runtime.
 
 `export_onnx(model, "out.onnx")` writes
 - `out.onnx`, the encoder with the latent projection: normalised LR `inp` (1, 3, H, W)
-  -> `proj` (1, H, W, hidden), the first Linear's latent term for every code (see
-  `LIIF.latent_projection`); H and W are dynamic;
-- `out.decoder.onnx`, LIIF's fast decoder (`LIIF.decode`) traced as is: `proj` (a window
-  (1, h, w, hidden) of the projection), `coord` and `cell` (1, Q, 2), `grid_hw` (the
-  full latent grid's size) and `window` (the window's top-left code), both int64 (2,),
-  and for models with a global skip `skip` (the LR window (1, 3, h', w') starting at
-  `skip_window`) -> `rgb` (1, Q, 3) in normalised space. The nearest codes are found by
-  index arithmetic and gathered (Gather), not by grid_sample; Q, h, w are dynamic.
+  -> `proj` (1, H, W, D), the decoder's latent table (for LIIF, the first Linear's latent
+  term for every code: `LIIF.latent_projection`); H and W are dynamic;
+- `out.decoder.onnx`, the model's fast decoder (`decode_window`) traced as is, with the
+  `models.window.LatentWindow` as its inputs: `proj` (a window (1, h, w, D) of the
+  table), `coord` and `cell` (1, Q, 2), `grid_hw` (the full latent grid's size) and
+  `window` (the window's top-left code), both int64 (2,), and for models with a global
+  skip `skip` (the LR window (1, 3, h', w') starting at `skip_window`) -> `rgb` (1, Q, 3)
+  in normalised space. The nearest codes are found by index arithmetic and gathered
+  (Gather), not by grid_sample; Q, h, w are dynamic.
 
 Both files carry the model config as JSON (`liifsr_config`) in their metadata, so
 `liifsr upscale --model out.onnx` rebuilds the same tiling and chunking as PyTorch.
@@ -17,7 +18,6 @@ Both files carry the model config as JSON (`liifsr_config`) in their metadata, s
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 from pathlib import Path
@@ -26,11 +26,11 @@ import torch
 from torch import Tensor, nn
 
 from liifsr import coords as C
-from liifsr.zoo import DEFAULT_MODEL, load_model
+from liifsr.checks import UpscaleError
 from liifsr.config import to_dict
 from liifsr.files import atomic_write
-from liifsr.checks import UpscaleError
 from liifsr.models import ImplicitModel
+from liifsr.models.window import LatentWindow
 
 OPSET = 17
 # The opsets whose graphs onnxruntime runs for every decoder: the decoders' in-place index
@@ -55,17 +55,17 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderGraph(nn.Module):
-    """`LIIF.decode` with the grid size and window corners as tensors, so they stay dynamic."""
+    """`decode_window` with the window's grid size and corners as tensors, so they stay dynamic."""
 
     def __init__(self, model: ImplicitModel) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, proj: Tensor, coord: Tensor, cell: Tensor, grid_hw: Tensor, window: Tensor, *skip: Tensor) -> Tensor:
-        skip_image, skip_window = (skip[0], (skip[1][0], skip[1][1])) if skip else (None, (0, 0))
-        return self.model.decode(
-            proj, coord, cell, (grid_hw[0], grid_hw[1]), (window[0], window[1]), skip_image=skip_image, skip_window=skip_window
-        )
+        # 0-d tensors where the window has ints: traced as inputs, so they stay dynamic.
+        skip_image, skip_corner = (skip[0], (skip[1][0], skip[1][1])) if skip else (None, (0, 0))
+        latent = LatentWindow(proj, (grid_hw[0], grid_hw[1]), (window[0], window[1]), skip_image, skip_corner)  # type: ignore[arg-type]
+        return self.model.decode_window(latent, coord, cell)
 
 
 def decoder_path(encoder_path: str | Path) -> Path:
@@ -94,7 +94,8 @@ def export_onnx(model: ImplicitModel, path: str | Path, opset: int = OPSET) -> t
     jitter = (torch.rand_like(centres) - 0.5) * 0.8 * torch.tensor([2 / _EXAMPLE_LR[0], 2 / _EXAMPLE_LR[1]])
     coord = (centres + jitter).view(1, -1, 2)
     cell = C.cell_size((50, 60)).expand(1, coord.shape[1], 2)
-    decoder_inputs = [proj[:, row : row + height, col : col + width].contiguous(), coord, cell, torch.tensor(_EXAMPLE_LR), torch.tensor([row, col])]
+    window = proj[:, row : row + height, col : col + width].contiguous()
+    decoder_inputs = [window, coord, cell, torch.tensor(_EXAMPLE_LR), torch.tensor([row, col])]
     names = ["proj", "coord", "cell", "grid_hw", "window"]
     axes = {"proj": {1: "h", 2: "w"}, "coord": {1: "queries"}, "cell": {1: "queries"}, "rgb": {1: "queries"}}
     if model.global_skip:
@@ -133,20 +134,3 @@ def _export(module: nn.Module, args: tuple, tmp: Path, inputs: list[str], output
         for key, value in metadata.items():
             graph.metadata_props.add(key=key, value=value)
         onnx.save(graph, str(tmp))
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help=f"bundled model name (e.g. {DEFAULT_MODEL}) or model file (.safetensors, LIIF .pth)")
-    parser.add_argument("output", type=Path, help="encoder file OUT.onnx; the decoder goes to OUT.decoder.onnx beside it")
-    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset, {OPSETS.start} to {OPSETS.stop - 1} (default: {OPSET})")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise UpscaleError("`liifsr export` needs the onnx package: pip install 'liifsr[onnx]'") from None
-    check_opset(args.opset)  # before the model loads
-    encoder, decoder = export_onnx(load_model(args.model), args.output, args.opset)
-    print(f"{args.model} -> {encoder} (encoder + latent projection), {decoder} (decoder)")
-    return 0

@@ -1,17 +1,15 @@
 """Running a model exported by `liifsr export` with onnxruntime, through `liifsr.inference`.
 
-`OnnxLIIF` offers the part of `LIIF` that the tiled inference uses (`config`,
-`encoder.receptive_radius`, `local_ensemble`, `projection_radius`, `global_skip`,
-`precisions`, `encode`, `latent_projection`, `decode`), so
-`upscale_tensor`, `decode_region` and `decode_blocks` run an exported model with the same
-tiles and chunks as the PyTorch one.
+`OnnxModel` runs any exported decoder: it is a `models.window.Decoder` (with `config` and
+`encoder.receptive_radius`), so `upscale_tensor`, `decode_region` and `decode_bands` run
+an exported model with the same tiles and chunks as the PyTorch one.
 
-The encoder graph already includes the latent projection. `decode_region` crops the
+The encoder graph already includes the latent projection. `encode_window` crops the
 encoder's output to the features the projection reads and then crops the projection to
 the codes the queries read; a 3x3 projection computed over the whole encoded window and
 cropped once is the same (its inputs are the same features), so `encode` returns the
-projection (laid out as a (1, hidden, H, W) feature map, so that the first crop applies)
-and `latent_projection` only restores the (1, H, W, hidden) layout.
+projection (laid out as a (1, D, H, W) feature map, so that the first crop applies)
+and `latent_projection` only restores the (1, H, W, D) layout.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from liifsr.checkpoint import CheckpointError, parse_model_config
 from liifsr.config import brief
 from liifsr.files import one_line
 from liifsr.models import ModelConfig, build_model
+from liifsr.models.window import Decoder, LatentWindow
 
 
 def _session(path: Path, threads: int):
@@ -43,10 +42,13 @@ def _session(path: Path, threads: int):
                               "or update onnxruntime)") from None
 
 
-class OnnxLIIF(nn.Module):
+class OnnxModel(Decoder, nn.Module):
+    """A model exported by `liifsr export`, any encoder and decoder, run by onnxruntime on the CPU."""
+
     precisions = ("fp32",)  # the exported graphs are fp32
 
-    def __init__(self, encoder_path: Path, decoder_path: Path, config: ModelConfig, receptive_radius: int, threads: int | None = None) -> None:
+    def __init__(self, encoder_path: Path, decoder_path: Path, config: ModelConfig, receptive_radius: int,
+                 threads: int | None = None) -> None:
         super().__init__()
         threads = threads or torch.get_num_threads()
         self.config = config
@@ -69,33 +71,13 @@ class OnnxLIIF(nn.Module):
     def latent_projection(self, feat: Tensor) -> Tensor:
         return feat.permute(0, 2, 3, 1)
 
-    def decode(
-        self,
-        proj: Tensor,
-        coord: Tensor,
-        cell: Tensor | None,
-        grid_hw: tuple[int, int] | None = None,
-        window: tuple[int, int] = (0, 0),
-        skip_image: Tensor | None = None,
-        skip_window: tuple[int, int] = (0, 0),
-    ) -> Tensor:
-        grid_hw = grid_hw or tuple(proj.shape[1:3])
-        feed = {
-            "proj": _numpy(proj),
-            "coord": _numpy(coord),
-            "cell": _numpy(cell),
-            "grid_hw": np.asarray(grid_hw, dtype=np.int64),
-            "window": np.asarray(window, dtype=np.int64),
-        }
-        if "skip" in self._decoder_inputs:
-            feed["skip"] = _numpy(skip_image)
-            feed["skip_window"] = np.asarray(skip_window, dtype=np.int64)
+    def decode_window(self, window: LatentWindow, coord: Tensor, cell: Tensor | None) -> Tensor:
+        tensors = {"proj": window.table, "coord": coord, "cell": cell, "skip": window.skip_image}
+        corners = {"grid_hw": window.grid_hw, "window": window.corner, "skip_window": window.skip_corner}
+        # Only the graph's inputs: tracing drops what a decoder does not read (the cell, the skip).
+        feed = {name: _numpy(tensors[name]) for name in tensors if name in self._decoder_inputs}
+        feed.update({name: np.asarray(corners[name], dtype=np.int64) for name in corners if name in self._decoder_inputs})
         return torch.from_numpy(self._decoder.run(["rgb"], feed)[0])
-
-    def forward(self, inp: Tensor, coord: Tensor, cell: Tensor | None) -> Tensor:
-        """LIIF's forward on one image: normalised LR (1, 3, H, W), coords and cells (1, Q, 2)."""
-        proj = self.latent_projection(self.encode(inp)).contiguous()
-        return self.decode(proj, coord, cell, skip_image=inp)
 
 
 def _numpy(tensor: Tensor | None) -> np.ndarray:
@@ -104,7 +86,7 @@ def _numpy(tensor: Tensor | None) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
 
 
-def load_onnx_model(path: str | Path, threads: int | None = None) -> OnnxLIIF:
+def load_onnx_model(path: str | Path, threads: int | None = None) -> OnnxModel:
     """An exported model from its encoder file (`out.onnx`) or its decoder file (`out.decoder.onnx`)."""
     try:
         import onnx
@@ -122,8 +104,9 @@ def load_onnx_model(path: str | Path, threads: int | None = None) -> OnnxLIIF:
     config = parse_model_config(meta["liifsr_config"], f"'{encoder_path}'")
     decoder_path = encoder_path.with_name(_decoder_name(meta, encoder_path))
     if not decoder_path.is_file():
-        raise CheckpointError(f"the decoder graph '{decoder_path}' of '{encoder_path}' is missing (keep both files of `liifsr export` together)")
-    return OnnxLIIF(encoder_path, decoder_path, config, _receptive_radius(meta, encoder_path, config), threads)
+        raise CheckpointError(f"the decoder graph '{decoder_path}' of '{encoder_path}' is missing "
+                              "(keep both files of `liifsr export` together)")
+    return OnnxModel(encoder_path, decoder_path, config, _receptive_radius(meta, encoder_path, config), threads)
 
 
 _EXPORT_AGAIN = "export the model again with `liifsr export`"

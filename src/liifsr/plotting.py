@@ -1,4 +1,4 @@
-"""`liifsr plot-log RUN_DIR [RUN_DIR ...] -o curves.png`: training curves of runs.
+"""Training curves of runs, as `liifsr plot-log RUN_DIR [RUN_DIR ...] -o curves.png` draws them.
 
 Two panels, like the paper's Figures 3 and 4: the learning rate and the training loss
 against the epoch, one line per run (legend = the run folder's name), read from each
@@ -7,7 +7,6 @@ run's log.csv (written by `liifsr train`). The image is written atomically.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,16 +83,3 @@ def plot_curves(curves: list[Curves], output: str | Path, dpi: int = 120) -> Pat
     with atomic_write(output) as tmp:
         figure.savefig(tmp, format=fmt, dpi=dpi)
     return output
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or their log.csv files)")
-    parser.add_argument("-o", "--output", default="curves.png", help="image to write (default: curves.png)")
-
-
-def run(args: argparse.Namespace) -> int:
-    runs = [Path(r) for r in args.runs]
-    curves = [read_curves(run, name) for run, name in zip(runs, unique_names(runs))]
-    path = plot_curves(curves, args.output)
-    print(f"wrote {path}")
-    return 0

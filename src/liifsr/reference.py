@@ -11,17 +11,21 @@ arithmetic (`2 / h / 2`, grid_sample) rather than the helpers of `liifsr.coords`
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from liifsr.coords import make_coord
-from liifsr.models import LIIF, ImplicitModel
+from liifsr.models import LIIF
+from liifsr.models.liif import LIIFConfig
+from liifsr.models.lte import LTE
 
 
 def literal_query(model: LIIF, inp: Tensor, coord: Tensor, cell: Tensor | None, feat: Tensor | None = None) -> Tensor:
     """LIIF's forward; pass `feat` = model.encode(inp) to query in chunks as LIIF's batched_predict does."""
-    config = model.config.decoder
+    config = cast(LIIFConfig, model.config.decoder)  # the registry builds LIIF from LIIFConfig
     feat = model.encode(inp) if feat is None else feat
     if config.feature_unfold:
         feat = F.unfold(feat, 3, padding=1).view(feat.shape[0], feat.shape[1] * 9, *feat.shape[-2:])
@@ -49,6 +53,8 @@ def literal_query(model: LIIF, inp: Tensor, coord: Tensor, cell: Tensor | None, 
             rel_coord[:, :, 1] *= w
             mlp_in = torch.cat([q_feat, rel_coord], dim=-1)
             if config.cell_decode:
+                if cell is None:
+                    raise ValueError("this model decodes the cell size: pass `cell`")
                 rel_cell = cell.clone()
                 rel_cell[:, :, 0] *= h
                 rel_cell[:, :, 1] *= w
@@ -60,8 +66,8 @@ def literal_query(model: LIIF, inp: Tensor, coord: Tensor, cell: Tensor | None, 
     total = torch.stack(areas).sum(dim=0)
     if config.local_ensemble:
         areas = [areas[3], areas[2], areas[1], areas[0]]
-    out = 0
-    for pred, area in zip(preds, areas):
+    out = preds[0] * (areas[0] / total).unsqueeze(-1)
+    for pred, area in zip(preds[1:], areas[1:]):
         out = out + pred * (area / total).unsqueeze(-1)
     if config.global_skip:
         skip = F.grid_sample(inp, coord.flip(-1).unsqueeze(1), mode="bilinear", padding_mode="border", align_corners=False)
@@ -69,7 +75,7 @@ def literal_query(model: LIIF, inp: Tensor, coord: Tensor, cell: Tensor | None, 
     return out
 
 
-def literal_lte(model: ImplicitModel, inp: Tensor, coord: Tensor, cell: Tensor) -> Tensor:
+def literal_lte(model: LTE, inp: Tensor, coord: Tensor, cell: Tensor) -> Tensor:
     """LTE's query_rgb (Lee and Jin 2022) step by step: grid_sample lookups of the amplitude
     and frequency maps, channel pairs as 2-D frequencies, the cell's phase, cos and sin
     of pi times the phase, the whole MLP per ensemble member, LIIF's area weights, and
@@ -95,7 +101,7 @@ def literal_lte(model: ImplicitModel, inp: Tensor, coord: Tensor, cell: Tensor) 
             rel_coord[:, :, 0] *= h
             rel_coord[:, :, 1] *= w
             scale = 2 / (cell * torch.tensor([h, w]))  # per axis; LTE's test.py: cell * max(scale / 4, 1)
-            rel_cell = cell * torch.clamp(scale / model.config.decoder.cell_clip_scale, min=1)
+            rel_cell = cell * torch.clamp(scale / model.cell_clip_scale, min=1)
             rel_cell[:, :, 0] *= h
             rel_cell[:, :, 1] *= w
             q_freq = torch.stack(torch.split(q_freq, 2, dim=-1), dim=-1)  # (B, Q, 2, K/2)

@@ -17,13 +17,14 @@ Two different bicubic resizers matter for LIIF-style super-resolution, and they 
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 import torch
 from PIL import Image
 
-Scale = Union[float, Sequence[float]]
+Scale = float | Sequence[float]
 Size = Sequence[int]
 
 # MATLAB's bicubic kernel is non-zero on (-2, 2): 4 taps when not widened.
@@ -178,6 +179,10 @@ def imresize(
     return x
 
 
+@overload
+def imresize_uint8(img: np.ndarray, scale: Scale | None = None, size: tuple[int, int] | None = None) -> np.ndarray: ...
+@overload
+def imresize_uint8(img: torch.Tensor, scale: Scale | None = None, size: tuple[int, int] | None = None) -> torch.Tensor: ...
 def imresize_uint8(
     img: np.ndarray | torch.Tensor, scale: Scale | None = None, size: tuple[int, int] | None = None
 ) -> np.ndarray | torch.Tensor:
@@ -191,7 +196,7 @@ def imresize_uint8(
     is_numpy = isinstance(img, np.ndarray)
     if img.dtype not in (np.uint8, torch.uint8):
         raise TypeError(f"expected uint8 input, got {img.dtype}")
-    if is_numpy:
+    if isinstance(img, np.ndarray):
         t = torch.from_numpy(np.array(img, dtype=np.float64))
         channels_last = t.dim() == 3
         if channels_last:
@@ -273,15 +278,16 @@ def pil_bicubic(img: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
 
     if data.shape[0] == 3:
         pil = Image.fromarray(np.ascontiguousarray(data.transpose(1, 2, 0)), mode="RGB")
-        resized = np.asarray(pil.resize((out_w, out_h), Image.BICUBIC)).transpose(2, 0, 1)
+        resized = np.asarray(pil.resize((out_w, out_h), Image.Resampling.BICUBIC)).transpose(2, 0, 1)
     else:
         resized = np.stack(
             [
-                np.asarray(Image.fromarray(channel, mode="L").resize((out_w, out_h), Image.BICUBIC))
+                np.asarray(Image.fromarray(channel, mode="L").resize((out_w, out_h), Image.Resampling.BICUBIC))
                 for channel in data
             ]
         )
-    out = torch.from_numpy(np.ascontiguousarray(resized)).to(torch.float32).div(255)
+    # np.array copies: np.asarray of a PIL image is read-only, and PyTorch warns of tensors of it.
+    out = torch.from_numpy(np.array(resized)).to(torch.float32).div(255)
     return out.to(img.device)
 
 
@@ -303,6 +309,10 @@ def liif_downsample(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch
     return hr_crop, pil_bicubic(hr_crop, (h_lr, w_lr))
 
 
+@overload
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray: ...
+@overload
+def modcrop(img: torch.Tensor, scale: int) -> torch.Tensor: ...
 def modcrop(img: np.ndarray | torch.Tensor, scale: int) -> np.ndarray | torch.Tensor:
     """Crop height and width down to multiples of ``scale`` (bottom/right removed).
 

@@ -1,14 +1,16 @@
-"""Where and in what precision models run, for every command: the device choice, autocast,
-the `--device`/`--precision` options every command shares, and the machine a measurement names."""
+"""Where and in what precision models run, for every command and the Python API: the
+device choice, the launcher's ranks, autocast, what 'auto' precision picks, and the
+machine a measurement names. The CPU's own features are `liifsr.cpu`'s; the command-line
+options that choose these, `liifsr.commands.options`'."""
 
 from __future__ import annotations
 
-import argparse
-import functools
 import os
 import sys
 
 import torch
+
+from liifsr import cpu
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # fp16: CUDA only
 # The default of `upscale`, `serve`, `compare` and the Python API: bf16 where the device runs
@@ -97,43 +99,10 @@ def kernel_dtype(x: torch.Tensor) -> torch.dtype:
 
 # --- the machine ------------------------------------------------------------------------
 
-# ONEDNN_MAX_CPU_ISA values (oneDNN's caps on itself) that still allow native bf16:
-# every level named with AMX allows AMX tiles too; the others stop at AVX-512 BF16.
-_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512")
-
-
-@functools.cache  # the CPU does not change under a process: read it once
-def cpu_model_and_flags() -> tuple[str, frozenset[str]]:
-    """The CPU's model name and feature flags, from /proc/cpuinfo (Linux); elsewhere
-    `platform.processor()` and no flags."""
-    import platform
-
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        return platform.processor() or "unknown CPU", frozenset()
-    fields = dict(line.split(":", 1) for line in text.splitlines()[:40] if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    return fields.get("model name", platform.processor() or "unknown CPU"), frozenset(fields.get("flags", "").split())
-
-
-def bf16_instructions(flags: frozenset[str] | None = None, max_isa: str | None = None) -> str | None:
-    """'AMX', 'AVX512_BF16' or None: the CPU instructions that make bf16 matmuls fast
-    here, as oneDNN may use them (capped by ONEDNN_MAX_CPU_ISA, as oneDNN caps itself).
-    None: bf16 is emulated with fp32 instructions, many times slower than fp32."""
-    flags = cpu_model_and_flags()[1] if flags is None else flags
-    max_isa = (os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL") if max_isa is None else max_isa).strip().upper()
-    uncapped = max_isa in ("", "ALL")
-    if "amx_bf16" in flags and (uncapped or "AMX" in max_isa):
-        return "AMX"
-    if "avx512_bf16" in flags and (uncapped or "AMX" in max_isa or max_isa in _BF16_ISAS):
-        return "AVX512_BF16"
-    return None
-
 
 def native_bf16(device: torch.device) -> str | None:
     """What runs bf16 natively on `device`: the CPU's bf16 instructions ('AMX' or
-    'AVX512_BF16', `bf16_instructions`, so ONEDNN_MAX_CPU_ISA caps it as it caps oneDNN),
+    'AVX512_BF16', `cpu.bf16_instructions`, so ONEDNN_MAX_CPU_ISA caps it as it caps oneDNN),
     or the name of a CUDA GPU with bf16 units (compute capability 8.0 or more). None
     where bf16 would be emulated, slower than fp32: AVX2-only CPUs, older GPUs.
 
@@ -144,7 +113,7 @@ def native_bf16(device: torch.device) -> str | None:
     if device.type == "cuda":  # torch.cuda.is_bf16_supported(including_emulation=False), for this device
         native = torch.version.hip is not None or torch.cuda.get_device_capability(device) >= (8, 0)
         return torch.cuda.get_device_name(device) if native else None
-    return bf16_instructions() if device.type == "cpu" else None
+    return cpu.bf16_instructions() if device.type == "cpu" else None
 
 
 def resolve_precision(precision: str, device: torch.device, supported: tuple[str, ...] = PRECISIONS) -> str:
@@ -169,8 +138,8 @@ def auto_precision_here() -> str:
 def machine_summary() -> str:
     """One line naming what a measurement ran on: the CPU, its bf16 instructions, ATen's
     vector ISA, the threads, torch's version (and the GPU, if one is used)."""
-    model, _ = cpu_model_and_flags()
-    bf16 = bf16_instructions() or "no bf16 instructions: bf16 emulated"
+    model, _ = cpu.cpu_model_and_flags()
+    bf16 = cpu.bf16_instructions() or "no bf16 instructions: bf16 emulated"
     line = (f"CPU: {model} ({bf16}; ATen {torch.backends.cpu.get_cpu_capability()}), "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     if torch.cuda.is_available():
@@ -181,69 +150,21 @@ def machine_summary() -> str:
 def precision_warning(device: torch.device, precision: str) -> str | None:
     """A one-line warning when `precision` will be slow on `device`: bf16 on a CPU
     without bf16 instructions, where it is emulated. None when it is fine."""
-    if precision == "bf16" and device.type == "cpu" and bf16_instructions() is None:
+    if precision == "bf16" and device.type == "cpu" and cpu.bf16_instructions() is None:
         return ("this CPU has no bf16 instructions (AVX512_BF16 or AMX): bf16 is emulated and many times "
                 "slower than fp32 here; use --precision fp32")
     return None
 
 
-# --- the options every command shares -------------------------------------------------
-
-
-def _device_option(text: str) -> str:
-    try:
-        return check_device_name(text)
-    except DeviceError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _count_option(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def add_runtime_options(parser: argparse.ArgumentParser, overrides_config: bool = False,
-                        automatic_precision: bool = False) -> None:
-    """--device, --precision, --chunk and --tile, the same in every command. With
-    `overrides_config` (`liifsr train`, where --chunk and --tile are validation's) their
-    defaults are None: the config's values stand unless given. With `automatic_precision`
-    (`upscale`, `serve`, `compare`) --precision offers 'auto' and defaults to it; the
-    others (`evaluate`, `train`) default to fp32 or the config's, which their outputs record."""
-    default = "the config's" if overrides_config else None
-    parser.add_argument("--device", type=_device_option, default=None if overrides_config else "auto", metavar="DEVICE",
-                        help=f"auto (CUDA when present, else the CPU), cpu, cuda or cuda:N (default: {default or 'auto'})")
-    if automatic_precision:
-        choices, precision_default = (AUTO, *PRECISIONS), AUTO
-        first = (f"auto (default): bf16 on CUDA GPUs with bf16 and on CPUs with AMX or AVX512_BF16, else fp32, "
-                 f"and fp32 for ONNX models; here: {auto_precision_here()}. fp32: full precision")
-    else:
-        choices, precision_default = PRECISIONS, None if overrides_config else "fp32"
-        first = f"fp32 (default: {default or 'fp32'})"
-    bf16 = bf16_instructions()
-    parser.add_argument("--precision", choices=choices, default=precision_default,
-                        help=f"{first}; bf16 autocast: faster on GPUs and on CPUs with "
-                        f"bf16 instructions (AMX, AVX512_BF16), emulated and many times slower than fp32 on others "
-                        f"(this CPU: {bf16 or 'none'}); fp16 autocast: CUDA GPUs only")
-    parser.add_argument("--chunk", type=_count_option, default=None, metavar="N",
-                        help="queries decoded at once (default: 65536; memory grows with it)")
-    parser.add_argument("--tile", type=_count_option, default=None, metavar="N",
-                        help="LR tile side for the encoder (default: the whole input up to 512x512, else 256)")
-
-
-def decoding_options(args: argparse.Namespace) -> dict[str, int | None]:
-    """--chunk and --tile as the keyword arguments of `tiling.upscale_tensor`."""
-    return {"chunk_size": args.chunk, "tile_size": args.tile}
-
-
-def check_precision(device: torch.device, precision: str) -> None:
-    """Refuse a precision `device` cannot run (fp16 on a CPU), and print
-    `precision_warning`, if any, as one line on stderr."""
-    check_precision_on(device, precision)
+def warn_precision(device: torch.device, precision: str) -> None:
+    """Print `precision_warning`, if any, as one line on stderr."""
     warning = precision_warning(device, precision)
     if warning:
         print(f"liifsr: warning: {warning}", file=sys.stderr)
+
+
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse a precision `device` cannot run (fp16 on a CPU), and warn about one that runs
+    emulated there (`warn_precision`). Models opened by name: `decoding.open_model`."""
+    check_precision_on(device, precision)
+    warn_precision(device, precision)

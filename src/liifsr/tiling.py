@@ -1,12 +1,10 @@
 """The tiling engine: whole images upscaled with bounded memory, exactly as one forward would.
 
-The LR grid is cut into tiles. For each tile we run the encoder on the tile plus a
-margin of `encoder.receptive_radius` pixels (so the features inside are those of the
-whole image), project the latent codes once, and decode the output pixels whose
-centres fall in the tile, in chunks of at most `chunk_size` queries. A query reads
-latent codes at most one cell away from its own (local ensemble), and each code's
-projection reads one more ring (feature unfolding), so a tile's decoding needs codes
-within 2 cells of it, plus the encoder's margin.
+The LR grid is cut into tiles. For each tile we find the latent codes its output
+pixels read (one cell beyond the tile with LIIF's local ensemble), encode that window
+of codes (`models.window.encode_window`: plus the projection's halo and the encoder's
+receptive radius, so the codes are those of the whole image), and decode the output
+pixels whose centres fall in the tile, in chunks of at most `chunk_size` queries.
 
 Peak memory beyond the input and output buffers is therefore bounded by the tile
 (encoder activations over (tile + 2 * (margin + 2))^2 pixels) and the chunk
@@ -22,19 +20,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from liifsr import coords as C
-from liifsr.checks import check_input, check_model_precision, check_options
+from liifsr.checks import check_input, check_model_precision, check_tuning
+from liifsr.models.window import Span, encode_window, grow  # noqa: F401  (grow: tiling's API as before)
 from liifsr.progress import progress_bar
 from liifsr.runtime import autocast, resolve_precision
 
 if TYPE_CHECKING:
     from liifsr.models import ImplicitModel
+    from liifsr.onnx_runtime import OnnxModel
 
 # Queries decoded at once. On a CPU the MLP runs in cache-sized blocks of rows anyway
 # (models.mlp.rows_per_block), so a chunk only has to amortise the per-chunk index arithmetic
@@ -46,14 +45,6 @@ DEFAULT_TILE = 256
 UNTILED_MAX_PIXELS = 512 * 512
 # Output pixels per band of `upscale_bands` (float32 RGB: 48 MB).
 BAND_PIXELS = 2**22
-
-
-@dataclass(frozen=True)
-class Span:
-    """A half-open range [start, stop) along one axis."""
-
-    start: int
-    stop: int
 
 
 def tile_spans(n: int, tile: int) -> list[Span]:
@@ -80,21 +71,17 @@ def needed_latents(ys: Tensor, xs: Tensor, grid_hw: tuple[int, int], local_ensem
     """
     corners = torch.stack([ys[[0, -1]], xs[[0, -1]]], dim=-1)
     eps = 1e-6 if local_ensemble else 0.0
-    rows, cols = [], []
+    row_parts, col_parts = [], []
     for vy, vx in C.ensemble_offsets(local_ensemble):
         query = C.shifted_query(corners, vy, vx, grid_hw, eps)
-        rows.append(C.nearest_index(query[:, 0], grid_hw[0]))
-        cols.append(C.nearest_index(query[:, 1], grid_hw[1]))
-    rows, cols = torch.cat(rows), torch.cat(cols)
+        row_parts.append(C.nearest_index(query[:, 0], grid_hw[0]))
+        col_parts.append(C.nearest_index(query[:, 1], grid_hw[1]))
+    rows, cols = torch.cat(row_parts), torch.cat(col_parts)
     return Span(int(rows.min()), int(rows.max()) + 1), Span(int(cols.min()), int(cols.max()) + 1)
 
 
-def grow(span: Span, by: int, n: int) -> Span:
-    return Span(max(0, span.start - by), min(n, span.stop + by))
-
-
 def decode_region(
-    model: ImplicitModel, inp: Tensor, out_hw: tuple[int, int], rows: Span, cols: Span, chunk_size: int | None = None
+    model: ImplicitModel | OnnxModel, inp: Tensor, out_hw: tuple[int, int], rows: Span, cols: Span, chunk_size: int
 ) -> Iterator[tuple[Span, Span, Tensor]]:
     """Decode the output pixels rows x cols, encoding only the LR window they read.
 
@@ -107,31 +94,13 @@ def decode_region(
     ys = C.pixel_centers(out_hw[0], device)[rows.start : rows.stop]
     xs = C.pixel_centers(out_hw[1], device)[cols.start : cols.stop]
     cell = C.cell_size(out_hw, device)
-    # latents read by the queries -> features for their 3x3 projection -> encoder input
-    lat_r, lat_c = needed_latents(ys, xs, (in_h, in_w), model.local_ensemble)
-    halo = model.projection_radius
-    feat_r, feat_c = grow(lat_r, halo, in_h), grow(lat_c, halo, in_w)
-    margin = model.encoder.receptive_radius
-    enc_r, enc_c = grow(feat_r, margin, in_h), grow(feat_c, margin, in_w)
-    feat = model.encode(inp[:, :, enc_r.start : enc_r.stop, enc_c.start : enc_c.stop])
-    feat = feat[:, :, feat_r.start - enc_r.start : feat_r.stop - enc_r.start, feat_c.start - enc_c.start : feat_c.stop - enc_c.start]
-    proj = model.latent_projection(feat)
-    proj = proj[:, lat_r.start - feat_r.start : lat_r.stop - feat_r.start, lat_c.start - feat_c.start : lat_c.stop - feat_c.start]
-    proj = proj.contiguous()  # a window of the projection: make it gatherable without per-chunk copies
-    corner = (lat_r.start, lat_c.start)
-    # The bilinear skip reads the pixels on either side of a query: within one of its nearest.
-    skip_r, skip_c = grow(lat_r, 1, in_h), grow(lat_c, 1, in_w)
-    skip = inp[:, :, skip_r.start : skip_r.stop, skip_c.start : skip_c.stop] if model.global_skip else None
-
+    window = encode_window(model, inp, *needed_latents(ys, xs, (in_h, in_w), model.local_ensemble))
     width = cols.stop - cols.start
     rows_per_chunk = max(1, chunk_size // width)
     for r0 in range(0, rows.stop - rows.start, rows_per_chunk):
         r1 = min(r0 + rows_per_chunk, rows.stop - rows.start)
         coord = torch.stack(torch.meshgrid(ys[r0:r1], xs, indexing="ij"), dim=-1).view(1, -1, 2)
-        rgb = model.decode(
-            proj, coord, cell.expand(1, coord.shape[1], 2), (in_h, in_w), corner, skip_image=skip,
-            skip_window=(skip_r.start, skip_c.start)
-        )
+        rgb = model.decode_window(window, coord, cell.expand(1, coord.shape[1], 2))
         yield Span(rows.start + r0, rows.start + r1), cols, rgb.view(1, r1 - r0, width, -1)
 
 
@@ -141,7 +110,7 @@ def lr_row_bands(in_h: int, tile_size: int, band_rows: int | None = None) -> lis
 
 
 def decode_row_band(
-    model: ImplicitModel, inp: Tensor, out_hw: tuple[int, int], out_rows: Span, tile_size: int, chunk_size: int
+    model: ImplicitModel | OnnxModel, inp: Tensor, out_hw: tuple[int, int], out_rows: Span, tile_size: int, chunk_size: int
 ) -> Iterator[tuple[Span, Span, Tensor]]:
     """Decode output rows `out_rows` across the whole width, one LR tile column at a time."""
     xs = C.pixel_centers(out_hw[1], inp.device)
@@ -152,7 +121,7 @@ def decode_row_band(
 
 
 def decode_bands(
-    model: ImplicitModel,
+    model: ImplicitModel | OnnxModel,
     inp: Tensor,
     out_hw: tuple[int, int],
     chunk_size: int,
@@ -175,12 +144,12 @@ def decode_bands(
             yield out_rows, decode_row_band(model, inp, out_hw, out_rows, tile_size, chunk_size)
 
 
-def _prepare(model: ImplicitModel, lr: Tensor, chunk_size: int | None, tile_size: int | None,
+def _prepare(model: ImplicitModel | OnnxModel, lr: Tensor, chunk_size: int | None, tile_size: int | None,
              precision: str) -> tuple[Tensor, int, str]:
     """Validate a request; the normalised input on the model's device, the chunk size and
     the precision that runs ('auto' resolved for this device and model)."""
     check_input(lr)
-    check_options(chunk_size, tile_size)
+    check_tuning(chunk_size, tile_size)
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device, model.precisions)
     check_model_precision(model, device, precision)
@@ -209,7 +178,7 @@ def _store(result: Tensor, rgb: Tensor, row: int, col: int) -> None:
 
 @torch.no_grad()
 def upscale_tensor(
-    model: ImplicitModel,
+    model: ImplicitModel | OnnxModel,
     lr: Tensor,
     size: tuple[int, int],
     *,
@@ -233,6 +202,7 @@ def upscale_tensor(
     """
     inp, chunk_size, precision = _prepare(model, lr, chunk_size, tile_size, precision)
     device = inp.device
+    blocks: Iterator[tuple[Span, Span, Tensor]]
     if region is None:
         origin, out_hw = (0, 0), size
         blocks = (block for _, band in decode_bands(model, inp, size, chunk_size, tile_size) for block in band)
@@ -252,7 +222,7 @@ def upscale_tensor(
 
 @torch.no_grad()
 def upscale_bands(
-    model: ImplicitModel,
+    model: ImplicitModel | OnnxModel,
     lr: Tensor,
     size: tuple[int, int],
     *,

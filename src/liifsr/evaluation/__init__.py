@@ -50,5 +50,6 @@ grouped as out-of-domain; one table each for PSNR, SSIM and the edge width.
     reports.py    JSON, CSV and Markdown (Tables 3 and 4) reports
     paired.py     paired differences between two models' reports with bootstrap intervals
                   (tools/paired_stats.py)
-    cli.py        the command
+
+The command, `liifsr evaluate`, is `liifsr.commands.evaluate`.
 """

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from liifsr.checks import check_scale
 from liifsr.data import spread_indices
 from liifsr.degrade import Step, apply_steps, image_generator, parse_spec, to_uint8
 from liifsr.imageio import IMAGE_EXTENSIONS, read_uint8
@@ -17,7 +18,7 @@ from liifsr.metrics import SSIM_WINDOW, shave_for
 from liifsr.progress import progress_bar
 from liifsr.resize import imresize_uint8, liif_downsample, modcrop
 
-PROTOCOLS = ("auto", "benchmark", "div2k")
+PROTOCOL_CHOICES = ("auto", "benchmark", "div2k")  # --protocol; the metrics' own: `metrics.PROTOCOLS`
 PROTOCOL_TEXT = {
     "benchmark": "benchmark protocol (Y channel, `scale` border pixels shaved)",
     "div2k": "div2k protocol (RGB, `scale + 6` border pixels shaved; SSIM on Y)",
@@ -37,18 +38,15 @@ def parse_scales(text: str) -> list[float]:
             value = float(part)
         except ValueError:
             raise ValueError(f"bad scale {part!r} in {text!r}: give comma-separated whole numbers, e.g. 2,3,4") from None
-        check_scale(value)
+        check_evaluation_scale(value)
         if value not in scales:
             scales.append(value)
     return scales
 
 
-def check_scale(scale: float) -> None:
-    if not math.isfinite(scale) or scale < 1 or scale != int(scale):
-        raise ValueError(
-            f"bad scale {scale:g}: evaluation scales must be whole numbers >= 1 "
-            "(the PSNR protocols shave `scale` border pixels)"
-        )
+def check_evaluation_scale(scale: float) -> float:
+    """A whole scale >= 1: the PSNR protocols shave `scale` border pixels."""
+    return check_scale(scale, at_least=1, whole=True, why=" (the PSNR protocols shave `scale` border pixels)")
 
 
 @dataclass(frozen=True)
@@ -90,8 +88,8 @@ def find_dataset(folder: str | Path) -> EvalSet:
 def resolve_protocol(protocol: str, dataset: EvalSet) -> tuple[str, str]:
     """(protocol, why): 'auto' means 'div2k' for DIV2K's layout or a folder named like
     DIV2K, else 'benchmark'."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r} (choose one of: {', '.join(PROTOCOLS)})")
+    if protocol not in PROTOCOL_CHOICES:
+        raise ValueError(f"unknown protocol {protocol!r} (choose one of: {', '.join(PROTOCOL_CHOICES)})")
     if protocol != "auto":
         return protocol, "as --protocol asks"
     if dataset.div2k_layout:
@@ -196,10 +194,12 @@ def check_images(dataset: EvalSet, files: list[Path], scales: list[float], proto
     the file) for an unreadable one, or one too small for a scale once its borders are shaved."""
     with progress_bar(files, desc=f"{dataset.name}: reading", unit="img", enabled=None if progress else False) as bar:
         for hr_path in bar:
-            hr_hw = tuple(read_uint8(hr_path).shape[-2:])
+            hr_shape = read_uint8(hr_path).shape
+            hr_hw = (hr_shape[-2], hr_shape[-1])
             for scale in scales:
                 path = lr_file(dataset, hr_path, scale)
-                lr_hw = tuple(read_uint8(path).shape[-2:]) if path is not None else None
+                lr_shape = read_uint8(path).shape if path is not None else None
+                lr_hw = (lr_shape[-2], lr_shape[-1]) if lr_shape is not None else None
                 size, shave = scored_size(hr_hw, lr_hw, scale), shave_for(protocol, scale)
                 if min(size) - 2 * shave < SSIM_WINDOW:
                     raise ValueError(

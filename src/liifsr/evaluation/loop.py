@@ -13,11 +13,13 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from liifsr.decoding import DecodeOptions, OpenedModel, open_models
+from liifsr.degrade import Step, spec_text
 from liifsr.evaluation.datasets import (
     PROTOCOL_TEXT,
     EvalSet,
+    check_evaluation_scale,
     check_images,
-    check_scale,
     degrade_lr,
     find_dataset,
     hr_images,
@@ -27,11 +29,10 @@ from liifsr.evaluation.datasets import (
     spread_subset,
     to_float,
 )
-from liifsr.degrade import Step, spec_text
 from liifsr.metrics import calc_psnr, edge_width, ssim
 from liifsr.progress import progress_bar
 from liifsr.resize import BICUBIC, bicubic_upsample
-from liifsr.runtime import autocast, check_precision, resolve_device
+from liifsr.runtime import resolve_device
 
 # The stable record format other tools read: key -> type (CSV's columns). New keys go
 # last, so that CSV readers by position keep working. `edge_width` is null where no
@@ -61,19 +62,22 @@ Method = Callable[[Tensor, tuple[int, int]], Tensor]
 
 
 
-def load_method(name: str, device: torch.device, progress: bool = False, precision: str = "fp32",
-                chunk_size: int | None = None, tile_size: int | None = None) -> Method:
-    """'bicubic' or a model (bundled name or file) as a Method; CheckpointError for unknown models."""
-    if name == BICUBIC:
-        return bicubic_upsample
-    from liifsr.zoo import load_model
+def load_methods(names: list[str], device: torch.device, decoding: DecodeOptions) -> dict[str, Method]:
+    """'bicubic' and models (bundled names or files) as Methods, once each in order: every
+    model loaded and its precision checked before any work (CheckpointError for unknown ones)."""
+    opened = open_models([name for name in names if name != BICUBIC], device, decoding.precision)
+    return {name: bicubic_upsample if name == BICUBIC else model_method(opened[name], decoding)
+            for name in dict.fromkeys(names)}
+
+
+def model_method(opened: OpenedModel, decoding: DecodeOptions) -> Method:
+    """An opened model as a Method: the tiled upscale, decoded as `decoding` asks."""
     from liifsr.tiling import upscale_tensor
 
-    model = load_model(name, device=device)
+    arguments = {**decoding.tiling_arguments(), "precision": opened.precision}
 
     def method(lr: Tensor, size: tuple[int, int]) -> Tensor:
-        return upscale_tensor(model, lr, size, progress=None if progress else False, precision=precision,
-                              chunk_size=chunk_size, tile_size=tile_size)
+        return upscale_tensor(opened.model, lr, size, **arguments)
 
     return method
 
@@ -167,7 +171,7 @@ def evaluate(
     if not scales:
         raise ValueError("give at least one scale")
     for scale in scales:
-        check_scale(scale)
+        check_evaluation_scale(scale)
     sets = [find_dataset(d) for d in datasets]  # validate every dataset before any work
     names = [d.name for d in sets]
     if len(set(names)) != len(names):
@@ -176,10 +180,8 @@ def evaluate(
     files = {d: spread_subset(every[d], images) for d in sets}
     labels = {d: d.name if len(files[d]) == len(every[d]) else f"{d.name} ({len(files[d])} of {len(every[d])})" for d in sets}
     protocols = {d: resolve_protocol(protocol, d) for d in sets}
-    torch_device = resolve_device(device)
-    autocast(torch_device, precision)  # an unknown precision fails here, before any work
-    check_precision(torch_device, precision)
-    methods = {name: load_method(name, torch_device, progress, precision, chunk_size, tile_size) for name in dict.fromkeys(models)}
+    decoding = DecodeOptions(chunk_size, tile_size, precision, progress=None if progress else False)
+    methods = load_methods(models, resolve_device(device), decoding)
     if progress:
         for dataset, (chosen, why) in protocols.items():
             print(f"liifsr evaluate: {dataset.name}: {PROTOCOL_TEXT[chosen]} ({why})", file=sys.stderr)

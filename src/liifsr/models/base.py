@@ -4,13 +4,12 @@
 decoder's model class, which holds the encoder (as LIIF's and LTE's official models do,
 so their checkpoints' parameter names load as they are: `encoder.*`, `imnet.*`, ...).
 
-Every decoder offers the same three steps, which tiled inference, ONNX export and
-training use without knowing which decoder runs:
-  encode(lr)              -> feature map (B, C, h, w)
-  latent_projection(feat) -> a per-image table (B, h, w, D), computed once per image
-  decode(table, coord, cell, grid_hw, window, ...) -> RGB (B, Q, 3)
-and says how far around a query's nearest latent code it reads (`local_ensemble`,
-`projection_radius`) and whether it adds an interpolation of the input (`global_skip`).
+`ImplicitModel` is the decoding contract of `models.window` (`Decoder`) run by PyTorch:
+it encodes, and it looks up the codes that vote for each query, blends their predictions
+(LIIF's local ensemble) and adds the skip; a decoder module gives the rest: its latent
+projection (a per-image table, computed once per image) and its prediction from the
+codes (`decode_codes`), and declares how far around a query's nearest code it reads
+(`local_ensemble`, `projection_radius`) and whether it adds the LR input (`global_skip`).
 """
 
 from __future__ import annotations
@@ -21,16 +20,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from liifsr.config import ConfigError, from_dict, to_dict
-from liifsr.models.edsr import EDSRConfig
+from liifsr.config import ConfigError
 from liifsr.models.registry import DECODERS, ENCODERS, DecoderConfig, EncoderConfig
+from liifsr.models.window import Codes, Decoder, LatentWindow
 from liifsr.runtime import PRECISIONS
 
-# Fields of the configs written before encoders and decoders became registered parts.
-_LEGACY_ENCODER_FIELDS = {"name", "n_resblocks", "n_feats", "res_scale", "G0", "D", "C", "G", "kernel_size"}
-_LEGACY_ARCHITECTURE_FIELDS = {"edsr": {"n_resblocks", "n_feats", "res_scale"}, "rdn": {"G0", "D", "C", "G", "kernel_size"}}
-_LEGACY_DECODER_FIELDS = {"activation", "hidden", "out_dim", "w0_first", "w0_hidden"}
+# liifsr/1 kept LIIF's flags beside the encoder, at the top of the model config.
 _LEGACY_LIIF_FLAGS = ("feature_unfold", "local_ensemble", "cell_decode", "global_skip")
+
+
+def _default_encoder() -> EncoderConfig:
+    return ENCODERS.configs["edsr"]()
 
 
 def _default_decoder() -> DecoderConfig:
@@ -39,33 +39,22 @@ def _default_decoder() -> DecoderConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: EncoderConfig = field(default_factory=EDSRConfig)
+    encoder: EncoderConfig = field(default_factory=_default_encoder)
     decoder: DecoderConfig = field(default_factory=_default_decoder)
 
     @staticmethod
     def upgrade(data: dict[str, Any]) -> dict[str, Any]:
         """Read the older layout too (model files and runs written by liifsr before 0.2):
-        one flat encoder mapping with every architecture's fields, LIIF's flags beside
-        the encoder, and `decoder: {activation: relu | sine, w0_first, w0_hidden, ...}`."""
+        an encoder without a name is EDSR, a decoder without one LIIF, and LIIF's flags at
+        the top go into its decoder. The parts upgrade their own older fields
+        (`EncoderConfig.upgrade`, `LIIFConfig.upgrade`)."""
         data = dict(data)
         flags = {key: data.pop(key) for key in _LEGACY_LIIF_FLAGS if key in data}
-        encoder = data.get("encoder")
-        if isinstance(encoder, dict):
-            encoder = {"name": "edsr", **encoder}
-            if set(encoder) == _LEGACY_ENCODER_FIELDS and encoder["name"] in _LEGACY_ARCHITECTURE_FIELDS:
-                kept = _LEGACY_ARCHITECTURE_FIELDS[encoder["name"]] | {"name"}
-                encoder = {key: value for key, value in encoder.items() if key in kept}
-            data["encoder"] = encoder
+        if isinstance(data.get("encoder"), dict):
+            data["encoder"] = {"name": "edsr", **data["encoder"]}
         decoder = data.get("decoder", {} if flags else None)
         if isinstance(decoder, dict) and decoder.get("name", "liif") == "liif":
-            full_dump = set(decoder) == _LEGACY_DECODER_FIELDS  # a ReLU model's dump carries unused w0s
-            decoder = {"name": "liif", **decoder, **flags}
-            if decoder.get("activation") == "sine":
-                w0 = {key: decoder.pop(key) for key in ("w0_first", "w0_hidden") if key in decoder}
-                decoder["activation"] = {"name": "sine", **w0}
-            elif full_dump:
-                del decoder["w0_first"], decoder["w0_hidden"]
-            data["decoder"], flags = decoder, {}
+            data["decoder"], flags = {"name": "liif", **decoder, **flags}, {}
         data.update(flags)  # not LIIF's: left for the schema to refuse
         return data
 
@@ -98,15 +87,9 @@ def check_model_config(config: ModelConfig, where: str = "model") -> None:
                           "liifsr builds (check the widths: encoder.n_feats or G0 and G, decoder.hidden, channels)")
 
 
-class ImplicitModel(nn.Module):
+class ImplicitModel(Decoder, nn.Module):
     """An encoder and a local implicit decoder; subclasses are the registered decoders."""
 
-    # Does a query read the 4 latent codes around it (LIIF's local ensemble) or only the nearest?
-    local_ensemble: bool = False
-    # How many codes around each code `latent_projection` reads (1 for a 3x3 unfolding or conv).
-    projection_radius: int = 0
-    # Is an interpolation of the LR input added to the output?
-    global_skip: bool = False
     # The precisions `liifsr.inference` may run it in (fp16 on CUDA only).
     precisions: tuple[str, ...] = PRECISIONS
 
@@ -124,31 +107,25 @@ class ImplicitModel(nn.Module):
         return self.encoder(inp.contiguous(memory_format=torch.channels_last))
 
     def latent_projection(self, feat: Tensor) -> Tensor:
-        """The decoder's per-image table (B, H, W, D), from which `decode` reads its codes."""
+        """The decoder's per-image table (B, H, W, D), from which `decode_codes` reads its codes."""
         raise NotImplementedError
 
-    def decode(
-        self,
-        proj: Tensor,
-        coord: Tensor,
-        cell: Tensor | None,
-        grid_hw: tuple[int, int] | None = None,
-        window: tuple[int, int] = (0, 0),
-        skip_image: Tensor | None = None,
-        skip_window: tuple[int, int] = (0, 0),
-    ) -> Tensor:
-        """Query RGB (B, Q, 3) at `coord` (B, Q, 2) from the table `proj` (B, h, w, D).
-
-        `grid_hw` is the size of the full latent grid (default: the window itself) and
-        `window` the (row, col) of `proj`'s top-left code in it. `skip_image` is a window
-        of the LR input starting at `skip_window`, needed only by models with a global skip.
-        """
+    def decode_codes(self, window: LatentWindow, codes: Codes, cell: Tensor | None) -> Tensor:
+        """Each ensemble member's prediction from its code (B, K * Q, 3), members one after
+        another in `codes`' order; `codes.rows` index `window.flat_table()`."""
         raise NotImplementedError
 
-    def forward(self, inp: Tensor, coord: Tensor, cell: Tensor | None) -> Tensor:
-        """Normalised LR (B, 3, H, W), coords and cells (B, Q, 2) -> normalised RGB (B, Q, 3)."""
-        proj = self.latent_projection(self.encode(inp))
-        return self.decode(proj, coord, cell, skip_image=inp)
+    def sample_skip(self, window: LatentWindow, coord: Tensor) -> Tensor:
+        """The interpolation of the LR input that a global skip adds: bilinear (LTE's)."""
+        return window.bilinear_skip(coord)
+
+    def decode_window(self, window: LatentWindow, coord: Tensor, cell: Tensor | None) -> Tensor:
+        """Normalised RGB (B, Q, 3) at `coord` (B, Q, 2), read from `window`."""
+        codes = window.lookup(coord, self.local_ensemble)
+        out = codes.blend(self.decode_codes(window, codes, cell))
+        if self.global_skip:
+            out = out + self.sample_skip(window, coord)
+        return out
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -158,20 +135,3 @@ def build_model(config: ModelConfig) -> ImplicitModel:
     """The model a config describes (its decoder's registered class), freshly initialised."""
     check_model_config(config)
     return DECODERS.builder(config.decoder.name)(config)
-
-
-# --- presets ----------------------------------------------------------------------
-
-MODEL_PRESETS: dict[str, ModelConfig] = {}
-
-
-def register_preset(name: str, config: ModelConfig) -> None:
-    if name in MODEL_PRESETS:
-        raise ValueError(f"model preset {name!r} is registered twice")
-    MODEL_PRESETS[name] = config
-
-
-def model_preset(name: str) -> ModelConfig:
-    if name not in MODEL_PRESETS:
-        raise ConfigError(f"unknown model preset {name!r} (choose one of: {', '.join(MODEL_PRESETS)})")
-    return from_dict(ModelConfig, to_dict(MODEL_PRESETS[name]))  # a copy the caller may change

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 from torch import Tensor, nn
 
 from liifsr.config import ConfigError
 from liifsr.kernels import fused_conv
+from liifsr.models.encoder import Encoder
 from liifsr.models.registry import ENCODERS, EncoderConfig, check_positive, conv_size
 
 
@@ -57,25 +59,24 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.res_scale == 1:  # ReLU and the skip in the convolutions' epilogues where oneDNN runs them
-            return fused_conv(fused_conv(x, self.body[0], relu=True), self.body[2], add=x)
+            first, second = cast(nn.Conv2d, self.body[0]), cast(nn.Conv2d, self.body[2])
+            return fused_conv(fused_conv(x, first, relu=True), second, add=x)
         return (self.body(x) * self.res_scale).add_(x)
 
 
 @ENCODERS.register("edsr", EDSRConfig)
-class EDSR(nn.Module):
+class EDSR(Encoder):
     """EDSR body as LIIF's encoder: head conv, residual blocks, a conv, long skip."""
 
     def __init__(self, config: EDSRConfig, in_channels: int = 3) -> None:
-        super().__init__()
         n_resblocks, n_feats, res_scale = config.n_resblocks, config.n_feats, config.res_scale
+        # Every 3x3 conv widens the receptive field by one pixel on each side.
+        super().__init__(out_dim=n_feats, receptive_radius=2 * n_resblocks + 2)
         self.head = nn.Sequential(conv3x3(in_channels, n_feats))
         blocks: list[nn.Module] = [ResBlock(n_feats, res_scale) for _ in range(n_resblocks)]
         blocks.append(conv3x3(n_feats, n_feats))
         self.body = nn.Sequential(*blocks)
-        self.out_dim = n_feats
-        # Every 3x3 conv widens the receptive field by one pixel on each side.
-        self.receptive_radius = 2 * n_resblocks + 2
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.head(x)
-        return fused_conv(self.body[:-1](x), self.body[-1], add=x)  # the long skip in the last convolution's epilogue
+        return fused_conv(self.body[:-1](x), cast(nn.Conv2d, self.body[-1]), add=x)  # the long skip in the last convolution's epilogue

@@ -1,4 +1,4 @@
-"""LIIF's decoder (Chen et al. 2021), with an exact fast path; the paper's presets.
+"""LIIF's decoder (Chen et al. 2021), with an exact fast path.
 
 LIIF decodes a query at continuous coordinate x from a latent code z* near it:
     I(x) = sum_t  w_t * f([unfold(z)_t, (x - v_t) * (H, W), cell * (H, W)])
@@ -12,12 +12,14 @@ W_z . unfold(z)_t + b equals a 3x3 convolution of the feature map with W_z resha
 per query), find the latent codes by index arithmetic, gather their rows, add the
 coordinate and cell terms, and run the rest of the MLP on all ensemble members at once;
 in inference, block by block, so that a block is gathered, activated and decoded in cache.
+The lookup and the area-weighted blend are `ImplicitModel`'s.
 `liifsr.reference` keeps the literal formulation this must agree with.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +27,15 @@ from torch import Tensor
 
 from liifsr import coords as C
 from liifsr.config import ConfigError
-from liifsr.models.base import ImplicitModel, ModelConfig, register_preset
-from liifsr.models.edsr import EDSRConfig
+from liifsr.models.base import ImplicitModel, ModelConfig
 from liifsr.models.mlp import MLP
-from liifsr.models.rdn import RDNConfig
 from liifsr.models.registry import DECODERS, ActivationConfig, DecoderConfig, check_widths, linear_size
 from liifsr.models.relu import ReLUConfig
-from liifsr.models.siren import SineConfig
+from liifsr.models.window import Codes, LatentWindow
+
+# liifsr/1's decoder: `activation: relu | sine`, with the sine's w0s beside it.
+_LEGACY_FIELDS = {"activation", "hidden", "out_dim", "w0_first", "w0_hidden"}
+_LEGACY_FLAGS = {"feature_unfold", "local_ensemble", "cell_decode", "global_skip"}  # moved here by ModelConfig.upgrade
 
 
 @dataclass
@@ -51,6 +55,18 @@ class LIIFConfig(DecoderConfig):
     # every benchmark cell and 0.10 to 0.20 dB above it on the div2k protocol's Urban100
     # images (docs/results.md, "Decoders beyond the paper").
     global_skip: bool = False
+
+    @staticmethod
+    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+        """Read liifsr/1's decoder too: `activation: sine` takes the w0s beside it into its
+        mapping; a ReLU model's full dump carried unused w0s, which are dropped."""
+        data = dict(data)
+        if data.get("activation") == "sine":
+            w0 = {key: data.pop(key) for key in ("w0_first", "w0_hidden") if key in data}
+            data["activation"] = {"name": "sine", **w0}
+        elif set(data) - {"name"} - _LEGACY_FLAGS == _LEGACY_FIELDS:
+            del data["w0_first"], data["w0_hidden"]
+        return data
 
     def check(self, where: str) -> None:
         check_widths(where, self.hidden)
@@ -100,8 +116,8 @@ class GatheredRows:
 class LIIF(ImplicitModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        decoder: LIIFConfig = config.decoder
-        self.local_ensemble, self.global_skip = decoder.local_ensemble, decoder.global_skip
+        decoder = cast(LIIFConfig, config.decoder)  # the registry builds each decoder from its own config class
+        self.local_ensemble, self.global_skip, self.cell_decode = decoder.local_ensemble, decoder.global_skip, decoder.cell_decode
         self.projection_radius = 1 if decoder.feature_unfold else 0
         latent_dim = self.encoder.out_dim * (9 if decoder.feature_unfold else 1)
         in_dim = latent_dim + 2 + (2 if decoder.cell_decode else 0)
@@ -119,55 +135,20 @@ class LIIF(ImplicitModel):
         kernel = 2 * self.projection_radius + 1
         weight = first.weight[:, : self.latent_dim].reshape(hidden, channels, kernel, kernel)
         proj = F.conv2d(feat, weight, first.bias, padding=kernel // 2)
-        # Contiguous rows, once per image: decode() gathers them chunk after chunk.
+        # Contiguous rows, once per image: decoding gathers them chunk after chunk.
         return proj.permute(0, 2, 3, 1).contiguous()
 
-    def decode(
-        self,
-        proj: Tensor,
-        coord: Tensor,
-        cell: Tensor | None,
-        grid_hw: tuple[int, int] | None = None,
-        window: tuple[int, int] = (0, 0),
-        skip_image: Tensor | None = None,
-        skip_window: tuple[int, int] = (0, 0),
-    ) -> Tensor:
-        batch, win_h, win_w, hidden = proj.shape
-        grid_hw = grid_hw or (win_h, win_w)
-        rows, rel_coords = C.ensemble_lookup(coord, grid_hw, window, (win_h, win_w), self.local_ensemble)
-
+    def decode_codes(self, window: LatentWindow, codes: Codes, cell: Tensor | None) -> Tensor:
         # One MLP call for all ensemble members: B * K * Q rows of the first layer.
-        members = len(rows)
-        terms = [torch.cat(rel_coords, dim=1)]
-        if self.config.decoder.cell_decode:
-            terms.append(C.relative_cell(cell, grid_hw).repeat(1, members, 1))
+        batch, members, queries = window.table.shape[0], len(codes), codes.rows[0].shape[1]
+        terms = [torch.cat(codes.rel_coords, dim=1)]
+        if self.cell_decode:
+            terms.append(C.relative_cell(cell, window.grid_hw).repeat(1, members, 1))
         first_layer = GatheredRows(
-            table=proj.reshape(-1, hidden),
-            index=torch.cat(rows, dim=1).view(-1),
+            table=window.flat_table(),
+            index=codes.index(),
             # cast once here, not per block: the first layer runs in the projection's dtype
-            terms=torch.cat(terms, dim=-1).view(batch * members * coord.shape[1], -1).to(proj.dtype),
-            weight=self.imnet.first_linear.weight[:, self.latent_dim :].to(proj.dtype),
+            terms=torch.cat(terms, dim=-1).view(batch * members * queries, -1).to(window.table.dtype),
+            weight=self.imnet.first_linear.weight[:, self.latent_dim :].to(window.table.dtype),
         )
-        preds = self.imnet.after_first_linear(first_layer).view(batch, members * coord.shape[1], -1)
-        out = 0
-        for pred, weight in zip(preds.chunk(members, dim=1), C.ensemble_weights(rel_coords)):
-            out = out + pred * weight.unsqueeze(-1)
-        if self.global_skip:
-            out = out + C.bilinear_sample(skip_image, coord, grid_hw, skip_window)
-        return out
-
-
-def _edsr_liif(n_feats: int, activation: ActivationConfig, **flags: bool) -> ModelConfig:
-    return ModelConfig(EDSRConfig(n_feats=n_feats), LIIFConfig(activation=activation, **flags))
-
-
-register_preset("edsr-liif-relu", _edsr_liif(64, ReLUConfig()))
-register_preset("edsr-liif-siren30", _edsr_liif(64, SineConfig(w0_first=30.0, w0_hidden=30.0)))
-# SIREN-15 with w0 = 15 in every sine layer (our reading of the paper) ...
-register_preset("edsr-liif-siren15", _edsr_liif(64, SineConfig(w0_first=15.0, w0_hidden=15.0)))
-# ... and the other reading: w0 = 15 in the first layer only, 30 after it.
-register_preset("edsr-liif-siren15-first", _edsr_liif(64, SineConfig(w0_first=15.0, w0_hidden=30.0)))
-register_preset("edsrless-liif-relu", _edsr_liif(32, ReLUConfig()))
-register_preset("edsrless-liif-siren30", _edsr_liif(32, SineConfig(w0_first=30.0, w0_hidden=30.0)))
-register_preset("rdn-liif-relu", ModelConfig(RDNConfig(), LIIFConfig()))
-register_preset("edsr-liif-relu-skip", _edsr_liif(64, ReLUConfig(), global_skip=True))
+        return self.imnet.after_first_linear(first_layer).view(batch, members * queries, -1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +27,11 @@ from torch import Tensor, nn
 from liifsr import coords as C
 from liifsr.config import ConfigError
 from liifsr.kernels import linear
-from liifsr.models.base import ImplicitModel, ModelConfig, register_preset
-from liifsr.models.edsr import EDSRConfig
+from liifsr.models.base import ImplicitModel, ModelConfig
 from liifsr.models.mlp import MLP
 from liifsr.models.registry import DECODERS, DecoderConfig, check_positive, check_widths, conv_size, linear_size
 from liifsr.models.relu import ReLUConfig
+from liifsr.models.window import Codes, LatentWindow
 
 
 @dataclass
@@ -110,7 +111,8 @@ class LTE(ImplicitModel):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        decoder: LTEConfig = config.decoder
+        decoder = cast(LTEConfig, config.decoder)  # the registry builds each decoder from its own config class
+        self.cell_clip_scale = decoder.cell_clip_scale
         channels, features = decoder.channels, self.encoder.out_dim
         self.coef = nn.Conv2d(features, channels, 3, padding=1)
         self.freq = nn.Conv2d(features, channels, 3, padding=1)
@@ -121,39 +123,20 @@ class LTE(ImplicitModel):
         """Amplitude and frequency maps side by side, (B, H, W, 2K) rows for the gather."""
         return torch.cat([self.coef(feat), self.freq(feat)], dim=1).permute(0, 2, 3, 1).contiguous()
 
-    def decode(
-        self,
-        proj: Tensor,
-        coord: Tensor,
-        cell: Tensor | None,
-        grid_hw: tuple[int, int] | None = None,
-        window: tuple[int, int] = (0, 0),
-        skip_image: Tensor | None = None,
-        skip_window: tuple[int, int] = (0, 0),
-    ) -> Tensor:
-        batch, win_h, win_w, width = proj.shape
-        grid_hw = grid_hw or (win_h, win_w)
-        rows, rel_coords = C.ensemble_lookup(coord, grid_hw, window, (win_h, win_w), self.local_ensemble)
-        members, queries = len(rows), coord.shape[1]
-        dtype = proj.dtype
-        rel_cell = C.relative_cell(cell, grid_hw)  # 2 / scale per axis
-        if self.config.decoder.cell_clip_scale:
-            rel_cell = rel_cell.clamp(min=2 / self.config.decoder.cell_clip_scale)
+    def decode_codes(self, window: LatentWindow, codes: Codes, cell: Tensor | None) -> Tensor:
+        batch, members, queries = window.table.shape[0], len(codes), codes.rows[0].shape[1]
+        dtype = window.table.dtype
+        rel_cell = C.relative_cell(cell, window.grid_hw)  # 2 / scale per axis
+        if self.cell_clip_scale:
+            rel_cell = rel_cell.clamp(min=2 / self.cell_clip_scale)
         phase = self.phase(rel_cell.to(self.phase.weight.dtype))  # (B, Q, K/2), once for all members
         first = self.imnet.first_linear
         first_layer = FourierRows(
-            table=proj.reshape(-1, width),
-            index=torch.cat(rows, dim=1).view(-1),
-            rel_coord=torch.cat(rel_coords, dim=1).reshape(-1, 2).to(dtype),
+            table=window.flat_table(),
+            index=codes.index(),
+            rel_coord=torch.cat(codes.rel_coords, dim=1).reshape(-1, 2).to(dtype),
             phase=phase.to(dtype).repeat(1, members, 1).reshape(batch * members * queries, -1),
             weight=first.weight.to(dtype),
             bias=first.bias.to(dtype),
         )
-        preds = self.imnet.after_first_linear(first_layer).view(batch, members * queries, -1)
-        out = 0
-        for pred, weight in zip(preds.chunk(members, dim=1), C.ensemble_weights(rel_coords)):
-            out = out + pred * weight.unsqueeze(-1)
-        return out + C.bilinear_sample(skip_image, coord, grid_hw, skip_window)
-
-
-register_preset("edsr-lte", ModelConfig(EDSRConfig(), LTEConfig()))
+        return self.imnet.after_first_linear(first_layer).view(batch, members * queries, -1)

@@ -18,6 +18,7 @@ activations (and what the activation's derivative needs), as autograd would.
 
 from __future__ import annotations
 
+import typing
 from typing import Protocol
 
 import torch
@@ -94,7 +95,8 @@ def cast_folded(params: list[Tensor], acts: list[Activation], dtype: torch.dtype
 class RowSource(Protocol):
     """The first Linear's output, N rows made on demand (e.g. `liif.GatheredRows`)."""
 
-    dtype: torch.dtype
+    @property
+    def dtype(self) -> torch.dtype: ...
 
     def __len__(self) -> int: ...
 
@@ -185,10 +187,10 @@ class MLP(nn.Module):
 
     @property
     def first_linear(self) -> nn.Linear:
-        return self.layers[0]
+        return typing.cast(nn.Linear, self.layers[0])  # the layers alternate Linear, Activation, ..., Linear
 
     def activations(self) -> list[Activation]:
-        return list(self.layers[1::2])
+        return [typing.cast(Activation, act) for act in list(self.layers)[1::2]]
 
     def after_first_linear(self, pre: Tensor | RowSource, block_rows: int = 0) -> Tensor:
         """The MLP from the first Linear's output `pre` (N, hidden) on: (N, out_dim).
@@ -212,7 +214,8 @@ class MLP(nn.Module):
         return self._forward_blocks(pre, block_rows)
 
     def _later_params(self) -> list[Tensor]:
-        return [p for layer in self.layers[2::2] for p in (layer.weight, layer.bias)]
+        linears = [typing.cast(nn.Linear, layer) for layer in list(self.layers)[2::2]]
+        return [p for layer in linears for p in (layer.weight, layer.bias)]
 
     def _forward_blocks(self, pre: Tensor | RowSource, block_rows: int) -> Tensor:
         params, acts = cast_folded(self._later_params(), self.activations(), pre.dtype)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from liifsr.config import ConfigError
+from liifsr.models.encoder import Encoder
 from liifsr.models.registry import ENCODERS, EncoderConfig, check_positive, conv_size
 
 
@@ -72,19 +73,18 @@ class RDB(nn.Module):
 
 
 @ENCODERS.register("rdn", RDNConfig)
-class RDN(nn.Module):
+class RDN(Encoder):
     """RDN without upsampler, as in LIIF (configuration B: G0 64, D 16, C 8, G 64)."""
 
     def __init__(self, config: RDNConfig, in_channels: int = 3) -> None:
-        super().__init__()
         G0, D, C, G, kernel_size = config.G0, config.D, config.C, config.G, config.kernel_size
         pad = kernel_size // 2
+        # Each k x k conv widens the receptive field by k // 2: the two heads, C per block, GFF's last.
+        super().__init__(out_dim=G0, receptive_radius=pad * (2 + D * C + 1))
         self.SFENet1 = nn.Conv2d(in_channels, G0, kernel_size, padding=pad)
         self.SFENet2 = nn.Conv2d(G0, G0, kernel_size, padding=pad)
         self.RDBs = nn.ModuleList([RDB(G0, G, C, kernel_size) for _ in range(D)])
         self.GFF = nn.Sequential(nn.Conv2d(D * G0, G0, 1), nn.Conv2d(G0, G0, kernel_size, padding=pad))
-        self.out_dim = G0
-        self.receptive_radius = pad * (2 + D * C + 1)
 
     def forward(self, x: Tensor) -> Tensor:
         f1 = self.SFENet1(x)

@@ -10,30 +10,37 @@ a builder registered under that name:
         width: int = 64
 
     @ENCODERS.register("my-encoder", MyEncoderConfig)
-    class MyEncoder(nn.Module): ...
+    class MyEncoder(Encoder): ...
 
 In YAML the `name` key picks the config class (`encoder: {name: my-encoder, width: 32}`),
 so each config holds only its own architecture's fields (`liifsr.config.from_dict` reads
-`variants` to dispatch). `liifsr.models` imports every module, so the registries are
-complete whenever any model code runs.
+`variants` to dispatch). Registration checks what it can before anything is built: the
+config class belongs to this kind of part and defaults `name` to the registered name, and
+an encoder is an `Encoder` (which declares `out_dim` and `receptive_radius`).
+`liifsr.models` imports every module, so the registries are complete whenever any model
+code runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from liifsr.config import ConfigError
+from liifsr.models.encoder import Encoder
 
 B = TypeVar("B", bound=Callable[..., Any])
 
 
 class Registry:
-    """Names -> (config class, builder) for one kind of model part."""
+    """Names -> (config class, builder) for one kind of model part; `builds`, where given,
+    is the class every builder must subclass."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builds: type | None = None) -> None:
         self.kind = kind
+        self.builds = builds
         self.configs: dict[str, type] = {}
         self._builders: dict[str, Callable[..., Any]] = {}
 
@@ -41,10 +48,24 @@ class Registry:
         def add(builder: B) -> B:
             if name in self.configs:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self.check(name, config_class, builder)
             self.configs[name], self._builders[name] = config_class, builder
             return builder
 
         return add
+
+    def check(self, name: str, config_class: type, builder: Callable[..., Any]) -> None:
+        """Refuse a part that YAML could not name or that lacks what the rest of liifsr reads of it."""
+        if getattr(config_class, "variants", None) is not self or not dataclasses.is_dataclass(config_class):
+            raise TypeError(f"{self.kind} {name!r}: its config {config_class.__name__} must be a dataclass "
+                            f"subclassing the {self.kind}'s config class ({self.kind.capitalize()}Config)")
+        default = {field.name: field.default for field in dataclasses.fields(config_class)}.get("name")
+        if default != name:
+            raise TypeError(f"{self.kind} {name!r}: its config {config_class.__name__} must default `name` to {name!r}, "
+                            f"not {default!r} (the name its files are read back by)")
+        if self.builds is not None and not (isinstance(builder, type) and issubclass(builder, self.builds)):
+            raise TypeError(f"{self.kind} {name!r}: {getattr(builder, '__name__', builder)!r} must subclass "
+                            f"{self.builds.__module__}.{self.builds.__name__}")
 
     def names(self) -> tuple[str, ...]:
         return tuple(self.configs)
@@ -58,7 +79,7 @@ class Registry:
         return self.builder(config.name)(config, *args, **kwargs)
 
 
-ENCODERS = Registry("encoder")
+ENCODERS = Registry("encoder", builds=Encoder)
 DECODERS = Registry("decoder")
 ACTIVATIONS = Registry("activation")
 
@@ -84,6 +105,10 @@ class PartConfig:
         return self.name
 
 
+# liifsr/1 wrote one flat encoder mapping holding every architecture's fields.
+LEGACY_ENCODER_FIELDS = frozenset({"name", "n_resblocks", "n_feats", "res_scale", "G0", "D", "C", "G", "kernel_size"})
+
+
 @dataclass
 class EncoderConfig(PartConfig):
     variants: ClassVar[Registry] = ENCODERS
@@ -92,6 +117,14 @@ class EncoderConfig(PartConfig):
     def out_dim(self) -> int:
         """The channels of the feature map it gives the decoder (0: unknown)."""
         return 0
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Read liifsr/1's flat encoder mapping too: this architecture's fields of it."""
+        if set(data) != LEGACY_ENCODER_FIELDS:
+            return data
+        own = {field.name for field in dataclasses.fields(cls)}
+        return {key: value for key, value in data.items() if key in own}
 
 
 @dataclass

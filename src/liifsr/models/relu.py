@@ -32,7 +32,7 @@ class ReLU(Activation):
     def linear_keep(self, h: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, None]:
         return linear(h, weight, bias, relu=True), None
 
-    def backward(self, grad: Tensor, out: Tensor, kept: None, into: Tensor | None) -> Tensor:
+    def backward(self, grad: Tensor, out: Tensor, kept: Tensor | None, into: Tensor | None) -> Tensor:
         return relu_backward(grad, out, into)  # the derivative is 1 where the output is > 0
 
 

@@ -50,7 +50,8 @@ class Sine(Activation):
         z = z * self.w0
         return torch.sin(z), torch.cos(z).mul_(self.w0)
 
-    def backward(self, grad: Tensor, out: Tensor, kept: Tensor, into: Tensor | None) -> Tensor:
+    def backward(self, grad: Tensor, out: Tensor, kept: Tensor | None, into: Tensor | None) -> Tensor:
+        assert kept is not None, "Sine keeps its derivative (w0 cos z) in the forward pass"
         return torch.mul(grad, kept, out=grad if into is None else into)
 
     def folded(self, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, Activation]:
@@ -80,4 +81,5 @@ def siren_init_(layers: list[nn.Linear], w0_hidden: float) -> None:
 @ACTIVATIONS.register("sine", SineConfig)
 def sine_layers(config: SineConfig, linears: list[nn.Linear]) -> list[Activation]:
     siren_init_(linears, config.w0_hidden)
-    return [Sine(config.w0_first)] + [Sine(config.w0_hidden) for _ in linears[1:-1]]
+    sines: list[Activation] = [Sine(config.w0_first), *(Sine(config.w0_hidden) for _ in linears[1:-1])]
+    return sines

@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liifsr import coords as C
-from liifsr.models.base import ImplicitModel, ModelConfig, register_preset
-from liifsr.models.edsr import EDSRConfig
 from liifsr.config import ConfigError
+from liifsr.models.base import ImplicitModel, ModelConfig
 from liifsr.models.registry import DECODERS, DecoderConfig, check_positive, conv_size
+from liifsr.models.window import Codes, LatentWindow
 
 
 @dataclass
@@ -69,6 +71,18 @@ def heat_damping(frequency_norm_sq: Tensor, kappa: Tensor, t: Tensor) -> Tensor:
     return torch.exp(-(t * kappa) * frequency_norm_sq)
 
 
+def initial_frequencies(components: int, init_scale: float) -> Tensor:
+    """W1 (2, K) at initialisation, (y, x) uniform over a disk of radius pi * init_scale.
+
+    Drawn and computed on the CPU, also when the model is built on the meta device (to
+    read its shapes, as loading a model file does): arithmetic on meta tensors runs
+    PyTorch's Python reference kernels, whose first use imports torch._dynamo (over a second).
+    """
+    radius = math.pi * init_scale * torch.rand(components, device="cpu").sqrt()
+    angle = 2 * math.pi * torch.rand(components, device="cpu")
+    return torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)])
+
+
 def diffusion_time(rel_cell: Tensor) -> Tensor:
     """t = 1 / (S_y S_x) from the relative cell (B, Q, 2) = 2 / S per axis -> (B, Q, 1)."""
     return (rel_cell[..., :1] * rel_cell[..., 1:]) / 4
@@ -80,33 +94,32 @@ class Thermal(ImplicitModel):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        decoder: ThermalConfig = config.decoder
+        decoder = cast(ThermalConfig, config.decoder)  # the registry builds each decoder from its own config class
         self.components = k = decoder.components
         self.hyper = nn.Conv2d(self.encoder.out_dim, k * 3 + k, 1)  # per pixel: W2 (K x 3), then b1 (K)
         with torch.no_grad():  # W2 starts at 0: the model starts as nearest upsampling, not as noise
             self.hyper.weight[: 3 * k].zero_()
-            self.hyper.bias[: 3 * k].zero_()
-        radius = math.pi * decoder.init_scale * torch.rand(k).sqrt()  # uniform over a disk
-        angle = 2 * math.pi * torch.rand(k)
-        self.frequencies = nn.Parameter(torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)]))  # (2, K): (y, x)
+            cast(Tensor, self.hyper.bias)[: 3 * k].zero_()  # a Conv2d has a bias unless built with bias=False
+        self.frequencies = nn.Parameter(initial_frequencies(k, decoder.init_scale).to(self.hyper.weight.device))  # (2, K): (y, x)
         self.kappa = nn.Parameter(torch.tensor(decoder.init_kappa))
 
     def latent_projection(self, feat: Tensor) -> Tensor:
-        return self.hyper(feat).permute(0, 2, 3, 1).contiguous()
+        """The per-pixel table (B, h, w, 4K): W2 channel by channel (3 x K), then b1 (K).
+        The convolution's outputs hold W2 component by component (K x 3): its rows are
+        taken in the table's order, so that each query's sum over the K components runs
+        along contiguous memory (a batch of (1 x K) @ (K x 3) products ran 3x slower)."""
+        k = self.components
+        order = torch.cat([torch.arange(3 * k).view(k, 3).t().reshape(-1), torch.arange(3 * k, 4 * k)])
+        table = F.conv2d(feat, self.hyper.weight[order], cast(Tensor, self.hyper.bias)[order])
+        return table.permute(0, 2, 3, 1).contiguous()
 
-    def decode(
-        self,
-        proj: Tensor,
-        coord: Tensor,
-        cell: Tensor | None,
-        grid_hw: tuple[int, int] | None = None,
-        window: tuple[int, int] = (0, 0),
-        skip_image: Tensor | None = None,
-        skip_window: tuple[int, int] = (0, 0),
-    ) -> Tensor:
-        batch, win_h, win_w, width = proj.shape
-        grid_hw = grid_hw or (win_h, win_w)
-        (rows,), (rel_coord,) = C.ensemble_lookup(coord, grid_hw, window, (win_h, win_w), local_ensemble=False)
+    def sample_skip(self, window: LatentWindow, coord: Tensor) -> Tensor:
+        return window.nearest_skip(coord)  # Thera's b2: the LR pixel the query lies in
+
+    def decode_codes(self, window: LatentWindow, codes: Codes, cell: Tensor | None) -> Tensor:
+        proj, grid_hw = window.table, window.grid_hw
+        batch, width = proj.shape[0], proj.shape[-1]
+        (rows,), (rel_coord,) = codes.rows, codes.rel_coords
         field = proj.reshape(-1, width).index_select(0, rows.view(-1)).view(batch, -1, width)
         weights, phases = field[..., : 3 * self.components], field[..., 3 * self.components :]
         offset = (rel_coord / 2).to(field.dtype)  # LR pixels: relative_coord counts 2 per cell
@@ -117,11 +130,10 @@ class Thermal(ImplicitModel):
             rel_cell = rel_cell[:, :1]
         damping = heat_damping(frequencies.square().sum(0), self.kappa.to(field.dtype),
                                diffusion_time(rel_cell).to(field.dtype))
-        hidden = torch.sin(torch.addmm(phases.reshape(-1, self.components), offset.reshape(-1, 2), frequencies))
-        hidden = (hidden.view(batch, -1, self.components) * damping).view(-1, 1, self.components)
-        # W2 . hidden per query: a batch of (1 x K) @ (K x 3) products
-        out = torch.bmm(hidden, weights.reshape(-1, self.components, 3)).view(batch, -1, 3)
-        return out + C.nearest_sample(skip_image, coord, grid_hw, skip_window)
+        k = self.components
+        waves = torch.sin(torch.addmm(phases.reshape(-1, k), offset.reshape(-1, 2), frequencies)).view(batch, -1, 1, k)
+        terms = waves * weights.view(batch, -1, 3, k)  # (B, Q, 3, K): each channel's W2 times each undamped sine
+        if damping.shape[1] == 1:  # one damping for every query: the damped sums of all queries as one matrix-vector product
+            return torch.bmm(terms.view(batch, -1, k), damping.view(batch, k, 1)).view(batch, -1, 3)
+        return (terms * damping.unsqueeze(2)).sum(-1)
 
-
-register_preset("edsr-thermal", ModelConfig(EDSRConfig(), ThermalConfig()))

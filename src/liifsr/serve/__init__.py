@@ -9,12 +9,15 @@ model on one thread (`worker.py`), and keeps them in a bounded cache (`service.p
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
-from liifsr.runtime import add_runtime_options
+from liifsr.commands.options import add_runtime_options
 from liifsr.serve.guard import is_loopback
 
 # The slowest a request body may arrive on average, beyond --body-timeout (`web.py`; here,
@@ -34,7 +37,8 @@ def max_threads() -> int:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="images, or folders of them (recursively), to show (more can be uploaded in the page)")
+    parser.add_argument("images", nargs="*", type=Path, metavar="IMAGE",
+                        help="images, or folders of them (recursively), to show (more can be uploaded in the page)")
     parser.add_argument("--model", default=None, help="bundled model name or model file (default: the bundled default model, for clean "
                         "images; '--model photo' for JPEG, noisy or blurred photographs)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -62,7 +66,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="connections and requests at once; more get 503 (default: 100)")
 
 
-def check_options(args: argparse.Namespace) -> None:
+def check_server_options(args: argparse.Namespace) -> None:
     """Every number the server runs with, before anything starts (a bad one otherwise
     surfaces later, in the model thread or in a request)."""
     from liifsr.checks import UpscaleError
@@ -93,47 +97,84 @@ def exposure_warning(host: str) -> str | None:
             "authentication; anyone who can reach this port can use the model and see the images")
 
 
+def listen_error(host: str, port: int, error: OSError) -> str:
+    """One line for an address the server cannot listen on, naming it and the fix (uvicorn
+    would print `[Errno 98] error while attempting to bind ...` and exit 3)."""
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    other = port + 1 if port < 65535 else port - 1
+    if isinstance(error, socket.gaierror):
+        return f"--host {host!r} is neither an address nor a name this machine can resolve; give one (e.g. --host 127.0.0.1)"
+    if error.errno == errno.EADDRINUSE:
+        return (f"port {port} is already in use on {host} (another `liifsr serve`, or another program); "
+                f"give another --port, e.g. --port {other}")
+    if error.errno == errno.EACCES:
+        return (f"listening on port {port} needs more rights than this user has (ports below 1024 usually do); "
+                f"give --port 1024 or above, e.g. --port {DEFAULT_PORT}")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host} is not an address of this machine; give one of its addresses (e.g. --host 127.0.0.1)"
+    return f"cannot listen on {where}: {(error.strerror or str(error)).lower()}; give another --host or --port"
+
+
 def run(args: argparse.Namespace) -> int:
     from liifsr.checks import UpscaleError
 
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError:
         raise UpscaleError("`liifsr serve` needs the serve extra: pip install 'liifsr[serve]'") from None
-    from liifsr.zoo import DEFAULT_MODEL, load_model
     from liifsr.imageio import collect_images
-    from liifsr.runtime import check_precision, decoding_options, resolve_device, resolve_precision
-    from liifsr.serve.guard import HostPolicy
-    from liifsr.serve.routes import create_app
-    from liifsr.serve.service import Limits, Server, display_names, served_files
-    from liifsr.serve.web import WebLimits, uvicorn_config
+    from liifsr.serve.service import Limits, display_names, served_files
+    from liifsr.serve.web import listening_sockets
 
-    check_options(args)
+    check_server_options(args)
     limits = Limits(int(args.max_upload_mb * 2**20), int(args.max_input_mp * 1e6), int(args.max_output_mp * 1e6),
                     decoded_bytes=int(args.image_cache_mb * 2**20))
     found = collect_images(args.images)  # files, and the images under folders
     # Only the headers are read here: the pixels are decoded when first viewed.
     images = served_files(list(zip(display_names(found), (path for path, _ in found))), limits.input_pixels)
-    device = resolve_device(args.device)
-    model = load_model(args.model, device=device)
-    precision = resolve_precision(args.precision, device, model.precisions)  # 'auto': what runs, shown below
-    check_precision(device, precision)
+    try:  # before the model loads (seconds): a port in use is said at once
+        sockets = listening_sockets(args.host, args.port)
+    except OSError as error:
+        raise UpscaleError(listen_error(args.host, args.port, error)) from None
+    try:
+        return serve(args, images, limits, sockets)
+    finally:
+        for sock in sockets:  # uvicorn closes them when it ran; not when the start failed before it
+            sock.close()
+
+
+def serve(args: argparse.Namespace, images: list, limits: Any, sockets: list[socket.socket]) -> int:
+    """Load the model and answer on `sockets` (listening already) until Ctrl-C."""
+    import uvicorn
+
+    from liifsr.checks import UpscaleError
+    from liifsr.decoding import DecodeOptions, open_model
+    from liifsr.serve.guard import HostPolicy
+    from liifsr.serve.routes import create_app
+    from liifsr.serve.service import Server
+    from liifsr.serve.web import WebLimits, uvicorn_config
+    from liifsr.zoo import DEFAULT_MODEL
+
+    opened = open_model(args.model, args.device, args.precision)  # 'auto' resolved: what runs, shown below
+    decoding = DecodeOptions(args.chunk, args.tile, opened.precision)
     web_limits = WebLimits(args.header_timeout, args.body_timeout, args.max_connections)
     web = uvicorn.Server(uvicorn_config(None, args.host, args.port, web_limits))
 
     def stop(error: BaseException) -> None:  # the model thread died: answer nothing more, exit
         web.should_exit = True
 
-    server = Server(model, str(args.model or DEFAULT_MODEL), images, precision, args.cache_mb * 2**20, limits,
-                    args.threads, on_model_failure=stop, decoding=decoding_options(args))
+    server = Server(opened.model, str(args.model or DEFAULT_MODEL), images, decoding, args.cache_mb * 2**20, limits,
+                    args.threads, on_model_failure=stop)
     web.config.app = create_app(server, HostPolicy.for_bind(args.host, args.port, args.allow_host))
     warning = exposure_warning(args.host)
     if warning:
         print(f"liifsr serve: warning: {warning}", file=sys.stderr)
     print(f"liifsr serve: http://{args.host}:{args.port}/ ({len(images)} image(s), model {server.model_name}, "
-          f"{precision} on {device.type}); Ctrl-C stops")
+          f"{opened.precision} on {opened.device.type}); Ctrl-C stops")
     try:
-        web.run()
+        web.run(sockets=sockets)
+    except OSError as error:  # the sockets are bound already, but should serving them fail, say so in one line
+        raise UpscaleError(listen_error(args.host, args.port, error)) from None
     finally:
         server.close()
     if server.worker.failure is not None:

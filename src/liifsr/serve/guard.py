@@ -92,7 +92,7 @@ class HostPolicy:
     any_port_names: frozenset[str] = frozenset()
 
     @classmethod
-    def for_bind(cls, host: str, port: int, allow: Iterable[str] = ()) -> "HostPolicy":
+    def for_bind(cls, host: str, port: int, allow: Iterable[str] = ()) -> HostPolicy:
         bare = _bare(host)
         return cls(port, frozenset({*LOOPBACK_NAMES, *([] if bare in WILDCARD_BINDS else [bare])}),
                    any_ip=bare in WILDCARD_BINDS, any_port_names=frozenset(_bare(name) for name in allow))

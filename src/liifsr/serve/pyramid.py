@@ -16,11 +16,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from liifsr.checks import output_size
-from liifsr.tiling import Span
+from liifsr.inference import float_tensor
 from liifsr.resize import contributions
+from liifsr.tiling import Span
 
 TILE = 256
 # Neighbouring tiles share a pixel on each side, so the viewer can draw them edge to edge
@@ -62,7 +62,7 @@ def levels(lr_hw: tuple[int, int], tile: int = TILE, max_zoom: float = MAX_ZOOM)
     return [Level(s, *output_size(lr_hw, s, None)) for s in scales]
 
 
-def tile_spans(level: Level, col: int, row: int, tile: int = TILE, overlap: int = OVERLAP) -> tuple[Span, Span] | None:
+def tile_region(level: Level, col: int, row: int, tile: int = TILE, overlap: int = OVERLAP) -> tuple[Span, Span] | None:
     """(rows, cols) of tile (col, row) with `overlap` more pixels on each inner side (as in
     Deep Zoom), or None when the level has no such tile."""
     columns, rows = level.tiles(tile)
@@ -79,7 +79,7 @@ def bicubic_region(lr: np.ndarray, out_hw: tuple[int, int], rows: Span, cols: Sp
     applied to the output rows and columns asked for only, so a tile of a x30 view costs
     a tile's worth of work.
     """
-    image = torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32))
+    image = float_tensor(lr)  # a copy where `lr` is read-only (PyTorch warns of those)
     taps = []
     for axis, (n_out, span) in enumerate(zip(out_hw, (rows, cols))):
         n_in = image.shape[axis]

@@ -6,7 +6,7 @@ Routes (all answers to bad requests are JSON `{"error": "..."}` with a 4xx statu
 - `GET /api/images`, `POST /api/images` (the raw file as the body, its name in
   `X-Filename`): the images this server shows, by id. Nothing else is ever read.
 - `GET /api/images/{id}/tiles/{kind}/{level}/{col}_{row}.png`: one tile of the model
-  (`kind` = liif) or of bicubic at a level of `pyramid.levels`; cached (LRU, bounded).
+  (`kind` = model) or of bicubic at a level of `pyramid.levels`; cached (LRU, bounded).
   A client that disconnects before its tile is drawn cancels it.
 - `POST /api/images/{id}/upscale` (`{"scale": s}` or `{"size": [h, w]}`): a whole upscale
   in the background; `GET /api/jobs/{job}/events`: its progress as server-sent events
@@ -23,25 +23,26 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from liifsr.checks import UpscaleError, output_size
 from liifsr.imageio import ImageError
 from liifsr.serve.guard import Guard, HostPolicy
-from liifsr.serve.pyramid import TILE, tile_spans
+from liifsr.serve.pyramid import TILE, tile_region
 from liifsr.serve.service import DISCONNECT_POLL_S, DOWNLOADS_KEPT, KINDS, STATIC, Download, ServedImage, Server, TooLarge, log
 from liifsr.serve.worker import Cancelled, Job, ModelThreadFailed
+from liifsr.zoo import model_hint
 
 # --- routes ----------------------------------------------------------------------------
 
@@ -78,6 +79,7 @@ async def config(request: Request) -> Response:
     server = _state(request)
     return JSONResponse({
         "model": server.model_name,
+        "model_hint": model_hint(server.model_name),
         "precision": server.precision,
         "tile": TILE,
         "max_upload_bytes": server.limits.upload_bytes,
@@ -125,15 +127,15 @@ async def tile(request: Request) -> Response:
     served = _image(request)
     kind = request.path_params["kind"]
     if kind not in KINDS:
-        raise HTTPException(404, f"unknown tile kind {kind!r} (liif or bicubic)")
+        raise HTTPException(404, f"unknown tile kind {kind!r} (model or bicubic)")
     index, col, row = (request.path_params[k] for k in ("level", "col", "row"))
     if index >= len(served.levels):
         raise HTTPException(404, f"level {index} does not exist (this image has levels 0 to {len(served.levels) - 1})")
     level = served.levels[index]
-    if tile_spans(level, col, row) is None:
+    if tile_region(level, col, row) is None:
         columns, rows = level.tiles()
         raise HTTPException(404, f"tile {col}_{row} does not exist at level {index} ({columns} x {rows} tiles)")
-    if kind == "liif" and not level.decoded:
+    if kind == "model" and not level.decoded:
         kind = "bicubic"  # overview levels are the same downscale in both layers
     key = (served.id, kind, index, col, row)
     data = server.cache.get(key)
@@ -162,7 +164,8 @@ async def start_download(request: Request) -> Response:
     scale, size = body.get("scale"), body.get("size")
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
         raise HTTPException(400, f'"scale" must be a number, got {scale!r}')
-    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in size)):
+    is_pair = isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in size)
+    if size is not None and not is_pair:
         raise HTTPException(400, f'"size" must be [height, width] in whole pixels, got {size!r}')
     try:
         out_hw = output_size((served.height, served.width), scale, tuple(size) if size else None)
@@ -275,7 +278,8 @@ def create_app(server: Server, hosts: HostPolicy) -> Starlette:
         Route("/api/jobs/{job_id}/file", download_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {HTTPException: http_error, ModelThreadFailed: model_failed, ImageError: image_failed, Exception: server_error}
+    handlers: dict[Any, Callable[..., Awaitable[Response]]] = {
+        HTTPException: http_error, ModelThreadFailed: model_failed, ImageError: image_failed, Exception: server_error}
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(Guard, policy=hosts)])
     app.state.server = server
     return app

@@ -16,19 +16,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
+from liifsr.decoding import DecodeOptions
 from liifsr.imageio import ImageError, LoadedImage, read_image, to_pil, write_image_bands
-from liifsr.inference import upscale_image_bands
-from liifsr.serve.pyramid import OVERLAP, TILE, Level, bicubic_region, levels, tile_spans
+from liifsr.inference import float_tensor, upscale_image_bands
+from liifsr.serve.pyramid import OVERLAP, TILE, Level, bicubic_region, levels, tile_region
 from liifsr.serve.worker import Job, ModelWorker, TileCache
 from liifsr.tiling import upscale_tensor
 
 log = logging.getLogger("liifsr.serve")
 STATIC = Path(str(resources.files("liifsr") / "serve" / "static"))
-KINDS = ("liif", "bicubic")
+KINDS = ("model", "bicubic")  # a tile decoded by the model, or bicubic's
 # How often a waiting request checks whether its client is still there.
 DISCONNECT_POLL_S = 0.05
 # Finished downloads stay on disk (in a temporary folder) until this many newer ones exist.
@@ -77,7 +77,7 @@ def image_size(path: Path, max_pixels: int) -> tuple[int, int]:
     return height, width
 
 
-def served_files(files: list[tuple[str, Path]], max_pixels: int = Limits.input_pixels) -> list["ServedImage"]:
+def served_files(files: list[tuple[str, Path]], max_pixels: int = Limits.input_pixels) -> list[ServedImage]:
     """The images of (name shown, file), ids "0", "1", ...: sizes from the headers, nothing decoded."""
     return [ServedImage.create(str(index), name, path, image_size(path, max_pixels))
             for index, (name, path) in enumerate(files)]
@@ -118,7 +118,7 @@ class ServedImage:
     levels: list[Level]
 
     @classmethod
-    def create(cls, image_id: str, name: str, path: Path, size: tuple[int, int]) -> "ServedImage":
+    def create(cls, image_id: str, name: str, path: Path, size: tuple[int, int]) -> ServedImage:
         return cls(image_id, name, path, size[0], size[1], levels(size))
 
     def describe(self) -> dict[str, Any]:
@@ -141,9 +141,9 @@ class Pixels:
     lr: torch.Tensor = field(repr=False)  # (1, 3, H, W) in [0, 1]
 
     @classmethod
-    def create(cls, image: LoadedImage) -> "Pixels":
-        image = replace(image, rgb=np.ascontiguousarray(image.rgb, dtype=np.float32))
-        return cls(image, torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0))
+    def create(cls, image: LoadedImage) -> Pixels:
+        lr = float_tensor(image.rgb)  # a copy where the pixels are read-only (PyTorch warns of those)
+        return cls(replace(image, rgb=lr.numpy()), lr.permute(2, 0, 1).unsqueeze(0))
 
     @property
     def nbytes(self) -> int:
@@ -199,15 +199,13 @@ class Download:
 class Server:
     """The state behind the routes: images, model worker, tile cache, downloads."""
 
-    def __init__(self, model, model_name: str, images: list[ServedImage], precision: str = "fp32",
+    def __init__(self, model, model_name: str, images: list[ServedImage], decoding: DecodeOptions = DecodeOptions(),
                  cache_bytes: int = 256 * 2**20, limits: Limits | None = None, threads: int | None = None,
-                 on_model_failure: Callable[[BaseException], None] | None = None,
-                 decoding: dict[str, int | None] | None = None) -> None:
+                 on_model_failure: Callable[[BaseException], None] | None = None) -> None:
         self.model = model
         self.model_name = model_name
-        self.precision = precision
-        # upscale_tensor's chunk_size and tile_size (`runtime.decoding_options`)
-        self.decoding = {**(decoding or {}), "precision": precision}
+        self.decoding = decoding  # of every tile and download; its precision is what runs ('auto' resolved)
+        self.precision = decoding.precision
         self.limits = limits or Limits()
         self.images: dict[str, ServedImage] = {served.id: served for served in images}  # `served_files`
         self.uploads: list[str] = []
@@ -238,11 +236,13 @@ class Server:
         return pixels
 
     def render_tile(self, served: ServedImage, kind: str, level: Level, col: int, row: int, job: Job) -> bytes:
-        rows, cols = tile_spans(level, col, row)
+        region = tile_region(level, col, row)
+        assert region is not None, "the tile route answers 404 for a tile outside the level"
+        rows, cols = region
         pixels = self.pixels(served)
-        if kind == "liif" and level.decoded:
+        if kind == "model" and level.decoded:
             rgb = upscale_tensor(self.model, pixels.lr, (level.height, level.width), region=(rows, cols),
-                                 on_block=job.checkpoint, **self.decoding)[0].permute(1, 2, 0).numpy()
+                                 on_block=job.checkpoint, **self.decoding.tiling_arguments())[0].permute(1, 2, 0).numpy()
             self.decoded_tiles += 1
         else:
             rgb = bicubic_region(pixels.image.rgb, (level.height, level.width), rows, cols)
@@ -254,7 +254,7 @@ class Server:
     def render_download(self, served: ServedImage, out_hw: tuple[int, int], path: Path, job: Job) -> Path:
         """The whole upscale written as the CLI writes it: streamed by bands, never whole in memory."""
         image = self.pixels(served).image
-        bands = upscale_image_bands(self.model, image, out_hw, on_block=job.checkpoint, **self.decoding)
+        bands = upscale_image_bands(self.model, image, out_hw, self.decoding, on_block=job.checkpoint)
         write_image_bands(path, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,
                           bit_depth=image.bit_depth)
         return path
@@ -272,7 +272,8 @@ class Server:
         except Exception:
             width = height = 0  # read_image below names the problem
         if width * height > limit:
-            raise TooLarge(f"'{name}' has {width}x{height} = {width * height:,} pixels, over this server's limit of {limit:,} (downscale it first)")
+            raise TooLarge(f"'{name}' has {width}x{height} = {width * height:,} pixels, "
+                           f"over this server's limit of {limit:,} (downscale it first)")
         image_id = "u" + secrets.token_hex(6)
         suffix = Path(name).suffix.lower()[:8] or ".img"
         # Kept as a file while it is shown: decoded again from it, like a served folder's
@@ -291,6 +292,6 @@ class Server:
         while len(self.uploads) > self.limits.uploads_kept:
             old = self.images.pop(self.uploads.pop(0))
             self.decoded.drop(old.id)
-            self.cache.drop(lambda key: key[0] == old.id)
+            self.cache.drop(lambda key: key[0] == old.id)  # noqa: B023 (drop() calls it before the loop moves on)
             old.path.unlink(missing_ok=True)
         return served

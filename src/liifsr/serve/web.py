@@ -11,6 +11,7 @@ answers 503 beyond a number of connections and requests at once.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import dataclass
 
@@ -110,3 +111,27 @@ def protocol_for(limits: WebLimits) -> type[BoundedH11Protocol]:
 def uvicorn_config(app, host: str, port: int, limits: WebLimits, log_level: str = "warning") -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, http=protocol_for(limits), ws="none",
                           limit_concurrency=limits.max_connections)
+
+
+def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to `host`:`port` and listening, made as uvicorn's own start-up makes
+    them (asyncio's `create_server`: every address the name resolves to, SO_REUSEADDR,
+    IPv6 sockets IPv6-only), but now, before the model loads: a port in use (OSError) is
+    found in a moment instead of after the load, and uvicorn, given these, binds nothing
+    itself. Connections that arrive meanwhile wait in the backlog."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):  # once each, in the resolver's order
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio: the IPv4 address gets its own socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(2048)  # uvicorn's default backlog; listening holds the port against a later SO_REUSEADDR bind
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

@@ -28,7 +28,7 @@ class ModelThreadFailed(RuntimeError):
 
 
 class Job:
-    def __init__(self, worker: "ModelWorker", work: Callable[["Job"], Any], background: bool) -> None:
+    def __init__(self, worker: ModelWorker, work: Callable[[Job], Any], background: bool) -> None:
         self.worker = worker
         self.work = work
         self.background = background

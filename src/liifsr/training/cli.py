@@ -15,8 +15,10 @@ from typing import TextIO
 import torch
 import torch.distributed as dist
 
+from liifsr.commands.options import add_runtime_options
 from liifsr.config import load_yaml
-from liifsr.runtime import add_runtime_options, check_precision
+from liifsr.data import split_paths
+from liifsr.runtime import check_precision
 from liifsr.training.config import TrainConfig, TrainError, check_config
 from liifsr.training.distributed import init_distributed
 from liifsr.training.loop import LOCK, train
@@ -48,6 +50,7 @@ def load_train_config(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     config = load_train_config(args)
     check_out(Path(args.out))
+    split_paths(config.data)  # image folders that are missing or hold no images: refused before the run folder is made
     if config.threads:
         torch.set_num_threads(config.threads)
     env = init_distributed(config.device)
@@ -64,21 +67,94 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# The fds of the run-folder locks this process holds (`lock_run_folder`), for `_drop_inherited_locks`.
+_HELD_LOCK_FDS: set[int] = set()
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker): point its copies of the held locks' fds at
+    /dev/null. A flock belongs to the open file, which fork shares, so a worker that
+    outlived a SIGKILLed run would keep its folder locked. (Closing the fd would leave the
+    child's file object to close that number again, whatever it names by then; LOCK_UN
+    would unlock the parent too.)"""
+    if not _HELD_LOCK_FDS:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in _HELD_LOCK_FDS:
+            os.dup2(null, fd, inheritable=False)
+    finally:
+        os.close(null)
+    _HELD_LOCK_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX: every os.fork, multiprocessing's included
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 @contextlib.contextmanager
 def hold_run_folder(out: Path) -> Iterator[None]:
-    """Own run folder `out` while the block runs: an OS lock (flock) on `out/.liifsr-train.lock`,
-    so that a second `liifsr train --out` into it (with or without --resume) is refused
-    instead of mixing two runs' checkpoints and logs. The OS releases the lock on any exit,
-    SIGKILL included, so a lock left by a killed run is no obstacle. Where the OS has no
-    flock (Windows), runs are not locked."""
+    """Own run folder `out` (made if missing) while the block runs (`lock_run_folder`). A
+    block that fails before anything was written into the folder leaves it as it was
+    found: the lock removed if this made it, the folders this made removed, and a folder
+    the user made kept."""
+    made = make_folders(out)
+    lock = out / LOCK
+    lock_made, found = not os.path.lexists(lock), entries(out)
+    try:
+        with lock_run_folder(out):
+            try:
+                yield
+            except BaseException:
+                # Nothing of the run's was written: unlinked while held, so that no other run has it meanwhile.
+                if lock_made and found is not None and entries(out) == found | {LOCK}:
+                    lock.unlink(missing_ok=True)
+                raise
+    except BaseException:
+        remove_empty(made)
+        raise
+
+
+def make_folders(out: Path) -> list[Path]:
+    """Make folder `out` and its missing parents; returns the folders made, deepest first."""
+    missing, folder = [], out.absolute()
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    out.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def entries(folder: Path) -> set[str] | None:
+    """The names in `folder` (None if it cannot be listed)."""
+    try:
+        return {entry.name for entry in folder.iterdir()}
+    except OSError:
+        return None
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove these folders, deepest first, up to the first that is not empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+@contextlib.contextmanager
+def lock_run_folder(out: Path) -> Iterator[None]:
+    """An OS lock (flock) on `out/.liifsr-train.lock` while the block runs, so that a second
+    `liifsr train --out` into it (with or without --resume) is refused instead of mixing
+    two runs' checkpoints and logs. The lock is this process's alone (forked children drop
+    their copies, `_drop_inherited_locks`), and the OS releases it on any exit, SIGKILL
+    included, so a lock left by a killed run is no obstacle. Where the OS has no flock
+    (Windows), runs are not locked."""
     try:
         import fcntl
     except ImportError:
         yield
         return
-    out.mkdir(parents=True, exist_ok=True)
     with open_lock(out / LOCK) as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -87,11 +163,15 @@ def hold_run_folder(out: Path) -> Iterator[None]:
             owner = lock.read().strip() or "another process"
             raise TrainError(f"run folder {str(out)!r} is in use by a running `liifsr train` ({owner}); wait for it "
                              "to finish or stop it, or train into another --out") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}")
-        lock.flush()
-        yield
+        _HELD_LOCK_FDS.add(lock.fileno())
+        try:
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"pid {os.getpid()}")
+            lock.flush()
+            yield
+        finally:
+            _HELD_LOCK_FDS.discard(lock.fileno())
 
 
 def open_lock(path: Path) -> TextIO:

@@ -64,8 +64,8 @@ TRAIN_PRECISIONS = ("fp32", "bf16")
 
 def check_config(config: TrainConfig) -> None:
     if config.precision not in TRAIN_PRECISIONS:
-        raise ConfigError(f"precision must be one of {TRAIN_PRECISIONS}, got {config.precision!r}"
-                          + (" (fp16 training needs loss scaling, which liifsr does not do: use bf16)" if config.precision == "fp16" else ""))
+        hint = " (fp16 training needs loss scaling, which liifsr does not do: use bf16)" if config.precision == "fp16" else ""
+        raise ConfigError(f"precision must be one of {TRAIN_PRECISIONS}, got {config.precision!r}{hint}")
     if config.optim.schedule not in SCHEDULES:
         raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {config.optim.schedule!r}")
     if config.epochs < 1 or config.batch_size < 1 or config.val_every < 1 or config.save_every < 1:

@@ -6,7 +6,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -17,11 +17,11 @@ from liifsr.config import ConfigError, brief, dump_yaml, load_yaml, to_dict
 from liifsr.coords import normalise
 from liifsr.data import ImageFolder, LIIFTrainSet, make_train_loader, split_paths, validation_pair, with_absolute_dirs
 from liifsr.files import atomic_write
-from liifsr.tiling import upscale_tensor
 from liifsr.metrics import psnr
 from liifsr.models import ImplicitModel, build_model
 from liifsr.progress import progress_bar
 from liifsr.runtime import autocast
+from liifsr.tiling import upscale_tensor
 from liifsr.training.config import TrainConfig, TrainError, resolve_model
 from liifsr.training.distributed import DistEnv, all_reduce_sum, log
 from liifsr.training.runlog import EpochStats, append_log, format_row, log_columns, open_tensorboard, read_log, write_log
@@ -33,6 +33,7 @@ LOCK = ".liifsr-train.lock"  # held by `liifsr train` while a run owns its folde
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     if config.optim.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.optim.min_lr)
     else:
@@ -117,7 +118,7 @@ def validate(model: ImplicitModel, images: ImageFolder, config: TrainConfig, env
         for k, scale in enumerate(config.val_scales):
             lr, hr = validation_pair(images[index], scale, config.data.lr_resize, config.data.val_max_size)
             with torch.inference_mode():  # whole image, `val_chunk` queries per decoder call
-                sr = upscale_tensor(model, lr.unsqueeze(0), tuple(hr.shape[-2:]), chunk_size=config.val_chunk or None,
+                sr = upscale_tensor(model, lr.unsqueeze(0), (hr.shape[-2], hr.shape[-1]), chunk_size=config.val_chunk or None,
                                     tile_size=config.val_tile or None)
             sums[k] += psnr(sr.cpu(), hr.unsqueeze(0), "rgb", scale)
     sums = all_reduce_sum(sums, env)
@@ -169,7 +170,7 @@ def build_run(config: TrainConfig, out: Path, env: DistEnv) -> Run:
         device_ids = [env.device.index] if env.device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     if config.compile:
-        train_model = torch.compile(train_model)
+        train_model = cast(nn.Module, torch.compile(train_model))  # compiling a Module gives a Module (OptimizedModule)
     optimizer, scheduler = make_optimizer(model, config)
 
     train_paths, val_paths = split_paths(config.data)
@@ -293,6 +294,7 @@ def end_of_epoch(run: Run, epoch: int, lr: float, stats: EpochStats, writer: Any
         run.progress.best_psnr, run.progress.best_epoch = mean_psnr, epoch
         save_model(run.model, run.out / BEST, metadata={"epoch": str(epoch), "val_psnr": f"{mean_psnr:.4f}"})
     row = format_row(epoch, lr, stats, psnrs, time.perf_counter() - started)
+    assert run.progress.log is not None, "resuming read the rows of an older state from log.csv"
     run.progress.log.append(row)
     if epoch % config.save_every == 0 or last:
         save_model(run.model, run.out / LAST, metadata={"epoch": str(epoch)})
@@ -312,38 +314,9 @@ def end_of_epoch(run: Run, epoch: int, lr: float, stats: EpochStats, writer: Any
         f"{time.perf_counter() - started:.0f} s ({stats.data_seconds:.1f} s waiting for data)", run.env)
 
 
-def holds_nothing(out: Path) -> bool:
-    """Whether run folder `out` is new: absent, or holding at most the lock that
-    `liifsr train` takes on it before training starts."""
-    try:
-        return all(entry.name == LOCK for entry in out.iterdir())
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-
-
-def remove_fresh_folder(out: Path) -> None:
-    """Undo the run folder of a run that could not start (bad images, no images): its lock
-    and the folder, so that a failed start leaves no half-made run folder behind."""
-    try:
-        lock = out / LOCK
-        if lock.is_file() and not lock.is_symlink():
-            lock.unlink()
-        out.rmdir()  # only if empty
-    except OSError:
-        pass
-
-
 def train(config: TrainConfig, out: Path, env: DistEnv, resume: bool = False) -> Progress:
     """Train (or continue training) the run in `out`; returns its final progress."""
-    fresh = holds_nothing(out)
-    try:
-        run = build_run(config, out, env)  # data errors surface before anything is written
-    except BaseException:
-        if fresh and env.is_main:
-            remove_fresh_folder(out)
-        raise
+    run = build_run(config, out, env)  # data errors surface before anything is written
     out.mkdir(parents=True, exist_ok=True)
     prepare_out(out, run, resume)
     if run.progress.epoch >= config.epochs:

@@ -17,6 +17,7 @@ from liifsr.data import iterations_per_epoch, split_paths
 from liifsr.files import atomic_write
 from liifsr.training.config import TrainConfig, TrainError
 
+
 @dataclass
 class EpochStats:
     loss: float

@@ -17,7 +17,7 @@
   // (or a JSON body), which another site's page cannot send here without the server's consent.
   const OWN_PAGE = { "X-Liifsr": "1" };
   const state = {
-    config: null, images: [], image: null, viewer: null, liif: null, bicubic: null,
+    config: null, images: [], image: null, viewer: null, model: null, bicubic: null,
     split: 0.5, level: -1, pending: new Map(), batchTotal: 0, batchDone: 0, download: null,
   };
 
@@ -139,18 +139,18 @@
   }
 
   function imageZoom(current) {
-    if (!state.liif) return 1;
-    return state.liif.viewportToImageZoom(state.viewer.viewport.getZoom(current));
+    if (!state.model) return 1;
+    return state.model.viewportToImageZoom(state.viewer.viewport.getZoom(current));
   }
 
   function onZoom() {
-    if (!state.liif) return;
+    if (!state.model) return;
     // The model layer loads one level: the one for the zoom the animation is heading to.
     const level = bestLevel(state.image, imageZoom(false));
     if (level !== state.level) {
       state.level = level;
-      state.liif.source.minLevel = level;
-      state.liif.source.maxLevel = level;
+      state.model.source.minLevel = level;
+      state.model.source.maxLevel = level;
       abortUnneeded();
       state.viewer.forceRedraw();
     }
@@ -167,21 +167,21 @@
 
   // Left of the split line shows bicubic (the layer underneath), right of it the model.
   function updateClip() {
-    if (!state.liif) return;
+    if (!state.model) return;
     const width = $("viewer").clientWidth;
     $("split").style.left = `${state.split * 100}%`;
-    const x = state.liif.viewerElementToImageCoordinates(new OSD.Point(state.split * width, 0)).x;
+    const x = state.model.viewerElementToImageCoordinates(new OSD.Point(state.split * width, 0)).x;
     const left = Math.max(0, Math.min(x, state.image.width));
-    state.liif.setClip(new OSD.Rect(left, 0, state.image.width - left, state.image.height));
+    state.model.setClip(new OSD.Rect(left, 0, state.image.width - left, state.image.height));
   }
 
   // At a level's exact scale one level pixel is one screen pixel: put the pixel grid on
   // the screen's, so tiles are drawn as they are (no resampling).
   function alignToPixels() {
-    if (!state.liif) return;
+    if (!state.model) return;
     const level = state.image.levels[state.level];
     if (!level || Math.abs(imageZoom(true) - level.scale) > 1e-6 * level.scale) return;
-    const origin = state.liif.imageToViewerElementCoordinates(new OSD.Point(0, 0));
+    const origin = state.model.imageToViewerElementCoordinates(new OSD.Point(0, 0));
     const dx = origin.x - Math.round(origin.x), dy = origin.y - Math.round(origin.y);
     if (Math.abs(dx) < 1e-3 && Math.abs(dy) < 1e-3) return;
     const viewport = state.viewer.viewport;
@@ -190,9 +190,9 @@
 
   // Whether a tile is in the view the viewer is heading to (and, for the model, at its level).
   function wanted(entry) {
-    if (!state.liif) return false;
-    if (entry.kind === "liif" && entry.level > state.level) return false; // lower ones are cheap: keep them
-    const item = entry.kind === "liif" ? state.liif : state.bicubic;
+    if (!state.model) return false;
+    if (entry.kind === "model" && entry.level > state.level) return false; // lower ones are cheap: keep them
+    const item = entry.kind === "model" ? state.model : state.bicubic;
     const bounds = item.source.getTileBounds(entry.level, entry.tile.x, entry.tile.y);
     const view = item.viewportToImageRectangle(state.viewer.viewport.getBounds(false));
     const width = state.image.width;
@@ -231,10 +231,10 @@
     state.level = -1;
     for (const entry of state.pending.values()) entry.controller.abort();
     state.viewer.world.removeAll();
-    state.liif = null;
+    state.model = null;
     state.bicubic = await addItem(image, "bicubic");
-    const liif = await addItem(image, "liif");
-    state.liif = liif;
+    const model = await addItem(image, "model");  // the model's layer, over bicubic's
+    state.model = model;
     $("images").value = image.id;
     onZoom();
     updateClip();
@@ -244,8 +244,8 @@
   function zoomTo(scale, x, y) {
     const viewport = state.viewer.viewport;
     const z = Math.max(0.01, Math.min(MAX_ZOOM, scale));
-    const center = (x === undefined) ? viewport.getCenter(false) : state.liif.imageToViewportCoordinates(new OSD.Point(x, y));
-    viewport.zoomTo(state.liif.imageToViewportZoom(z), null, true);
+    const center = (x === undefined) ? viewport.getCenter(false) : state.model.imageToViewportCoordinates(new OSD.Point(x, y));
+    viewport.zoomTo(state.model.imageToViewportZoom(z), null, true);
     viewport.panTo(center, true);
     onZoom();
     alignToPixels();
@@ -346,7 +346,7 @@
   async function main() {
     state.viewer = createViewer();
     initSplit();
-    $("scale").addEventListener("change", () => { if (state.liif) zoomTo(Number($("scale").value)); });
+    $("scale").addEventListener("change", () => { if (state.model) zoomTo(Number($("scale").value)); });
     $("zoom-in").addEventListener("click", () => zoomTo(imageZoom(false) * Math.SQRT2));
     $("zoom-out").addEventListener("click", () => zoomTo(imageZoom(false) / Math.SQRT2));
     $("images").addEventListener("change", () => openImage(state.images.find((i) => i.id === $("images").value)));
@@ -362,6 +362,7 @@
     try {
       state.config = await api("/api/config");
       $("model").textContent = `model: ${state.config.model} (${state.config.precision})`;
+      $("model-hint").textContent = state.config.model_hint;
       listImages(await api("/api/images"));
       const wanted = new URLSearchParams(location.search).get("image");
       const first = state.images.find((i) => i.id === wanted) || state.images[0];
@@ -375,10 +376,10 @@
   // For scripts and tests: the state, and where the screen's pixels come from.
   window.liifsr = {
     ready: false, state, zoomTo, openImage,
-    idle: () => state.pending.size === 0 && !!state.liif && state.liif.getFullyLoaded() && state.bicubic.getFullyLoaded(),
+    idle: () => state.pending.size === 0 && !!state.model && state.model.getFullyLoaded() && state.bicubic.getFullyLoaded(),
     // Level pixel at the viewer element's top-left corner, when at the level's exact scale.
     origin: () => {
-      const p = state.liif.imageToViewerElementCoordinates(new OSD.Point(0, 0));
+      const p = state.model.imageToViewerElementCoordinates(new OSD.Point(0, 0));
       const level = state.image.levels[state.level];
       return { level: state.level, scale: level.scale, zoom: imageZoom(true), x: -p.x, y: -p.y, split: state.split * $("viewer").clientWidth };
     },

@@ -1,43 +1,41 @@
-"""`liifsr upscale`, `liifsr convert` and `liifsr models`: the inference commands."""
+"""`liifsr upscale`: images, or folders of them, to any scale or size; under torchrun the
+processes share the inputs. Every input is read and every output planned and checked
+before the model runs."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import stat
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-
-from liifsr.checkpoint import convert_liif
-from liifsr.zoo import ALIASES, DEFAULT_MODEL, PHOTO_MODEL, list_models, load_model
-from liifsr.models import MODEL_PRESETS
-from liifsr.files import about, check_distinct_outputs, check_output_path, shown
-from liifsr.imageio import (MAX_INPUT_PIXELS, Found, LoadedImage, check_writable, find_inputs, probe_bit_depth, read_image,
-                            write_image_bands)
-from liifsr.checks import Fit, MAX_OUTPUT_PIXELS, UpscaleError, check_options, check_output_size, output_size
+from liifsr.checks import MAX_OUTPUT_PIXELS, Fit, UpscaleError, check_output_size, check_scale, output_size
+from liifsr.commands.options import add_runtime_options
+from liifsr.decoding import DecodeOptions, OpenedModel, open_model
+from liifsr.files import about, check_distinct_outputs, shown
+from liifsr.imageio import MAX_INPUT_PIXELS, Found, LoadedImage, check_writable, find_inputs, probe_bit_depth, read_image, write_image_bands
 from liifsr.inference import upscale_image_bands
 from liifsr.progress import progress_bar
-from liifsr.runtime import add_runtime_options, check_precision, launched_ranks, resolve_device, resolve_precision
-
-if TYPE_CHECKING:
-    from liifsr.models import ImplicitModel
-    from liifsr.onnx_runtime import OnnxLIIF
+from liifsr.runtime import launched_ranks, resolve_device
+from liifsr.zoo import DEFAULT_MODEL, PHOTO_MODEL
 
 
 def parse_scale(text: str) -> tuple[float, float]:
-    """'3.5' or 'SY,SX' -> (sy, sx); positive and finite."""
+    """'3.5' or 'SY,SX' -> (sy, sx); positive and finite (`checks.check_scale`)."""
     parts = text.split(",")
     try:
         values = [float(p) for p in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"scale {text!r} is not a number or SY,SX pair") from None
-    if len(values) not in (1, 2) or any(not math.isfinite(v) or v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"scale {text!r} must be one or two positive finite numbers (e.g. 3.5 or 2,3)")
-    return (values[0], values[-1])
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"scale {text!r} must be one or two numbers (e.g. 3.5 or 2,3)")
+    try:
+        checked = [check_scale(value) for value in values]
+    except UpscaleError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return (checked[0], checked[-1])
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -72,7 +70,7 @@ def name_suffix(text: str) -> str:
 OUTPUT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff"}
 
 
-def configure_upscale_parser(parser: argparse.ArgumentParser) -> None:
+def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IN",
                         help="input images, or folders of them (searched recursively; the tree is mirrored under --out-dir)")
     target = parser.add_mutually_exclusive_group(required=True)
@@ -168,12 +166,11 @@ def is_done(target: Path) -> bool:
     return stat.S_ISREG(info.st_mode) and info.st_size > 0
 
 
-def run_upscale(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.output is not None and (len(args.inputs) > 1 or args.inputs[0].is_dir()):
         raise UpscaleError("-o takes one input file (use --out-dir DIR for several, or for folders)")
     if args.output is not None and (args.ext or args.suffix):
         raise UpscaleError("--ext and --suffix name outputs in --out-dir (with -o, name the file itself)")
-    check_options(args.chunk, args.tile)
     _, world, _ = launched_ranks()
     if args.output is not None and world > 1:
         raise UpscaleError(f"-o writes one file, but RANK and WORLD_SIZE ask for {world} processes to share the inputs "
@@ -189,8 +186,8 @@ def run_upscale(args: argparse.Namespace) -> int:
         print(f"{shown(item.path)} -> {shown(planned)}: exists, skipped (--skip-existing)")
         return 0
     image, target, out_hw = prepare(item, planned, args)
-    model = load_for(args)
-    upscale_one(model, item.path, image, target, out_hw, args)
+    opened = open_for(args)
+    upscale_one(opened, item.path, image, target, out_hw, args)
     return 0
 
 
@@ -214,20 +211,16 @@ def written_depth(image: LoadedImage, target: Path) -> int:
     return image.bit_depth if target.suffix.lower() == ".png" else 8
 
 
-def load_for(args: argparse.Namespace) -> ImplicitModel | OnnxLIIF:
-    device = resolve_device(args.device, launched_ranks()[2])
-    model = load_model(args.model, device=device)
-    args.precision = resolve_precision(args.precision, device, model.precisions)  # 'auto': what runs, for every image
-    if args.precision not in model.precisions:
-        raise UpscaleError(f"this model runs in {', '.join(model.precisions)} only, not {args.precision} (an exported "
-                           "ONNX model runs in fp32: drop --precision)")
-    check_precision(device, args.precision)
-    return model
+def open_for(args: argparse.Namespace) -> OpenedModel:
+    """--model on --device (under torchrun, plain cuda is this process's GPU), in --precision
+    ('auto' resolved once: what runs, for every image)."""
+    return open_model(args.model, resolve_device(args.device, launched_ranks()[2]), args.precision)
 
 
-def upscale_one(model: ImplicitModel | OnnxLIIF, source: Path, image: LoadedImage, target: Path, out_hw: tuple[int, int], args: argparse.Namespace) -> None:
-    bands = upscale_image_bands(model, image, out_hw, chunk_size=args.chunk, tile_size=args.tile,
-                                precision=args.precision, progress=None)
+def upscale_one(opened: OpenedModel, source: Path, image: LoadedImage, target: Path, out_hw: tuple[int, int],
+                args: argparse.Namespace) -> None:
+    decoding = DecodeOptions(chunk=args.chunk, tile=args.tile, precision=opened.precision, progress=None)
+    bands = upscale_image_bands(opened.model, image, out_hw, decoding)
     write_image_bands(target, out_hw, bands, alpha=image.alpha is not None, grayscale=image.grayscale,
                       bit_depth=written_depth(image, target), quality=args.quality)
     print(f"{shown(source)} -> {shown(target)} ({out_hw[0]}x{out_hw[1]}, HEIGHTxWIDTH)")
@@ -250,7 +243,7 @@ def run_collection(args: argparse.Namespace) -> int:
     planned = plan_outputs(found, args)  # every process checks the whole list, alike
     found, planned = found[rank::world], planned[rank::world]
     out_dir = args.out_dir.resolve()  # where the checks found it, whatever links change later
-    model = load_for(args)
+    opened = open_for(args)
     counts, start = {"done": 0, "skipped": 0, "failed": 0}, time.perf_counter()
     who = "" if world == 1 else f" (rank {rank} of {world})"
     bar = progress_bar(total=len(found), desc="files" if world == 1 else f"files (rank {rank} of {world})", unit="file",
@@ -264,7 +257,7 @@ def run_collection(args: argparse.Namespace) -> int:
                     check_still_inside(target, out_dir, args.out_dir)
                     target.parent.mkdir(parents=True, exist_ok=True)  # the mirrored tree
                     image, target, out_hw = prepare(item, target, args)
-                    upscale_one(model, item.path, image, target, out_hw, args)
+                    upscale_one(opened, item.path, image, target, out_hw, args)
                     counts["done"] += 1
                 except Exception as error:
                     message = error_message(error)
@@ -298,33 +291,3 @@ def check_still_inside(target: Path, out_dir: Path, given: Path) -> None:
     if not target.parent.resolve().is_relative_to(out_dir):
         raise UpscaleError(f"output {os.fspath(target)!r} would now be written outside --out-dir {os.fspath(given)!r} "
                            "(a link in it changed during the run): remove the link and run again")
-
-
-def configure_convert_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", type=Path, help="official LIIF checkpoint (.pth)")
-    parser.add_argument("target", type=Path, help="output .safetensors file")
-
-
-def run_convert(args: argparse.Namespace) -> int:
-    check_output_path(args.target, (".safetensors",), "model")
-    config = convert_liif(args.source, args.target)
-    print(f"{args.source} -> {args.target} ({config.describe()})")
-    return 0
-
-
-def configure_models_parser(parser: argparse.ArgumentParser) -> None:
-    del parser  # no options
-
-
-def run_models(args: argparse.Namespace) -> int:
-    del args
-    print("bundled models (trained weights; their results: docs/results.md):")
-    for card in list_models():
-        aliases = [alias for alias, name in ALIASES.items() if name == card.name]
-        print(f"  {card.name}{f'  (--model {aliases[0]})' if aliases else ''}")
-        for line in card.lines():
-            print(f"      {line}")
-    print("presets (architectures for `liifsr train`):")
-    for name, config in MODEL_PRESETS.items():
-        print(f"  {name}: {config.describe()}")
-    return 0

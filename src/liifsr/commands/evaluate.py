@@ -1,15 +1,15 @@
-"""`liifsr evaluate`: the command."""
+"""`liifsr evaluate`: PSNR, SSIM and edge width of models on benchmark or DIV2K folders (`liifsr.evaluation`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from liifsr.commands.options import add_runtime_options
 from liifsr.degrade import SPEC_HELP
-from liifsr.evaluation.datasets import DEFAULT_SCALES, PROTOCOLS, parse_degrade, parse_scales
+from liifsr.evaluation.datasets import DEFAULT_SCALES, PROTOCOL_CHOICES, parse_degrade, parse_scales
 from liifsr.evaluation.loop import evaluate
 from liifsr.evaluation.reports import check_report_path, format_markdown, write_report
-from liifsr.runtime import add_runtime_options, decoding_options
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--scales", default=DEFAULT_SCALES, help=f"comma-separated whole scales (default {DEFAULT_SCALES})")
     parser.add_argument(
-        "--protocol", choices=PROTOCOLS, default="auto",
+        "--protocol", choices=PROTOCOL_CHOICES, default="auto",
         help="benchmark: Y, shave scale; div2k: RGB, shave scale+6; auto (default): div2k for DIV2K's "
         "layout and folders named *div2k*, else benchmark (printed for every dataset)",
     )
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_report_path(args.out)  # before hours of evaluation, not after
     records = evaluate(args.models, args.datasets, scales, args.protocol, args.device, progress=not args.quiet,
-                       precision=args.precision, images=args.images, degrade=args.degrade, **decoding_options(args))
+                       precision=args.precision, images=args.images, chunk_size=args.chunk, tile_size=args.tile,
+                       degrade=args.degrade)
     if args.out is not None:
         write_report(records, args.out)
     print(format_markdown(records), end="")
