@@ -10,7 +10,9 @@ For each --pair, the mean paired PSNR difference B - A of every dataset and scal
 seed and resamples: the same numbers), laid out one row per dataset and pair, one column
 per scale, "estimate [low, high]"; one table per protocol. For each --edge-pair, at the
 --edge-scales: the mean edge width (metrics.edge_width) of bicubic (where the reports
-score it), A and B, B - A of the edge width and of PSNR, each with its interval.
+score it), A and B; how many images score the lost-edge width (2 x metrics.edge_reach:
+the median profile lost its edge, so the value measures no width); B - A of the edge
+width and of PSNR, each with its interval.
 
 --into fills the document's blocks between `<!-- claims-intervals-PROTOCOL -->` and
 `<!-- /claims-intervals-PROTOCOL -->` (PROTOCOL: benchmark, div2k) and
@@ -33,11 +35,13 @@ from liifsr.evaluation.paired import (
     DEFAULT_RESAMPLES,
     Cell,
     Difference,
+    cell_of,
     paired_stats,
     read_reports,
 )
 from liifsr.evaluation.reports import markdown_row
 from liifsr.files import atomic_write
+from liifsr.metrics import edge_reach
 
 PROTOCOL_TITLES = {
     "benchmark": "benchmark protocol (Y, shave = scale)",
@@ -89,36 +93,45 @@ def grid_tables(by_pair: dict[str, dict[Cell, Difference]]) -> dict[tuple[str, s
     return tables
 
 
-def mean_edge_width(records: list[dict[str, Any]], model: str, cell: Cell, precision: str | None) -> float | None:
-    """`model`'s mean edge width over the cell's images that have one (None: not scored)."""
+def cell_edge_widths(records: list[dict[str, Any]], model: str, cell: Cell, precision: str | None) -> list[float]:
+    """`model`'s per-image edge widths in `cell`, images without an edge left out ([]: not scored)."""
     for record in records:
-        same_cell = (record["dataset"], record["protocol"], record.get("degrade", "clean"), float(record["scale"])) == (
-            cell.dataset, cell.protocol, cell.degrade, cell.scale)
-        if record["model"] == model and same_cell and (precision is None or record["precision"] in (precision, "-")):
-            widths = [e["edge_width"] for e in record["per_image"] if e.get("edge_width") is not None]
-            return sum(widths) / len(widths) if widths else None
-    return None
+        if record["model"] == model and cell_of(record) == cell and (precision is None
+                                                                     or record["precision"] in (precision, "-")):
+            return [e["edge_width"] for e in record["per_image"] if e.get("edge_width") is not None]
+    return []
 
 
-def edge_table(records: list[dict[str, Any]], edge: dict[str, tuple[dict[Cell, Difference], dict[Cell, Difference]]],
-               scales: Sequence[float], precision: str | None) -> str:
-    """One row per cell at `scales` and edge pair: the edge widths (bicubic / A / B), B - A
-    of the edge width and of PSNR, each with its interval."""
-    lines = [markdown_row(["Dataset", "Scale", "Difference", "Edge width: bicubic / A / B", "B - A, edge width",
-                           "B - A, PSNR (dB)"]),
-             markdown_row(["---", "---:", "---", "---:", "---:", "---:"])]
-    cells = sorted({c for widths, _ in edge.values() for c in widths if c.scale in scales}, key=cell_order)
+def lost_images(widths: Sequence[float], scale: float) -> int:
+    """How many images score the lost-edge width (2 x edge_reach: the median profile's rise
+    in the output is under half the ground truth's), a value that measures no width."""
+    return sum(w >= 2 * edge_reach(scale) for w in widths)
+
+
+EdgeRows = list[tuple[Pair, dict[Cell, Difference], dict[Cell, Difference]]]  # (pair, edge widths, PSNR)
+
+
+def edge_table(records: list[dict[str, Any]], edge: EdgeRows, scales: Sequence[float], precision: str | None) -> str:
+    """One row per cell at `scales` and edge pair: the mean edge widths (bicubic / A / B), how
+    many images score the lost-edge width, B - A of the edge width and of PSNR, each with its
+    interval."""
+    lines = [markdown_row(["Dataset", "Scale", "Difference", "Edge width: bicubic / A / B",
+                           "Images with the edge lost: bicubic / A / B", "B - A, edge width", "B - A, PSNR (dB)"]),
+             markdown_row(["---", "---:", "---", "---:", "---:", "---:", "---:"])]
+    cells = sorted({c for _, widths, _ in edge for c in widths if c.scale in scales}, key=cell_order)
     for cell in cells:
         dataset = cell.dataset if cell.protocol == "benchmark" else f"{cell.dataset}, {cell.protocol} protocol"
         if cell.degrade != "clean":
             dataset += f", {cell.degrade} inputs"
-        for label, (widths, psnr) in edge.items():
+        bicubic = cell_edge_widths(records, "bicubic", cell, precision)
+        for (label, a, b), widths, psnr in edge:
             if cell not in widths:
                 continue
             d = widths[cell]
-            bicubic = mean_edge_width(records, "bicubic", cell, precision)
-            means = ("-" if bicubic is None else f"{bicubic:.2f}") + f" / {d.mean_a:.2f} / {d.mean_b:.2f}"
-            lines.append(markdown_row([dataset, f"x{cell.scale:g}", label, means, interval_text(d),
+            means = (f"{sum(bicubic) / len(bicubic):.2f}" if bicubic else "-") + f" / {d.mean_a:.2f} / {d.mean_b:.2f}"
+            lost = [str(lost_images(cell_edge_widths(records, m, cell, precision), cell.scale)) for m in (a, b)]
+            lost_text = (str(lost_images(bicubic, cell.scale)) if bicubic else "-") + f" / {' / '.join(lost)} of {d.images}"
+            lines.append(markdown_row([dataset, f"x{cell.scale:g}", label, means, lost_text, interval_text(d),
                                        interval_text(psnr[cell]) if cell in psnr else ""]))
     return "\n".join(lines) + "\n"
 
@@ -140,8 +153,8 @@ def claims_tables(records: list[dict[str, Any]], pairs: Sequence[Pair], edge_pai
             name = f"claims-intervals-{protocol}" + ("" if degrade == "clean" else f"-{degrade}")
             tables[name] = table
     if edge_pairs:
-        edge = {p[0]: (differences_by_cell(records, p, "edge_width", resamples, seed, precision),
-                       differences_by_cell(records, p, "psnr", resamples, seed, precision)) for p in edge_pairs}
+        edge = [(p, differences_by_cell(records, p, "edge_width", resamples, seed, precision),
+                 differences_by_cell(records, p, "psnr", resamples, seed, precision)) for p in edge_pairs]
         tables["claims-edge"] = edge_table(records, edge, edge_scales, precision)
     return tables
 
