@@ -19,7 +19,7 @@
 #
 # Environment: PRECISION (bf16), SCALES (2,4,8), SETS (Set5 Set14 Urban100-div2k Urban100
 # B100), URBAN_IMAGES (10), URBAN_IMAGES_T4 (5), T4_SCALES (4,30), IMAGES (score only this
-# many images of every set: a quick check), EDGE_SCALES (4,30: the edge table's), MODELS
+# many images of every set: a quick check), EDGE_SCALES (4,8,30: the edge table's), MODELS
 # (bundled names: bicubic and the five), RESAMPLES (10000), BENCHMARK (../shared/data/benchmark),
 # LIIFSR (.venv/bin/liifsr), PYTHON (.venv/bin/python). Threads: as torch's default
 # (OMP_NUM_THREADS=1 for one).
@@ -40,7 +40,7 @@ sets=${SETS:-Set5 Set14 Urban100-div2k Urban100 B100}
 urban=${URBAN_IMAGES:-10}
 urban_t4=${URBAN_IMAGES_T4:-5}
 t4_scales=${T4_SCALES:-4,30}
-edge_scales=${EDGE_SCALES:-4,30}
+edge_scales=${EDGE_SCALES:-4,8,30}
 images=${IMAGES:-}
 models=${MODELS:-bicubic edsr-liif-relu edsr-liif-siren30 edsr-liif-siren15 edsrless-liif-relu edsrless-liif-siren30}
 resamples=${RESAMPLES:-10000}
@@ -89,14 +89,16 @@ done
 reports=("$out"/eval/*.json)
 table_pairs=()
 pair_tables() {  # METRIC PAIR...: paired_stats.py's table of each pair whose models were scored
-    local metric=$1 pair label a b
+    local metric=$1 pair label a b table
     shift
     for pair in "$@"; do
         IFS='|' read -r label a b <<< "$pair"
         [[ " $models " == *" $a "* && " $models " == *" $b "* ]] || continue
+        table="$out/pairs/$metric-$b-minus-$a.md"
         "$python" tools/paired_stats.py "${reports[@]}" --a "$a" --b "$b" --metric "$metric" \
-            --precision "$precision" --resamples "$resamples" > "$out/pairs/$metric-$b-minus-$a.md"
-        echo "claims_report: $out/pairs/$metric-$b-minus-$a.md" >&2
+            --precision "$precision" --resamples "$resamples" > "$table.tmp"
+        mv "$table.tmp" "$table"  # whole tables only: a failed run leaves none
+        echo "claims_report: $table" >&2
     done
 }
 pair_tables psnr "${PSNR_PAIRS[@]}"
