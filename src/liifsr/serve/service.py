@@ -8,8 +8,7 @@ import logging
 import secrets
 import shutil
 import tempfile
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -22,8 +21,9 @@ from PIL import Image
 from liifsr.decoding import DecodeOptions
 from liifsr.imageio import ImageError, LoadedImage, read_image, to_pil, write_image_bands
 from liifsr.inference import float_tensor, upscale_image_bands
+from liifsr.serve.lru import ByteBudgetLRU
 from liifsr.serve.pyramid import OVERLAP, TILE, Level, bicubic_region, levels, tile_region
-from liifsr.serve.worker import Job, ModelWorker, TileCache
+from liifsr.serve.worker import Job, ModelWorker
 from liifsr.tiling import upscale_tensor
 
 log = logging.getLogger("liifsr.serve")
@@ -45,7 +45,7 @@ class Limits:
     input_pixels: int = 12_000_000
     output_pixels: int = 50_000_000
     uploads_kept: int = 20
-    decoded_bytes: int = 512 * 2**20  # decoded images kept in memory (`DecodedImages`)
+    decoded_bytes: int = 512 * 2**20  # decoded images kept in memory (least recently viewed dropped first)
 
 
 # EXIF orientations that swap width and height (5-8: transposed or rotated by 90 degrees).
@@ -150,44 +150,6 @@ class Pixels:
         return self.image.rgb.nbytes + (0 if self.image.alpha is None else self.image.alpha.nbytes)
 
 
-class DecodedImages:
-    """Decoded images, least recently used dropped first, within `max_bytes`; the image
-    just used always stays (one image over the budget is decoded, used, and kept alone)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._entries: OrderedDict[str, Pixels] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Pixels | None:
-        with self._lock:
-            pixels = self._entries.get(key)
-            if pixels is not None:
-                self._entries.move_to_end(key)
-            return pixels
-
-    def put(self, key: str, pixels: Pixels) -> None:
-        with self._lock:
-            self._pop(key)
-            self._entries[key] = pixels
-            self.bytes += pixels.nbytes
-            while self.bytes > self.max_bytes and len(self._entries) > 1:
-                self._pop(next(iter(self._entries)))
-
-    def drop(self, key: str) -> None:
-        with self._lock:
-            self._pop(key)
-
-    def _pop(self, key: str) -> None:
-        pixels = self._entries.pop(key, None)
-        if pixels is not None:
-            self.bytes -= pixels.nbytes
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 @dataclass
 class Download:
     job: Job
@@ -209,9 +171,11 @@ class Server:
         self.limits = limits or Limits()
         self.images: dict[str, ServedImage] = {served.id: served for served in images}  # `served_files`
         self.uploads: list[str] = []
-        self.decoded = DecodedImages(self.limits.decoded_bytes)
+        # the image in use stays decoded even alone over the budget
+        self.decoded: ByteBudgetLRU[str, Pixels] = ByteBudgetLRU(self.limits.decoded_bytes, lambda p: p.nbytes,
+                                                                 keep_oversize=True)
         self.worker = ModelWorker(threads, on_model_failure)
-        self.cache = TileCache(cache_bytes)
+        self.cache: ByteBudgetLRU[tuple, bytes] = ByteBudgetLRU(cache_bytes, len)  # encoded tiles
         self.downloads: dict[str, Download] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="liifsr-serve-"))
         self.decoded_tiles = 0
@@ -291,7 +255,7 @@ class Server:
         self.uploads.append(image_id)
         while len(self.uploads) > self.limits.uploads_kept:
             old = self.images.pop(self.uploads.pop(0))
-            self.decoded.drop(old.id)
+            self.decoded.drop(old.id.__eq__)
             self.cache.drop(lambda key: key[0] == old.id)  # noqa: B023 (drop() calls it before the loop moves on)
             old.path.unlink(missing_ok=True)
         return served

@@ -11,7 +11,7 @@ never runs; one cancelled while running stops at its next block.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -149,40 +149,3 @@ class ModelWorker:
             job.future.set_result(result)
         finally:
             self._running -= 1
-
-
-class TileCache:
-    """Encoded tiles, least recently used dropped first, within `max_bytes` in all."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._entries: OrderedDict[tuple, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> bytes | None:
-        with self._lock:
-            data = self._entries.get(key)
-            if data is not None:
-                self._entries.move_to_end(key)
-            return data
-
-    def put(self, key: tuple, data: bytes) -> None:
-        if len(data) > self.max_bytes:
-            return
-        with self._lock:
-            if key in self._entries:
-                self.bytes -= len(self._entries.pop(key))
-            self._entries[key] = data
-            self.bytes += len(data)
-            while self.bytes > self.max_bytes:
-                _, dropped = self._entries.popitem(last=False)
-                self.bytes -= len(dropped)
-
-    def drop(self, predicate: Callable[[tuple], bool]) -> None:
-        with self._lock:
-            for key in [k for k in self._entries if predicate(k)]:
-                self.bytes -= len(self._entries.pop(key))
-
-    def __len__(self) -> int:
-        return len(self._entries)
