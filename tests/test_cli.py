@@ -49,6 +49,17 @@ def test_each_command_loads_its_own_functions():
         assert (configure.__module__, run.__module__) == (command.module, command.module), name
 
 
+def test_every_command_is_a_module_of_the_commands_package():
+    """Every command has one form: module `liifsr.commands.<name>` (dashes as underscores)
+    with `configure_parser` and `run`; the machinery it calls lives elsewhere."""
+    import importlib
+
+    for name, command in COMMANDS.items():
+        assert command.module == f"liifsr.commands.{name.replace('-', '_')}", name
+        module = importlib.import_module(command.module)
+        assert callable(getattr(module, "configure_parser", None)) and callable(getattr(module, "run", None)), name
+
+
 def test_every_module_of_the_commands_package_is_a_command_in_the_table():
     """A command is one module in `liifsr.commands` and one line in COMMANDS (`options.py`
     holds what several share): no command module is left out of the table."""

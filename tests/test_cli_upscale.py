@@ -149,7 +149,7 @@ def test_failure_while_writing_leaves_no_file(tmp_path, photo, model_file, capsy
     def broken_save(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio, "_write_png_chunk", broken_save)  # PNG is streamed, chunk by chunk
+    monkeypatch.setattr(imageio.png_writer, "_write_png_chunk", broken_save)  # PNG is streamed, chunk by chunk
     out = tmp_path / "out.png"
     assert_fails(capsys, ["upscale", photo, "--scale", "2", "-o", out, "--model", model_file], "No space left", out)
     assert list(tmp_path.iterdir()) == [photo]

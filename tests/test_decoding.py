@@ -76,3 +76,19 @@ def test_an_emulated_precision_is_warned_about_once_for_all_the_models(model_fil
     open_model(model_file, "cpu", "bf16", warn=False)
     open_model(model_file, "cpu", "fp32")
     assert capsys.readouterr().err == ""
+
+
+def test_auto_keeps_fp32_for_a_bundled_model_that_bf16_moves(monkeypatch):
+    """`zoo.AUTO_KEEPS_FP32`: auto runs such a model in fp32 (open_model and the tiling
+    engine alike) where it runs every other model in bf16; bf16 asked for still runs."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(cpu, "bf16_instructions", lambda: "AMX")
+    kept = open_model("edsrless-liif-relu", "cpu", "auto")
+    assert kept.precision == "fp32"
+    assert open_model("edsrless-liif-relu", "cpu", "bf16").precision == "bf16"
+    assert open_model("edsrless-liif-siren30", "cpu", "auto").precision == "bf16"
+    lr = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        auto = upscale_tensor(kept.model, lr, (30, 25), precision="auto")
+        fp32 = upscale_tensor(kept.model, lr, (30, 25), precision="fp32")
+    assert torch.equal(auto, fp32)  # the same computation: fp32 both times

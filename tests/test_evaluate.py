@@ -28,7 +28,7 @@ from liifsr.evaluation.reports import format_csv, format_json, format_markdown, 
 from liifsr.imageio import read_uint8
 from liifsr.imageio import sample_image
 from liifsr.tiling import upscale_tensor
-from liifsr.metrics import calc_psnr, edge_width, ssim
+from liifsr.metrics import calc_psnr, edge_slope, edge_width, ssim
 from liifsr.resize import bicubic_upsample, imresize_uint8
 
 
@@ -60,7 +60,8 @@ def tiny_model_file(path: Path) -> Path:
 def fake_records(datasets: list[str], models: list[str], scales: list[float], protocol: str = "benchmark") -> list[dict]:
     return [
         {"model": m, "dataset": d, "protocol": protocol, "precision": "-", "scale": float(s), "psnr": 30.0 + i + s / 100,
-         "ssim": 0.9, "images": 5, "seconds": 1.5, "edge_width": 2.5 + i + s / 100, "degrade": "clean"}
+         "ssim": 0.9, "images": 5, "seconds": 1.5, "edge_width": 2.5 + i + s / 100, "degrade": "clean",
+         "edge_slope": 0.5 + i / 10}
         for d in datasets
         for i, m in enumerate(models)
         for s in scales
@@ -75,9 +76,9 @@ def test_json_record_format_is_stable(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path)
     records = evaluate(["bicubic"], [dataset], [2, 6], progress=False)
     assert list(RECORD_KEYS) == ["model", "dataset", "protocol", "precision", "scale", "psnr", "ssim", "images", "seconds",
-                                 "edge_width", "degrade"]
+                                 "edge_width", "degrade", "edge_slope"]
     assert list(JSON_KEYS) == [*RECORD_KEYS, "per_image"]
-    assert list(IMAGE_KEYS) == ["image", "psnr", "ssim", "edge_width"]
+    assert list(IMAGE_KEYS) == ["image", "psnr", "ssim", "edge_width", "edge_slope"]
     out = tmp_path / "report.json"
     write_report(records, out)
     loaded = json.loads(out.read_text())
@@ -101,10 +102,10 @@ def test_json_record_format_is_stable(tmp_path: Path) -> None:
 def test_csv_has_the_record_columns() -> None:
     text = format_csv(fake_records(["Set5"], ["bicubic"], [2]))
     header, row = text.splitlines()
-    assert header == "model,dataset,protocol,precision,scale,psnr,ssim,images,seconds,edge_width,degrade"
-    assert row.startswith("bicubic,Set5,benchmark,-,2.0,") and row.endswith(",1.5,2.52,clean")
-    no_edge = format_csv([{**fake_records(["Set5"], ["bicubic"], [2])[0], "edge_width": None}])
-    assert no_edge.splitlines()[1].endswith(",1.5,,clean")  # null: no image had an edge
+    assert header == "model,dataset,protocol,precision,scale,psnr,ssim,images,seconds,edge_width,degrade,edge_slope"
+    assert row.startswith("bicubic,Set5,benchmark,-,2.0,") and row.endswith(",1.5,2.52,clean,0.5")
+    no_edge = format_csv([{**fake_records(["Set5"], ["bicubic"], [2])[0], "edge_width": None, "edge_slope": None}])
+    assert no_edge.splitlines()[1].endswith(",1.5,,clean,")  # null: no image had an edge
 
 
 def test_records_keep_each_images_scores_and_their_means(tmp_path: Path) -> None:
@@ -120,7 +121,8 @@ def test_records_keep_each_images_scores_and_their_means(tmp_path: Path) -> None
         assert entry["psnr"] == pytest.approx(float(calc_psnr(sr, to_float(hr), "benchmark", 2)), abs=1e-9)
         assert entry["ssim"] == pytest.approx(ssim(sr, to_float(hr), 2, "benchmark"), abs=1e-12)
         assert entry["edge_width"] == pytest.approx(edge_width(sr, to_float(hr), 2, "benchmark"), abs=1e-12)
-    for key in ("psnr", "ssim", "edge_width"):
+        assert entry["edge_slope"] == pytest.approx(edge_slope(sr, to_float(hr), 2, "benchmark"), abs=1e-12)
+    for key in ("psnr", "ssim", "edge_width", "edge_slope"):
         assert record[key] == pytest.approx(sum(e[key] for e in record["per_image"]) / 3, abs=1e-12)
     assert len({e["psnr"] for e in record["per_image"]}) == 3  # three images, three scores
 
@@ -130,10 +132,10 @@ def test_an_image_without_edges_has_no_edge_width_and_leaves_the_mean(tmp_path: 
     dataset = make_dataset(tmp_path, "Mixed", {"edges": synthetic_rgb(48, 40), "flat": flat})
     (record,) = evaluate(["bicubic"], [dataset], [2], progress=False)
     edges, none = record["per_image"]
-    assert none["image"] == "flat.png" and none["edge_width"] is None
-    assert record["edge_width"] == edges["edge_width"] > 0
+    assert none["image"] == "flat.png" and none["edge_width"] is None and none["edge_slope"] is None
+    assert record["edge_width"] == edges["edge_width"] > 0 and record["edge_slope"] == edges["edge_slope"] > 0
     (only_flat,) = evaluate(["bicubic"], [make_dataset(tmp_path, "Flat", {"flat": flat})], [2], progress=False)
-    assert only_flat["edge_width"] is None
+    assert only_flat["edge_width"] is None and only_flat["edge_slope"] is None
     assert json.loads(format_json([only_flat]))[0]["edge_width"] is None
 
 
@@ -172,7 +174,7 @@ def test_markdown_has_an_edge_width_table_where_records_have_edge_widths() -> No
     assert "lower is sharper" in lines[title] and "benchmark protocol" in lines[title]
     assert lines[title + 5 : title + 7] == ["| Set5 | relu | 2.52 | 2.54 |", "|  | siren | 3.52 | 3.54 |"]
     # Reports written before the edge width (tools/results_tables.py reads them) keep two tables.
-    old = [{k: v for k, v in r.items() if k not in ("edge_width", "degrade")} for r in fake_records(["Set5"], ["relu"], [2])]
+    old = [{k: v for k, v in r.items() if k not in ("edge_width", "degrade", "edge_slope")} for r in fake_records(["Set5"], ["relu"], [2])]
     assert "Edge width" not in format_markdown(old) and "| Set5 | relu | 30.02 |" in format_markdown(old)
 
 
@@ -182,10 +184,10 @@ def test_markdown_titles_name_the_degradation() -> None:
     div2k = [{**r, "degrade": "jpeg:75"} for r in fake_records(["DIV2K"], ["relu"], [2], "div2k")]
     text = format_markdown(clean + jpeg + div2k)
     titles = [line for line in text.splitlines() if line.startswith(("PSNR", "SSIM", "Edge"))]
-    assert len(titles) == 9 and all(title.endswith("jpeg:75.") for title in titles[3:])
+    assert len(titles) == 12 and all(title.endswith("jpeg:75.") for title in titles[4:])
     assert titles[0] == "PSNR (dB), benchmark protocol (Y channel, `scale` border pixels shaved)."
-    assert titles[3] == "PSNR (dB), benchmark protocol (Y channel, `scale` border pixels shaved), LR inputs degraded by jpeg:75."
-    assert titles[6].startswith("PSNR (dB) on DIV2K, div2k protocol")
+    assert titles[4] == "PSNR (dB), benchmark protocol (Y channel, `scale` border pixels shaved), LR inputs degraded by jpeg:75."
+    assert titles[8].startswith("PSNR (dB) on DIV2K, div2k protocol")
     assert "| Set5 | relu | 30.02 |" in text and "| Set5 | relu | 25.00 |" in text  # each in its own table
 
 

@@ -194,7 +194,7 @@ def test_a_png_streamed_in_bands_holds_every_row_exactly(tmp_path: Path, planes:
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows are Up-filtered (each minus the row above) in blocks and bands: a row whose
     reference above is wrong (the first of a band or of a block) would decode wrongly."""
-    monkeypatch.setattr(imageio, "_PNG_BLOCK_BYTES", 1)  # one row per block: every border is tested
+    monkeypatch.setattr(imageio.png_writer, "_PNG_BLOCK_BYTES", 1)  # one row per block: every border is tested
     h, w = 23, 17
     top = 255 if bit_depth == 8 else 65535
     values = rng().integers(0, top + 1, size=(h, w, planes)) / top
@@ -442,7 +442,7 @@ def test_write_into_missing_directory(tmp_path: Path) -> None:
 
 def test_write_with_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Simulated: tests often run as root, where real permission bits are ignored.
-    monkeypatch.setattr(imageio.os, "access", lambda *args, **kwargs: False)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
     with pytest.raises(ImageError) as excinfo:
         write_image(tmp_path / "x.png", np.zeros((2, 2, 3)))
     assert_error(excinfo, "x.png", "permission denied")
@@ -518,7 +518,7 @@ def test_failed_16bit_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
         if kind == b"IDAT":
             raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(imageio, "_write_png_chunk", explode)
+    monkeypatch.setattr(imageio.png_writer, "_write_png_chunk", explode)
     with pytest.raises(RuntimeError, match="encoder crashed"):
         write_image(tmp_path / "x.png", np.zeros((2, 2, 3)), bit_depth=16)
     assert list(tmp_path.iterdir()) == []

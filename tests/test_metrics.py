@@ -1,4 +1,4 @@
-"""Tests for liifsr.metrics: LIIF's calc_psnr, the psnr wrapper, Y conversion, SSIM."""
+"""Tests for liifsr.metrics: LIIF's calc_psnr, the psnr wrapper, Y conversion, SSIM, the edge width and slope."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from liifsr.imageio import sample_image
-from liifsr.metrics import calc_psnr, edge_reach, edge_width, filter_valid, gaussian_window, psnr, rgb_to_y, ssim
+from liifsr.metrics import calc_psnr, edge_reach, edge_slope, edge_width, filter_valid, gaussian_window, psnr, rgb_to_y, ssim
 from liifsr.resize import imresize, modcrop
 
 FIXTURE = Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz"
@@ -282,3 +282,28 @@ def test_edge_width_checks_its_inputs():
         edge_width(x, x[..., :15])
     with pytest.raises(ValueError, match="one image"):
         edge_width(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize("angle", [0, 17, 45, 70, 180])
+@pytest.mark.parametrize("sigma", [1.5, 2.0, 3.0])
+def test_edge_slope_recovers_the_ratio_of_blurs(sigma, angle):
+    """A step blurred by sigma s against one blurred by t has slopes in the ratio t / s:
+    recovered within 10 % at any orientation."""
+    assert edge_slope(erf_edge(sigma, angle), erf_edge(1.0, angle), 4, "benchmark") == pytest.approx(1 / sigma, rel=0.1)
+
+
+def test_edge_slope_has_no_ceiling_where_the_width_has_one():
+    """At x30 two blurs too wide for the width's reach (under half the rise within it) both
+    score the lost-edge width, while their slopes still differ in the ratio of the blurs."""
+    truth = erf_edge(1.0, 30, size=200)
+    blurry, blurrier = erf_edge(160.0, 30, size=200), erf_edge(320.0, 30, size=200)
+    assert edge_width(blurry, truth, 30, "plain") == edge_width(blurrier, truth, 30, "plain") == 2 * edge_reach(30)
+    ratio = edge_slope(blurrier, truth, 30, "plain") / edge_slope(blurry, truth, 30, "plain")
+    assert ratio == pytest.approx(0.5, rel=0.1)
+
+
+def test_edge_slope_of_the_truth_is_one_and_of_a_flat_output_zero():
+    truth = erf_edge(1.0, 20)
+    assert edge_slope(truth, truth) == pytest.approx(1.0, abs=1e-12)
+    assert edge_slope(torch.full_like(truth, 0.5), truth) == pytest.approx(0.0, abs=1e-12)
+    assert edge_slope(truth, torch.full_like(truth, 0.5)) is None

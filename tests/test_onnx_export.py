@@ -238,3 +238,28 @@ def test_an_unknown_operator_is_a_one_line_error(tmp_path, capsys):
     assert main(["upscale", str(sample_image()), "--size", "8x8", "-o", str(tmp_path / "o.png"),
                  "--model", str(tmp_path / "m.onnx")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_heat_field_traces_one_graph_for_any_query_count(tmp_path):
+    """The heat field's shared-damping shortcut is a Python branch on the data: the trace must
+    not take it (a TracerWarning would say the graph fixed one case), and the graph must
+    decode one query as well as many."""
+    import warnings
+
+    torch.manual_seed(0)
+    config = model_preset("edsr-thermal")
+    config.encoder = EDSRConfig(n_resblocks=1, n_feats=8)
+    model = build_model(config).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        export_onnx(model, tmp_path / "m.onnx")
+    runtime = load_onnx_model(tmp_path / "m.onnx")
+    lr = photo_tensor((200, 80, 230, 104)) * 2 - 1
+    with torch.no_grad():
+        proj = model.latent_projection(model.encode(lr))
+        coord = C.make_coord((60, 48)).unsqueeze(0)
+        cell = C.cell_size((60, 48)).expand(1, coord.shape[1], 2)
+        for queries in (1, coord.shape[1]):
+            expected = model.decode(proj, coord[:, :queries], cell[:, :queries], skip_image=lr)
+            got = runtime.decode(proj.contiguous(), coord[:, :queries], cell[:, :queries], skip_image=lr)
+            assert (got - expected).abs().max() <= 1e-4

@@ -289,7 +289,7 @@ def test_serve_refuses_bad_numbers_before_starting(model_file, capsys):
 
 
 def test_serving_beyond_loopback_warns_that_it_is_open_to_the_network():
-    from liifsr.serve import exposure_warning
+    from liifsr.commands.serve import exposure_warning
 
     for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
         assert exposure_warning(host) is None

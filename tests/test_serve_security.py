@@ -17,11 +17,11 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 
 from liifsr.checkpoint import save_model  # noqa: E402
 from liifsr.cli import main  # noqa: E402
+from liifsr.commands.serve import exposure_warning, max_threads  # noqa: E402
 from liifsr.imageio import sample_image  # noqa: E402
 from liifsr.models import ModelConfig  # noqa: E402
 from liifsr.models.edsr import EDSRConfig  # noqa: E402
 from liifsr.models.liif import LIIF, LIIFConfig  # noqa: E402
-from liifsr.serve import exposure_warning, max_threads  # noqa: E402
 from liifsr.serve.guard import HostPolicy  # noqa: E402
 from liifsr.serve.service import Limits, Server, served_files  # noqa: E402
 from liifsr.serve.web import WebLimits  # noqa: E402

@@ -284,8 +284,9 @@ def test_recipe_table_ranks_arms_by_their_last_held_out_score(tmp_path: Path) ->
 
 
 def per_image_record(model: str, dataset: str, scale: float, psnr: list[float], widths: list[float | None],
-                     protocol: str = "benchmark") -> dict:
-    images = [{"image": f"img{i}.png", "psnr": p, "ssim": 0.5, "edge_width": w}
+                     protocol: str = "benchmark", slopes: list[float] | None = None) -> dict:
+    images = [{"image": f"img{i}.png", "psnr": p, "ssim": 0.5, "edge_width": w,
+               **({} if slopes is None else {"edge_slope": slopes[i]})}
               for i, (p, w) in enumerate(zip(psnr, widths))]
     return {**record(model, dataset, scale, sum(psnr) / len(psnr), protocol,
                      "-" if model == "bicubic" else "bf16"), "per_image": images}
@@ -298,9 +299,10 @@ def test_claims_table_sets_each_difference_beside_its_interval(tmp_path: Path, c
     records = [
         per_image_record("relu", "Set5", 2.0, [30.0, 31.0, 33.0], [3.0, 4.0, 5.0]),
         per_image_record("siren", "Set5", 2.0, [30.5, 31.5, 33.5], [2.0, 3.5, None]),  # B - A: +0.5 on each image
-        per_image_record("bicubic", "Urban100 (2 of 100)", 30.0, [16.0, 17.0], [180.0, 60.0], "div2k"),
-        per_image_record("relu", "Urban100 (2 of 100)", 30.0, [16.2, 17.1], [180.0, 44.0], "div2k"),  # 180: lost at x30
-        per_image_record("siren", "Urban100 (2 of 100)", 30.0, [16.5, 17.2], [36.0, 42.0], "div2k"),
+        per_image_record("bicubic", "Urban100 (2 of 100)", 30.0, [16.0, 17.0], [180.0, 60.0], "div2k", [0.2, 0.3]),
+        per_image_record("relu", "Urban100 (2 of 100)", 30.0, [16.2, 17.1], [180.0, 44.0], "div2k",  # 180: lost at x30
+                         [0.25, 0.35]),
+        per_image_record("siren", "Urban100 (2 of 100)", 30.0, [16.5, 17.2], [36.0, 42.0], "div2k", [0.4, 0.5]),
         per_image_record("relu", "Urban100 (2 of 100)", 12.0, [19.0, 20.0], [9.0, 9.0], "div2k"),
         per_image_record("siren", "Urban100 (2 of 100)", 12.0, [19.4, 20.0], [8.0, 9.0], "div2k"),
     ]
@@ -319,13 +321,17 @@ def test_claims_table_sets_each_difference_beside_its_interval(tmp_path: Path, c
     assert div2k[2] == (f"| Urban100 (2 of 100) | SIREN - ReLU | {claims_table.interval_text(x12)} | "
                         f"{claims_table.interval_text(x30)} |")
     # the edge table: x30 only (no cell at x4); bicubic's, A's and B's mean widths, how many images score
-    # the lost-edge width (2 x 90 at x30), then the differences
+    # the lost-edge width (2 x 90 at x30), the width's difference, the mean slopes and their difference, PSNR's
     _, edge_rows, _ = paired_stats(records, ["relu"], ["siren"], "edge_width", 500, 0)
     edge_x30 = next(d for d in edge_rows if d.cell == x30.cell)
     assert edge_x30.estimate == pytest.approx(-73.0)  # -144 and -2
+    _, slope_rows, _ = paired_stats(records, ["relu"], ["siren"], "edge_slope", 500, 0)
+    (slope_x30,) = slope_rows  # only the x30 records have slopes
+    assert slope_x30.estimate == pytest.approx(0.15)
     assert tables["claims-edge"].splitlines()[2:] == [
         (f"| Urban100 (2 of 100), div2k protocol | x30 | SIREN - ReLU | 120.00 / 112.00 / 39.00 | 1 / 1 / 0 of 2 | "
-         f"{claims_table.interval_text(edge_x30)} | {claims_table.interval_text(x30)} |")]
+         f"{claims_table.interval_text(edge_x30)} | 0.2500 / 0.3000 / 0.4500 | {claims_table.interval_text(slope_x30, 4)} | "
+         f"{claims_table.interval_text(x30)} |")]
     # --into fills the marked blocks only; -o gets the same tables
     (tmp_path / "r.json").write_text(json.dumps(records))
     document = tmp_path / "results.md"

@@ -325,8 +325,8 @@ def test_a_second_run_into_a_folder_in_use_is_refused_while_the_first_continues(
 def test_a_lock_that_is_not_a_plain_file_of_its_own_is_refused_and_nothing_written_through_it(tmp_path, kind):
     """The lock gets the pid written into it: through a link, that write would land in
     (or create) another file. Opened without following links, anything else is refused."""
-    from liifsr.training.cli import LOCK, hold_run_folder
     from liifsr.training.config import TrainError
+    from liifsr.training.runfolder import LOCK, hold_run_folder
 
     run_folder, victim = tmp_path / "run", tmp_path / "victim.txt"
     run_folder.mkdir()
@@ -349,7 +349,7 @@ def test_a_lock_that_is_not_a_plain_file_of_its_own_is_refused_and_nothing_writt
 
 
 def test_the_lock_holds_the_pid_of_its_run(tmp_path):
-    from liifsr.training.cli import LOCK, hold_run_folder
+    from liifsr.training.runfolder import LOCK, hold_run_folder
 
     with hold_run_folder(tmp_path / "run"):
         assert (tmp_path / "run" / LOCK).read_text() == f"pid {os.getpid()}"

@@ -141,8 +141,8 @@ def test_a_forked_child_does_not_hold_the_run_folder(tmp_path):
     outlives its run would keep the folder locked, unless children drop their copy."""
     import multiprocessing
 
-    from liifsr.training.cli import hold_run_folder
     from liifsr.training.config import TrainError
+    from liifsr.training.runfolder import hold_run_folder
 
     fork = multiprocessing.get_context("fork")
     started = fork.Event()
@@ -167,7 +167,7 @@ def test_a_forked_child_does_not_hold_the_run_folder(tmp_path):
 SLOW_WORKERS_TRAIN = """
 import os, sys, time
 from pathlib import Path
-import liifsr.data as data
+import liifsr.data.folders as data  # where ImageFolder reads its images
 main_pid, marks, read = os.getpid(), Path(sys.argv[1]), data.read_uint8
 def slow_in_workers(*args, **kwargs):
     if os.getpid() != main_pid:
@@ -193,8 +193,8 @@ def process_gone(pid: int) -> bool:
 def test_a_sigkilled_run_s_workers_die_with_it_and_free_its_folder(tmp_path):
     """After SIGKILL of a run with --workers 2, its busy workers lived on, holding the run
     folder's lock: a new run into the folder was refused until they finished."""
-    from liifsr.training.cli import hold_run_folder
     from liifsr.training.config import TrainError
+    from liifsr.training.runfolder import hold_run_folder
 
     config, out, marks = write_config(tmp_path), tmp_path / "run", tmp_path / "marks"
     marks.mkdir()

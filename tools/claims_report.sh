@@ -5,15 +5,15 @@
 #
 #   tools/claims_report.sh OUT_DIR [--into docs/results.md]
 #
-# 1. `liifsr evaluate --out OUT_DIR/eval/<set>-<model>.json` (JSON: per-image PSNR, SSIM and
-#    edge width) for bicubic and the five models, in PRECISION, set by set in SETS' order:
+# 1. `liifsr evaluate --out OUT_DIR/eval/<set>-<model>.json` (JSON: per-image PSNR, SSIM,
+#    edge width and edge slope) for bicubic and the five models, in PRECISION, set by set in SETS' order:
 #    Set5, Set14, B100 and Urban100 (URBAN_IMAGES of its 100, spread over the set) with the
 #    benchmark protocol (Y, shave = scale) at SCALES; "Urban100-div2k": Urban100
 #    (URBAN_IMAGES_T4 images) with the div2k protocol (RGB, shave = scale + 6) at
-#    T4_SCALES, for the edge width at x30. A report that exists is skipped, so the script
+#    T4_SCALES, for the edge scores at x30. A report that exists is skipped, so the script
 #    resumes after a stop.
-# 2. `tools/paired_stats.py` for each pair of PSNR_PAIRS (PSNR) and EDGE_PAIRS (edge width
-#    and PSNR): OUT_DIR/pairs/<metric>-<B>-minus-<A>.md, one full table per pair.
+# 2. `tools/paired_stats.py` for each pair of PSNR_PAIRS (PSNR) and EDGE_PAIRS (edge width,
+#    edge slope and PSNR): OUT_DIR/pairs/<metric>-<B>-minus-<A>.md, one full table per pair.
 # 3. `tools/claims_table.py`: the same differences as compact tables, OUT_DIR/claims.md
 #    (and, with --into, into that document's marked blocks).
 #
@@ -103,6 +103,7 @@ pair_tables() {  # METRIC PAIR...: paired_stats.py's table of each pair whose mo
 }
 pair_tables psnr "${PSNR_PAIRS[@]}"
 pair_tables edge_width "${EDGE_PAIRS[@]}"
+pair_tables edge_slope "${EDGE_PAIRS[@]}"
 for pair in "${PSNR_PAIRS[@]}"; do
     IFS='|' read -r label a b <<< "$pair"
     [[ " $models " == *" $a "* && " $models " == *" $b "* ]] && table_pairs+=(--pair "$label" "$a" "$b")

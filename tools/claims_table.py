@@ -11,8 +11,9 @@ seed and resamples: the same numbers), laid out one row per dataset and pair, on
 per scale, "estimate [low, high]"; one table per protocol. For each --edge-pair, at the
 --edge-scales: the mean edge width (metrics.edge_width) of bicubic (where the reports
 score it), A and B; how many images score the lost-edge width (2 x metrics.edge_reach:
-the median profile lost its edge, so the value measures no width); B - A of the edge
-width and of PSNR, each with its interval.
+the median profile lost its edge, so the value measures no width); the mean edge slope
+(metrics.edge_slope, where the reports have it) of the three; B - A of the edge width, the
+edge slope and PSNR, each with its interval.
 
 --into fills the document's blocks between `<!-- claims-intervals-PROTOCOL -->` and
 `<!-- /claims-intervals-PROTOCOL -->` (PROTOCOL: benchmark, div2k) and
@@ -93,13 +94,22 @@ def grid_tables(by_pair: dict[str, dict[Cell, Difference]]) -> dict[tuple[str, s
     return tables
 
 
-def cell_edge_widths(records: list[dict[str, Any]], model: str, cell: Cell, precision: str | None) -> list[float]:
-    """`model`'s per-image edge widths in `cell`, images without an edge left out ([]: not scored)."""
+def cell_scores(records: list[dict[str, Any]], model: str, cell: Cell, precision: str | None,
+                metric: str) -> list[float]:
+    """`model`'s per-image `metric` in `cell`, images without it left out ([]: not scored)."""
     for record in records:
         if record["model"] == model and cell_of(record) == cell and (precision is None
                                                                      or record["precision"] in (precision, "-")):
-            return [e["edge_width"] for e in record["per_image"] if e.get("edge_width") is not None]
+            return [e[metric] for e in record["per_image"] if e.get(metric) is not None]
     return []
+
+
+def means_text(records: list[dict[str, Any]], cell: Cell, precision: str | None, metric: str, d: Difference,
+               digits: int) -> str:
+    """"bicubic / A / B": the three mean scores of `metric` (bicubic "-" where not scored)."""
+    bicubic = cell_scores(records, "bicubic", cell, precision, metric)
+    return ((f"{sum(bicubic) / len(bicubic):.{digits}f}" if bicubic else "-")
+            + f" / {d.mean_a:.{digits}f} / {d.mean_b:.{digits}f}")
 
 
 def lost_images(widths: Sequence[float], scale: float) -> int:
@@ -108,31 +118,36 @@ def lost_images(widths: Sequence[float], scale: float) -> int:
     return sum(w >= 2 * edge_reach(scale) for w in widths)
 
 
-EdgeRows = list[tuple[Pair, dict[Cell, Difference], dict[Cell, Difference]]]  # (pair, edge widths, PSNR)
+EdgeRows = list[tuple[Pair, dict[str, dict[Cell, Difference]]]]  # (pair, metric -> its differences by cell)
 
 
 def edge_table(records: list[dict[str, Any]], edge: EdgeRows, scales: Sequence[float], precision: str | None) -> str:
     """One row per cell at `scales` and edge pair: the mean edge widths (bicubic / A / B), how
-    many images score the lost-edge width, B - A of the edge width and of PSNR, each with its
-    interval."""
+    many images score the lost-edge width, B - A of the edge width; the mean edge slopes and
+    B - A of the slope; B - A of PSNR; each difference with its interval."""
     lines = [markdown_row(["Dataset", "Scale", "Difference", "Edge width: bicubic / A / B",
-                           "Images with the edge lost: bicubic / A / B", "B - A, edge width", "B - A, PSNR (dB)"]),
-             markdown_row(["---", "---:", "---", "---:", "---:", "---:", "---:"])]
-    cells = sorted({c for _, widths, _ in edge for c in widths if c.scale in scales}, key=cell_order)
+                           "Images with the edge lost: bicubic / A / B", "B - A, edge width",
+                           "Edge slope: bicubic / A / B", "B - A, edge slope", "B - A, PSNR (dB)"]),
+             markdown_row(["---", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"])]
+    cells = sorted({c for _, by_metric in edge for c in by_metric["edge_width"] if c.scale in scales}, key=cell_order)
     for cell in cells:
         dataset = cell.dataset if cell.protocol == "benchmark" else f"{cell.dataset}, {cell.protocol} protocol"
         if cell.degrade != "clean":
             dataset += f", {cell.degrade} inputs"
-        bicubic = cell_edge_widths(records, "bicubic", cell, precision)
-        for (label, a, b), widths, psnr in edge:
-            if cell not in widths:
+        bicubic = cell_scores(records, "bicubic", cell, precision, "edge_width")
+        for (label, a, b), by_metric in edge:
+            if cell not in by_metric["edge_width"]:
                 continue
-            d = widths[cell]
-            means = (f"{sum(bicubic) / len(bicubic):.2f}" if bicubic else "-") + f" / {d.mean_a:.2f} / {d.mean_b:.2f}"
-            lost = [str(lost_images(cell_edge_widths(records, m, cell, precision), cell.scale)) for m in (a, b)]
+            d = by_metric["edge_width"][cell]
+            lost = [str(lost_images(cell_scores(records, m, cell, precision, "edge_width"), cell.scale)) for m in (a, b)]
             lost_text = (str(lost_images(bicubic, cell.scale)) if bicubic else "-") + f" / {' / '.join(lost)} of {d.images}"
-            lines.append(markdown_row([dataset, f"x{cell.scale:g}", label, means, lost_text, interval_text(d),
-                                       interval_text(psnr[cell]) if cell in psnr else ""]))
+            slope = by_metric["edge_slope"].get(cell)
+            slope_cells = ([means_text(records, cell, precision, "edge_slope", slope, 4), interval_text(slope, 4)]
+                           if slope else ["", ""])
+            psnr = by_metric["psnr"].get(cell)
+            lines.append(markdown_row([dataset, f"x{cell.scale:g}", label,
+                                       means_text(records, cell, precision, "edge_width", d, 2), lost_text,
+                                       interval_text(d), *slope_cells, interval_text(psnr) if psnr else ""]))
     return "\n".join(lines) + "\n"
 
 
@@ -153,8 +168,8 @@ def claims_tables(records: list[dict[str, Any]], pairs: Sequence[Pair], edge_pai
             name = f"claims-intervals-{protocol}" + ("" if degrade == "clean" else f"-{degrade}")
             tables[name] = table
     if edge_pairs:
-        edge = [(p, differences_by_cell(records, p, "edge_width", resamples, seed, precision),
-                 differences_by_cell(records, p, "psnr", resamples, seed, precision)) for p in edge_pairs]
+        edge = [(p, {metric: differences_by_cell(records, p, metric, resamples, seed, precision)
+                     for metric in ("edge_width", "edge_slope", "psnr")}) for p in edge_pairs]
         tables["claims-edge"] = edge_table(records, edge, edge_scales, precision)
     return tables
 
@@ -173,7 +188,8 @@ def document(tables: dict[str, str], records: list[dict[str, Any]], resamples: i
     for name, table in tables.items():
         if name == "claims-edge":
             heading = ("## Edge width (HR pixels, 10-90 % rise across the ground truth's strongest edges; "
-                       "lower is sharper) beside PSNR")
+                       "lower is sharper) and edge slope (the output's steepest slope across them over the "
+                       "ground truth's; higher is sharper) beside PSNR")
         else:
             protocol = name.removeprefix("claims-intervals-")
             heading = f"## PSNR (dB), {PROTOCOL_TITLES.get(protocol, protocol)}"

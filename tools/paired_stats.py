@@ -4,7 +4,7 @@ interval over images (and over seeds where a side names several), from `liifsr e
 --out X.json` reports; a Markdown table on stdout.
 
     .venv/bin/python tools/paired_stats.py eval/*.json --a relu-seed0 relu-seed1 \\
-        --b siren30-seed0 siren30-seed1 [--metric psnr|ssim|edge_width] [--precision bf16]
+        --b siren30-seed0 siren30-seed1 [--metric psnr|ssim|edge_width|edge_slope] [--precision bf16]
         [--resamples 10000] [--seed 0]
 
 The statistics and their definition: liifsr.evaluation.paired.

@@ -89,7 +89,7 @@ def _brief(value: object) -> str:
 
 def _side(exact: float) -> int:
     """An output side from its exact (float) length: rounded, at least 1, at most MAX_SIDE."""
-    if not exact <= MAX_SIDE + 0.5:  # also NaN and infinity (a scale of 1e308)
+    if not exact < MAX_SIDE + 0.5:  # also NaN and infinity; MAX_SIDE + 0.5 would round (to even) past it
         try:
             length = f"{float(exact):.3g}"
         except OverflowError:  # an integer beyond any float

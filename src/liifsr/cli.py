@@ -46,14 +46,14 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "upscale": Command("upscale images to any scale or size", "liifsr.commands.upscale"),
     "convert": Command("convert an official LIIF .pth into a liifsr .safetensors file", "liifsr.commands.convert"),
-    "train": Command("train a model from a YAML config", "liifsr.training.cli"),
+    "train": Command("train a model from a YAML config", "liifsr.commands.train"),
     "evaluate": Command("PSNR/SSIM of models on benchmark or DIV2K folders", "liifsr.commands.evaluate"),
     "compare": Command("side-by-side crops of several models (the paper's Figures 5 and 6)", "liifsr.commands.compare"),
     "plot-log": Command("learning-rate and loss curves of training runs", "liifsr.commands.plot_log"),
     "data": Command("download DIV2K or the benchmark sets", "liifsr.commands.data"),
     "models": Command("list the bundled models and presets", "liifsr.commands.models"),
     "export": Command("export a model to ONNX (encoder and decoder graphs) for onnxruntime", "liifsr.commands.export"),
-    "serve": Command("a local web page that zooms into images, decoding the visible tiles on demand", "liifsr.serve"),
+    "serve": Command("a local web page that zooms into images, decoding the visible tiles on demand", "liifsr.commands.serve"),
 }
 
 

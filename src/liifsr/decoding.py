@@ -58,7 +58,7 @@ def open_model(name: str | Path | None, device: str | torch.device, precision: s
 
     torch_device = resolve_device(device)
     model = load_model(name, device=torch_device)
-    resolved = resolve_precision(precision, torch_device, model.precisions)
+    resolved = resolve_precision(precision, torch_device, model.precisions, model.auto_precisions)
     check_model_precision(model, torch_device, resolved)
     opened = OpenedModel(model, torch_device, resolved)
     if warn:

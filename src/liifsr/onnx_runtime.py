@@ -46,6 +46,7 @@ class OnnxModel(Decoder, nn.Module):
     """A model exported by `liifsr export`, any encoder and decoder, run by onnxruntime on the CPU."""
 
     precisions = ("fp32",)  # the exported graphs are fp32
+    auto_precisions = precisions
 
     def __init__(self, encoder_path: Path, decoder_path: Path, config: ModelConfig, receptive_radius: int,
                  threads: int | None = None) -> None:

@@ -116,13 +116,16 @@ def native_bf16(device: torch.device) -> str | None:
     return cpu.bf16_instructions() if device.type == "cpu" else None
 
 
-def resolve_precision(precision: str, device: torch.device, supported: tuple[str, ...] = PRECISIONS) -> str:
+def resolve_precision(precision: str, device: torch.device, supported: tuple[str, ...] = PRECISIONS,
+                      auto_picks: tuple[str, ...] = PRECISIONS) -> str:
     """`precision`, with 'auto' made what runs: bf16 where `device` runs it natively
-    (`native_bf16`) and the model runs it (`supported`: an ONNX model runs fp32 only), else
-    fp32. Any other name is returned as it is (checked where it is used)."""
+    (`native_bf16`), the model runs it (`supported`: an ONNX model runs fp32 only) and auto
+    may pick it for the model (`auto_picks`: a model whose scores bf16 moves keeps fp32),
+    else fp32. Any other name is returned as it is (checked where it is used)."""
     if precision != AUTO:
         return precision
-    return "bf16" if "bf16" in supported and native_bf16(device) is not None else "fp32"
+    bf16 = "bf16" in supported and "bf16" in auto_picks
+    return "bf16" if bf16 and native_bf16(device) is not None else "fp32"
 
 
 def auto_precision_here() -> str:

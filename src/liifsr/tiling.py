@@ -12,6 +12,8 @@ Peak memory beyond the input and output buffers is therefore bounded by the tile
 `upscale_bands` goes one step further for outputs written to disk: it yields the
 output top to bottom in bands of at most `BAND_PIXELS` pixels, so that no buffer
 grows with the output (`liifsr.imageio.write_image_bands` streams them into a PNG).
+Both run one tile loop (`_decoded_bands`): `upscale_tensor` writes each decoded block
+straight into the whole output, `upscale_bands` into the band it yields next.
 
 Requests are validated by `liifsr.checks`; `liifsr.inference` is the Python API on top.
 """
@@ -19,7 +21,8 @@ Requests are validated by `liifsr.checks`; `liifsr.inference` is the Python API 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 import torch
@@ -151,7 +154,7 @@ def _prepare(model: ImplicitModel | OnnxModel, lr: Tensor, chunk_size: int | Non
     check_input(lr)
     check_tuning(chunk_size, tile_size)
     device = next(model.parameters()).device
-    precision = resolve_precision(precision, device, model.precisions)
+    precision = resolve_precision(precision, device, model.precisions, model.auto_precisions)
     check_model_precision(model, device, precision)
     chunk_size = chunk_size or DEFAULT_CHUNK
     # NCHW-contiguous, so that `ImplicitModel.encode` makes a true channels-last copy: an image
@@ -174,6 +177,46 @@ def _store(result: Tensor, rgb: Tensor, row: int, col: int) -> None:
     if levels is not None:
         block = (block * levels).round_()
     result[row : row + block.shape[0], col : col + block.shape[1]] = block.to(result.dtype)
+
+
+Block = tuple[Span, Span, Tensor]  # output rows, output cols, rgb (1, h, w, 3) in normalised space
+
+
+def _decoded_bands(
+    model: ImplicitModel | OnnxModel,
+    inp: Tensor,
+    size: tuple[int, int],
+    chunk_size: int,
+    tile_size: int | None,
+    precision: str,
+    progress: bool | None,
+    on_block: Callable[[int], None] | None,
+    band_pixels: int | None = None,
+    region: tuple[Span, Span] | None = None,
+) -> Generator[tuple[Span, Iterator[Block]], None, None]:
+    """The one tile loop of `upscale_tensor` and `upscale_bands`: (output rows, their blocks)
+    top to bottom, decoded under `precision`'s autocast. `region` = (rows, cols) decodes
+    only that part, as one band. A block is counted (the progress bar, `on_block`) when
+    the caller asks for the next, so once it is stored; `on_block` raising stops the loop.
+    Callers close this generator (`contextlib.closing`) so that an error leaves no
+    autocast or bar behind."""
+    out_hw = size if region is None else (region[0].stop - region[0].start, region[1].stop - region[1].start)
+    with progress_bar(total=out_hw[0] * out_hw[1], unit="px", unit_scale=True, enabled=progress,
+                      desc=_bar_label(precision, inp.device)) as bar, autocast(inp.device, precision):
+
+        def counted(blocks: Iterator[Block]) -> Iterator[Block]:
+            for block in blocks:
+                yield block
+                pixels = (block[0].stop - block[0].start) * (block[1].stop - block[1].start)
+                bar.update(pixels)
+                if on_block is not None:
+                    on_block(pixels)
+
+        if region is not None:
+            yield region[0], counted(decode_region(model, inp, size, *region, chunk_size))
+            return
+        for rows, blocks in decode_bands(model, inp, size, chunk_size, tile_size, band_pixels):
+            yield rows, counted(blocks)
 
 
 @torch.no_grad()
@@ -201,22 +244,15 @@ def upscale_tensor(
     `precision` is 'fp32', 'bf16', 'fp16' (CUDA) or 'auto' (`runtime.resolve_precision`).
     """
     inp, chunk_size, precision = _prepare(model, lr, chunk_size, tile_size, precision)
-    device = inp.device
-    blocks: Iterator[tuple[Span, Span, Tensor]]
-    if region is None:
-        origin, out_hw = (0, 0), size
-        blocks = (block for _, band in decode_bands(model, inp, size, chunk_size, tile_size) for block in band)
-    else:
+    origin, out_hw = (0, 0), size
+    if region is not None:
         origin, out_hw = (region[0].start, region[1].start), (region[0].stop - region[0].start, region[1].stop - region[1].start)
-        blocks = decode_region(model, inp, size, *region, chunk_size)
     result = out if out is not None else torch.empty(out_hw[0], out_hw[1], 3)
-    with progress_bar(total=out_hw[0] * out_hw[1], unit="px", unit_scale=True, enabled=progress,
-                      desc=_bar_label(precision, device)) as bar, autocast(device, precision):
-        for rows, cols, rgb in blocks:
-            _store(result, rgb, rows.start - origin[0], cols.start - origin[1])
-            bar.update((rows.stop - rows.start) * (cols.stop - cols.start))
-            if on_block is not None:
-                on_block((rows.stop - rows.start) * (cols.stop - cols.start))
+    # Each block goes straight into `result`: no band buffer beside it.
+    with closing(_decoded_bands(model, inp, size, chunk_size, tile_size, precision, progress, on_block, region=region)) as bands:
+        for _, blocks in bands:
+            for rows, cols, rgb in blocks:
+                _store(result, rgb, rows.start - origin[0], cols.start - origin[1])
     return result if out is not None else result.permute(2, 0, 1).unsqueeze(0)
 
 
@@ -241,14 +277,10 @@ def upscale_bands(
     is bounded by one band, one tile's encoder and one chunk of queries.
     """
     inp, chunk_size, precision = _prepare(model, lr, chunk_size, tile_size, precision)
-    with progress_bar(total=size[0] * size[1], unit="px", unit_scale=True, enabled=progress,
-                      desc=_bar_label(precision, inp.device)) as bar, autocast(inp.device, precision):
-        for rows, blocks in decode_bands(model, inp, size, chunk_size, tile_size, band_pixels or BAND_PIXELS):
+    with closing(_decoded_bands(model, inp, size, chunk_size, tile_size, precision, progress, on_block,
+                                band_pixels=band_pixels or BAND_PIXELS)) as bands:
+        for rows, blocks in bands:
             band = torch.empty(rows.stop - rows.start, size[1], 3)
             for block_rows, cols, rgb in blocks:
                 _store(band, rgb, block_rows.start - rows.start, cols.start)
-                pixels = (block_rows.stop - block_rows.start) * (cols.stop - cols.start)
-                bar.update(pixels)
-                if on_block is not None:
-                    on_block(pixels)
             yield rows, band

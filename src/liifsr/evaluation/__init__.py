@@ -1,5 +1,6 @@
 """Evaluation, `liifsr evaluate`: PSNR / SSIM of models on benchmark or DIV2K folders, as LIIF measures them,
-and the edge width (metrics.edge_width: the 10-90 % rise across the ground truth's strongest edges).
+the edge width (metrics.edge_width: the 10-90 % rise across the ground truth's strongest edges) and
+the edge slope (metrics.edge_slope: the output's steepest slope across them over the ground truth's).
 
 Two folder layouts are read as they are downloaded:
 

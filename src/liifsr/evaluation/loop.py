@@ -29,14 +29,14 @@ from liifsr.evaluation.datasets import (
     spread_subset,
     to_float,
 )
-from liifsr.metrics import calc_psnr, edge_width, ssim
+from liifsr.metrics import calc_psnr, edge_slope, edge_width, ssim
 from liifsr.progress import progress_bar
 from liifsr.resize import BICUBIC, bicubic_upsample
 from liifsr.runtime import resolve_device
 
 # The stable record format other tools read: key -> type (CSV's columns). New keys go
-# last, so that CSV readers by position keep working. `edge_width` is null where no
-# image has an edge (metrics.edge_width); `degrade` is the LR inputs' degradation
+# last, so that CSV readers by position keep working. `edge_width` and `edge_slope` are
+# null where no image has an edge (metrics.edge_width, metrics.edge_slope); `degrade` is the LR inputs' degradation
 # ('clean' for none, else the chain as `liifsr evaluate --degrade` takes it).
 RECORD_KEYS: dict[str, type] = {
     "model": str,
@@ -50,10 +50,11 @@ RECORD_KEYS: dict[str, type] = {
     "seconds": float,
     "edge_width": float,
     "degrade": str,
+    "edge_slope": float,
 }
 # JSON records hold the per-image scores too (for paired statistics: evaluation/paired.py),
 # a list of {IMAGE_KEYS} in the dataset's sorted order.
-IMAGE_KEYS: dict[str, type] = {"image": str, "psnr": float, "ssim": float, "edge_width": float}
+IMAGE_KEYS: dict[str, type] = {"image": str, "psnr": float, "ssim": float, "edge_width": float, "edge_slope": float}
 JSON_KEYS: dict[str, type] = {**RECORD_KEYS, "per_image": list}
 
 # A method maps an LR image (1, 3, h, w) float in [0, 1] and an output (H, W) to the
@@ -83,11 +84,12 @@ def model_method(opened: OpenedModel, decoding: DecodeOptions) -> Method:
 
 
 class ImageScore(NamedTuple):
-    """One method's scores on one image (edge_width None where the image has no edge)."""
+    """One method's scores on one image (the edge scores None where the image has no edge)."""
 
     psnr: float
     ssim: float
     edge_width: float | None
+    edge_slope: float | None
     seconds: float
 
 
@@ -121,7 +123,9 @@ class Tally:
             "seconds": round(sum(s.seconds for s in self.scores), 3),
             "edge_width": mean_or_none([s.edge_width for s in self.scores]),
             "degrade": degrade,
-            "per_image": [{"image": image, "psnr": s.psnr, "ssim": s.ssim, "edge_width": s.edge_width}
+            "edge_slope": mean_or_none([s.edge_slope for s in self.scores]),
+            "per_image": [{"image": image, "psnr": s.psnr, "ssim": s.ssim, "edge_width": s.edge_width,
+                           "edge_slope": s.edge_slope}
                           for image, s in zip(self.images, self.scores)],
         }
 
@@ -134,7 +138,8 @@ def score(method: Method, hr: Tensor, lr: Tensor, protocol: str, scale: float) -
     psnr = float(calc_psnr(pred, target, dataset=protocol, scale=scale))
     similarity = ssim(pred, target, scale=scale, protocol=protocol)
     width = edge_width(pred, target, scale=scale, protocol=protocol)
-    return ImageScore(psnr, similarity, width, time.perf_counter() - start)
+    slope = edge_slope(pred, target, scale=scale, protocol=protocol)
+    return ImageScore(psnr, similarity, width, slope, time.perf_counter() - start)
 
 
 def evaluate(
@@ -163,7 +168,8 @@ def evaluate(
     liifsr.degrade), every LR input, after the protocol made it and before any method
     (bicubic too) sees it, is degraded with noise drawn per image (`degrade_lr`), and
     the records name the chain in `degrade`. Records hold the per-image scores in
-    `per_image` and the mean 10-90 % edge width (metrics.edge_width) in `edge_width`.
+    `per_image`, the mean 10-90 % edge width (metrics.edge_width) in `edge_width` and the
+    mean edge slope (metrics.edge_slope) in `edge_slope`.
     """
     steps = parse_degrade(degrade)  # a bad chain fails here, before any work
     if not models:

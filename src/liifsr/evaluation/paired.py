@@ -3,7 +3,7 @@ protocol, input degradation and scale, the mean difference B - A of a score over
 images, with a 95 % bootstrap interval.
 
     python tools/paired_stats.py REPORT.json [...] [--a MODEL [...]] [--b MODEL [...]]
-        [--metric psnr|ssim|edge_width] [--precision P] [--resamples 10000] [--seed 0]
+        [--metric psnr|ssim|edge_width|edge_slope] [--precision P] [--resamples 10000] [--seed 0]
 
 A model is named as in the records' `model` field, or by its file's name or stem
 (`runs/models/relu-seed0.safetensors` is also `relu-seed0`); several names on one side
@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-METRICS = {"psnr": ("PSNR (dB)", 2, 3), "ssim": ("SSIM", 4, 4), "edge_width": ("edge width (HR pixels)", 2, 3)}
+METRICS = {"psnr": ("PSNR (dB)", 2, 3), "ssim": ("SSIM", 4, 4), "edge_width": ("edge width (HR pixels)", 2, 3),
+           "edge_slope": ("edge slope (output / ground truth)", 3, 4)}
 DEFAULT_RESAMPLES = 10_000
 CHUNK = 1000  # resamples drawn at once
 LEVEL = 0.95

@@ -22,6 +22,8 @@ TABLE_TITLES = (
     ("psnr", "PSNR (dB)"),
     ("ssim", "SSIM"),
     ("edge_width", "Edge width (HR pixels: 10-90 % rise across the ground truth's strongest edges; lower is sharper)"),
+    ("edge_slope", "Edge slope (the output's steepest slope across the ground truth's strongest edges over the "
+                   "ground truth's; 1 is as steep, lower is blurrier)"),
 )
 
 def _unique(values: Iterable[Any]) -> list[Any]:

@@ -90,8 +90,10 @@ def check_model_config(config: ModelConfig, where: str = "model") -> None:
 class ImplicitModel(Decoder, nn.Module):
     """An encoder and a local implicit decoder; subclasses are the registered decoders."""
 
-    # The precisions `liifsr.inference` may run it in (fp16 on CUDA only).
+    # The precisions `liifsr.inference` may run it in (fp16 on CUDA only), and those
+    # `--precision auto` may pick (`zoo.AUTO_KEEPS_FP32` narrows them for a bundled model).
     precisions: tuple[str, ...] = PRECISIONS
+    auto_precisions: tuple[str, ...] = PRECISIONS
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

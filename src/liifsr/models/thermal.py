@@ -125,15 +125,19 @@ class Thermal(ImplicitModel):
         offset = (rel_coord / 2).to(field.dtype)  # LR pixels: relative_coord counts 2 per cell
         frequencies = self.frequencies.to(field.dtype)
         rel_cell = C.relative_cell(cell, grid_hw)
+        # One output grid: one damping for all queries. Decided in Python only when running
+        # eagerly without gradients, so that a traced (ONNX) or compiled graph keeps the
+        # general path, valid for any query count.
         inference = not (torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing())
-        if inference and bool((rel_cell == rel_cell[:, :1]).all()):  # one output grid: one damping for all
+        shared_damping = inference and bool((rel_cell == rel_cell[:, :1]).all())
+        if shared_damping:
             rel_cell = rel_cell[:, :1]
         damping = heat_damping(frequencies.square().sum(0), self.kappa.to(field.dtype),
                                diffusion_time(rel_cell).to(field.dtype))
         k = self.components
         waves = torch.sin(torch.addmm(phases.reshape(-1, k), offset.reshape(-1, 2), frequencies)).view(batch, -1, 1, k)
         terms = waves * weights.view(batch, -1, 3, k)  # (B, Q, 3, K): each channel's W2 times each undamped sine
-        if damping.shape[1] == 1:  # one damping for every query: the damped sums of all queries as one matrix-vector product
+        if shared_damping:  # the damped sums of all queries as one matrix-vector product
             return torch.bmm(terms.view(batch, -1, k), damping.view(batch, k, 1)).view(batch, -1, 3)
         return (terms * damping.unsqueeze(2)).sum(-1)
 

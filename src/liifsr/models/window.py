@@ -133,8 +133,9 @@ class Decoder:
     projection_radius: int = 0
     # Is an interpolation of the LR input added to the output (so the window must hold LR pixels)?
     global_skip: bool = False
-    # The precisions `liifsr.tiling` may run it in.
+    # The precisions `liifsr.tiling` may run it in, and those `--precision auto` may pick.
     precisions: tuple[str, ...]
+    auto_precisions: tuple[str, ...]
 
     def encode(self, inp: Tensor) -> Tensor:
         raise NotImplementedError

@@ -34,5 +34,7 @@ process 0 writes logs and checkpoints.
     state.py        the resumable state (`save_state`, `load_state`)
     runlog.py       log.csv, TensorBoard, and the run reader (`read_run`) tools share
     distributed.py  processes, devices and reductions
-    cli.py          the command
+    runfolder.py    the run folder: checked, made and locked while a run owns it
+
+The command itself is `liifsr.commands.train`.
 """

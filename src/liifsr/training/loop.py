@@ -28,7 +28,7 @@ from liifsr.training.runlog import EpochStats, append_log, format_row, log_colum
 from liifsr.training.state import Progress, load_state, save_state
 
 LAST, BEST, STATE = "last.safetensors", "best.safetensors", "last.state.safetensors"
-LOCK = ".liifsr-train.lock"  # held by `liifsr train` while a run owns its folder (training.cli)
+LOCK = ".liifsr-train.lock"  # held by `liifsr train` while a run owns its folder (training.runfolder)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:

@@ -1,70 +1,32 @@
-"""`liifsr train CONFIG --out DIR`: the command, its options and the run folder's lock."""
+"""A training run's folder: checked before the run, made and locked while it runs.
+
+`hold_run_folder` owns the folder for the length of a run (an OS lock on `LOCK`, so that
+two `liifsr train --out` into one folder are refused), and leaves a folder that a failed
+start wrote nothing into as it was found. `liifsr train` (`liifsr.commands.train`) holds it
+around `training.loop.train`.
+"""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-import torch
-import torch.distributed as dist
-
-from liifsr.commands.options import add_runtime_options
-from liifsr.config import load_yaml
-from liifsr.data import split_paths
-from liifsr.runtime import check_precision
-from liifsr.training.config import TrainConfig, TrainError, check_config
-from liifsr.training.distributed import init_distributed
-from liifsr.training.loop import LOCK, train
+from liifsr.training.config import TrainError
+from liifsr.training.loop import LOCK
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML training config (see configs/)")
-    parser.add_argument("--out", required=True, help="run folder for checkpoints and logs")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set optim.lr=2e-4 (repeatable)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in OUT from its last checkpoint (starts afresh if OUT has none)")
-    add_runtime_options(parser, overrides_config=True)
-    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    parser.add_argument("--workers", type=int, help="DataLoader workers per process (overrides num_workers)")
-    parser.add_argument("--threads", type=int, help="CPU threads per process (overrides threads; 0 = all cores)")
-
-
-def load_train_config(args: argparse.Namespace) -> TrainConfig:
-    config = load_yaml(TrainConfig, args.config, args.overrides)
-    cli = {"precision": args.precision, "compile": args.compile, "device": args.device, "val_chunk": args.chunk,
-           "val_tile": args.tile,
-           "num_workers": args.workers, "threads": args.threads}
-    config = replace(config, **{key: value for key, value in cli.items() if value is not None})
-    check_config(config)
-    return config
-
-
-def run(args: argparse.Namespace) -> int:
-    config = load_train_config(args)
-    check_out(Path(args.out))
-    split_paths(config.data)  # image folders that are missing or hold no images: refused before the run folder is made
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    env = init_distributed(config.device)
-    if env.is_main:
-        check_precision(env.device, config.precision)
-    try:
-        with hold_run_folder(Path(args.out)) if env.is_main else contextlib.nullcontext():
-            train(config, Path(args.out), env, resume=args.resume)
-        if env.world_size > 1:
-            dist.barrier()  # leave together: tearing gloo down while a peer still talks can abort it
-    finally:
-        if env.world_size > 1:
-            dist.destroy_process_group()
-    return 0
+def check_out(out: Path) -> None:
+    """The run folder must be a folder (or not exist yet, inside an existing one)."""
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {str(out)!r} is a file, not a folder (give a new or existing run folder)")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise TrainError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
 
 
 # The fds of the run-folder locks this process holds (`lock_run_folder`), for `_drop_inherited_locks`.
@@ -194,11 +156,3 @@ def open_lock(path: Path) -> TextIO:
     os.set_blocking(fd, True)
     return open(fd, "r+")
 
-
-def check_out(out: Path) -> None:
-    """The run folder must be a folder (or not exist yet, inside an existing one)."""
-    if out.exists() and not out.is_dir():
-        raise TrainError(f"--out {str(out)!r} is a file, not a folder (give a new or existing run folder)")
-    parent = next((p for p in out.absolute().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise TrainError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
