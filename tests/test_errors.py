@@ -23,7 +23,7 @@ from liifsr.models.edsr import EDSRConfig
 from liifsr.models.liif import LIIFConfig
 from liifsr.models import ModelConfig
 from liifsr.models.liif import LIIF
-from test_train import write_config
+from training.test_train import write_config  # tests/training/: tests/ is on the path (conftest)
 
 
 @pytest.fixture(scope="module")

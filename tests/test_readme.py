@@ -64,7 +64,7 @@ def liifsr_commands() -> list[list[str]]:
 
 def runs_cheaply(argv: list[str]) -> bool:
     """Training and downloads take hours, a server runs until stopped; commands on a run's files need a trained run,
-    and those on a folder of photographs (`photos/`, `/shared/...`) upscale them to 4K (tests/test_cli_upscale.py
+    and those on a folder of photographs (`photos/`, `/shared/...`) upscale them to 4K (tests/commands/test_cli_upscale.py
     runs collections)."""
     return argv[0] not in ("train", "data", "serve") and not any(
         arg.startswith(("runs/", "photos/", "/shared/")) for arg in argv)

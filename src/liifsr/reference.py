@@ -3,7 +3,7 @@
 It follows the paper and the official code step by step: unfold the feature map into
 576-d codes, look up the nearest codes with grid_sample over a coordinate map, build
 the full MLP input for every ensemble member and run the whole MLP four times. The fast
-decoder in `liifsr.models.liif` must agree with it (tests/test_liif.py); the benchmarks in
+decoder in `liifsr.models.liif` must agree with it (tests/models/test_liif.py); the benchmarks in
 `benchmarks/` time both. It is part of the package so that tests, benchmarks and users
 can import it, but nothing in liifsr itself runs it. It deliberately keeps LIIF's own
 arithmetic (`2 / h / 2`, grid_sample) rather than the helpers of `liifsr.coords`.

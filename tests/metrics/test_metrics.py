@@ -15,7 +15,7 @@ from liifsr.imageio import sample_image
 from liifsr.metrics import calc_psnr, edge_reach, edge_slope, edge_width, filter_valid, gaussian_window, psnr, rgb_to_y, ssim
 from liifsr.resize import imresize, modcrop
 
-FIXTURE = Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "liif-reference" / "cases.npz"
 
 # MATLAB rgb2ycbcr / LIIF coefficients (published constants).
 Y_COEFFS = np.array([65.738, 129.057, 25.064]) / 256

@@ -374,7 +374,7 @@ def test_out_of_domain_scales_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     scores = {(r["model"], r["scale"]): r["psnr"] for r in json.loads(out.read_text())}
     assert sorted(scores) == [("bicubic", 6.0), ("bicubic", 8.0), (DEFAULT_MODEL, 6.0), (DEFAULT_MODEL, 8.0)]
 
-    cases = np.load(Path(__file__).parent / "fixtures" / "liif-reference" / "cases.npz")
+    cases = np.load(Path(__file__).parents[1] / "fixtures" / "liif-reference" / "cases.npz")
     hr, lr = (torch.from_numpy(cases[f"downsample/6.0/{key}"]).unsqueeze(0) for key in ("hr", "lr"))
     size = (hr.shape[-2], hr.shape[-1])
     assert scores[("bicubic", 6.0)] == pytest.approx(float(calc_psnr(bicubic_upsample(lr, size), hr, "benchmark", 6)), abs=1e-4)
@@ -416,8 +416,8 @@ def test_bicubic_reproduces_the_published_b100_table() -> None:
 # Set5 x4 (benchmark protocol, fp32) of two bundled models, the default and one of the
 # paper's, measured with `liifsr evaluate` on the development CPU: (PSNR dB, SSIM).
 BUNDLED_SET5_X4 = {"edsr-liif-relu-skip-shared": (31.8960, 0.89210), "edsr-liif-relu": (29.1067, 0.83001)}
-README = Path(__file__).resolve().parents[1] / "README.md"
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results.md"
 
 
 def documented_set5_x4(name: str, document: Path) -> str:

@@ -167,7 +167,7 @@ def test_the_tool_prints_a_markdown_table(tmp_path: Path, capsys: pytest.Capture
 
     a = write(tmp_path / "relu.json", [record("relu", images([30.0, 28.0, 29.0]))])
     b = write(tmp_path / "siren.json", [record("siren", images([30.5, 28.25, 29.0]))])
-    spec = importlib.util.spec_from_file_location("paired_stats", Path(__file__).parents[1] / "tools" / "paired_stats.py")
+    spec = importlib.util.spec_from_file_location("paired_stats", Path(__file__).parents[2] / "tools" / "paired_stats.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.main([str(a), str(b), "--resamples", "1000"]) == 0

@@ -37,7 +37,7 @@ from liifsr.training.loop import make_optimizer, train, train_step
 from liifsr.training.runlog import read_run, write_log
 from liifsr.training.state import Progress, load_state, save_state
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_MODEL = {
     "encoder": {"name": "edsr", "n_resblocks": 1, "n_feats": 8},
     "decoder": {"activation": "relu", "hidden": [16, 16]},
