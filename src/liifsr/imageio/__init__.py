@@ -22,7 +22,7 @@ formats are assembled in memory at 8 bits and saved by Pillow.
     errors.py      ImageError and its one-line messages
     formats.py     the extensions, Pillow's formats, what each format can store
     convert.py     LoadedImage; Pillow images to float pixels, float pixels to levels
-    reading.py     read_image, read_uint8, probe_bit_depth, sample_image
+    reading.py     read_image, read_uint8, probe_bit_depth, sample_image, exif_orientation
     writing.py     check_writable, write_image, write_image_bands
     png_writer.py  the streamed PNG writer (Up filter, PNG_COMPRESSION)
     discovery.py   find_images, find_inputs, collect_images: the images of folders
@@ -36,7 +36,14 @@ from liifsr.imageio.discovery import Found, collect_images, find_images, find_in
 from liifsr.imageio.errors import ImageError
 from liifsr.imageio.formats import IMAGE_EXTENSIONS
 from liifsr.imageio.png_writer import PNG_COMPRESSION
-from liifsr.imageio.reading import MAX_INPUT_PIXELS, probe_bit_depth, read_image, read_uint8, sample_image
+from liifsr.imageio.reading import (
+    MAX_INPUT_PIXELS,
+    exif_orientation,
+    probe_bit_depth,
+    read_image,
+    read_uint8,
+    sample_image,
+)
 from liifsr.imageio.writing import check_writable, write_image, write_image_bands
 
 __all__ = [
@@ -52,6 +59,7 @@ __all__ = [
     "find_inputs",
     "from_pil",
     "probe_bit_depth",
+    "exif_orientation",
     "read_image",
     "read_uint8",
     "sample_image",

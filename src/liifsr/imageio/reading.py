@@ -52,7 +52,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = MAX_INPUT_
             _check_single_frame(path, img)
             if img.width == 0 or img.height == 0:
                 raise _read_error(path, f"image has zero size ({img.height}x{img.width}, HEIGHTxWIDTH)", _FIX_CORRUPT)
-            orientation = _exif_orientation(img)
+            orientation = exif_orientation(img)
             if img.format == "PNG" and _png_needs_pypng(handle):
                 loaded = _read_png_16bit_color(path, handle, source_mode=f"{img.mode};16")
             else:
@@ -148,7 +148,7 @@ def read_uint8(path: str | os.PathLike[str], max_pixels: int | None = MAX_INPUT_
     return torch.from_numpy(levels).permute(2, 0, 1).contiguous()
 
 
-def _exif_orientation(img: Image.Image) -> int:
+def exif_orientation(img: Image.Image) -> int:
     """EXIF Orientation tag (1..8), 1 when absent or unreadable.
 
     Orientation is optional metadata: a malformed EXIF block must not make an

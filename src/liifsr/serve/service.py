@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from liifsr.decoding import DecodeOptions
-from liifsr.imageio import ImageError, LoadedImage, read_image, to_pil, write_image_bands
+from liifsr.imageio import ImageError, LoadedImage, exif_orientation, read_image, to_pil, write_image_bands
 from liifsr.inference import float_tensor, upscale_image_bands
 from liifsr.serve.lru import ByteBudgetLRU
 from liifsr.serve.pyramid import OVERLAP, TILE, Level, bicubic_region, levels, tile_region
@@ -49,7 +49,6 @@ class Limits:
 
 
 # EXIF orientations that swap width and height (5-8: transposed or rotated by 90 degrees).
-_EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = (5, 6, 7, 8)
 
 
@@ -62,7 +61,7 @@ def image_size(path: Path, max_pixels: int) -> tuple[int, int]:
             width, height = img.size
             # Pillow's PNG getexif() decodes the pixels to look for an eXIf chunk after them;
             # the header's (before them, where the PNG specification puts it) is enough here.
-            orientation = 1 if img.format == "PNG" and "exif" not in img.info else _orientation(img)
+            orientation = 1 if img.format == "PNG" and "exif" not in img.info else exif_orientation(img)
     except Image.DecompressionBombError:
         raise TooLarge(f"{str(path)!r} has too many pixels (limit {max_pixels:,}; raise --max-input-mp or downscale it)") from None
     except Exception:  # noqa: BLE001 - read_image names every problem a file can have, in its words
@@ -96,14 +95,6 @@ def display_names(files: list[tuple[Path, Path]]) -> list[str]:
         if seen[name] > 1:
             names[index] = f"{name} ({seen[name]})"
     return names
-
-
-def _orientation(img: Image.Image) -> int:
-    try:
-        value = img.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - malformed EXIF: read_image ignores it too
-        return 1
-    return value if isinstance(value, int) else 1
 
 
 @dataclass
