@@ -36,7 +36,7 @@ LICENCE = "MIT (the weights, as the code)"
 BUNDLED_PRESETS = {"edsr-liif-relu-skip-shared": "edsr-liif-relu-skip", "edsr-thermal-clean": "edsr-thermal",
                    "edsr-thermal-refined": "edsr-thermal", "edsr-thermal-photo": "edsr-thermal"}
 # Bundled models that `--precision auto` runs in fp32: bf16 moved their PSNR by more than
-# 0.01 dB in some cell of Set5 / Set14 at x2, x4, x8 (README, "Precision"; measured with
+# 0.01 dB in some cell of Set5 / Set14 at x2, x4, x8 (README, "Which precision"; measured with
 # tools/precision_change.py: edsrless-liif-relu +0.0104 dB on Set5 x2). `--precision bf16`
 # still runs them in bf16.
 AUTO_KEEPS_FP32 = frozenset({"edsrless-liif-relu"})
