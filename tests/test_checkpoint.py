@@ -38,6 +38,20 @@ def test_round_trip_keeps_weights_and_config(tmp_path):
     assert json.loads(read_metadata(tmp_path / "m.safetensors")["liifsr_config"]) == to_dict(model.config)
 
 
+def test_a_files_auto_precisions_travel_with_it_whatever_its_name(tmp_path):
+    """The metadata key narrows what `--precision auto` picks for the file's model, and a
+    value that is not a set of precisions with fp32 is refused in one line."""
+    save_model(small_model(), tmp_path / "kept.safetensors", metadata={"auto_precisions": "fp32"})
+    save_model(small_model(), tmp_path / "plain.safetensors")
+    assert load_model(tmp_path / "kept.safetensors").auto_precisions == ("fp32",)
+    assert load_model(tmp_path / "plain.safetensors").auto_precisions == ("fp32", "bf16", "fp16")
+    assert load_model(bundled_models()["edsrless-liif-relu"]).auto_precisions == ("fp32",)  # by its path too
+    for bad in ("bf16", "fp32,fp64", ""):
+        save_model(small_model(), tmp_path / "bad.safetensors", metadata={"auto_precisions": bad})
+        with pytest.raises(CheckpointError, match="bad 'auto_precisions'"):
+            load_model(tmp_path / "bad.safetensors")
+
+
 def test_fp16_file_is_half_the_size_and_loads_as_float32(tmp_path):
     model = LIIF(model_preset("edsr-liif-relu"))
     save_model(model, tmp_path / "half.safetensors", dtype=torch.float16)

@@ -79,7 +79,7 @@ def test_an_emulated_precision_is_warned_about_once_for_all_the_models(model_fil
 
 
 def test_auto_keeps_fp32_for_a_bundled_model_that_bf16_moves(monkeypatch):
-    """`zoo.AUTO_KEEPS_FP32`: auto runs such a model in fp32 (open_model and the tiling
+    """Its file's `auto_precisions` metadata: auto runs such a model in fp32 (open_model and the tiling
     engine alike) where it runs every other model in bf16; bf16 asked for still runs."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(cpu, "bf16_instructions", lambda: "AMX")

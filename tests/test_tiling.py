@@ -11,7 +11,16 @@ from liifsr import coords as C
 from liifsr.models import ModelConfig, build_model
 from liifsr.models.edsr import EDSRConfig
 from liifsr.models.liif import LIIFConfig
-from liifsr.tiling import Span, lr_row_bands, needed_latents, owned_outputs, tile_spans, upscale_bands, upscale_tensor
+from liifsr.tiling import (
+    FEATURE_CACHE_BYTES,
+    Span,
+    encoded_rows,
+    needed_latents,
+    owned_outputs,
+    tile_spans,
+    upscale_bands,
+    upscale_tensor,
+)
 
 
 @pytest.mark.parametrize("n,tile", [(1, 1), (1, 5), (5, 5), (10, 3), (256, 256), (257, 256), (1000, 7)])
@@ -62,11 +71,11 @@ def test_needed_latents_are_the_cells_the_queries_read(local_ensemble: bool) -> 
         assert needed_latents(ys, xs, grid_hw, local_ensemble) == read_cells(ys, xs, grid_hw, local_ensemble), (rows, cols)
 
 
-def test_lr_row_bands_are_tile_rows_or_fewer_to_fit_a_band() -> None:
-    assert lr_row_bands(23, 7) == tile_spans(23, 7)
-    assert lr_row_bands(23, 7, band_rows=50) == tile_spans(23, 7)  # a band never spans more than a tile
-    assert lr_row_bands(23, 7, band_rows=3) == tile_spans(23, 3)
-    assert lr_row_bands(23, 7, band_rows=1) == tile_spans(23, 1)
+def test_encoded_rows_fill_the_feature_budget_between_a_band_and_a_tile() -> None:
+    row_bytes = 4 * 64 * 1000  # one LR row's float32 features, 64 channels, 1,000 pixels wide
+    assert encoded_rows(1000, 64, 256, 2) == min(256, FEATURE_CACHE_BYTES // row_bytes)
+    assert encoded_rows(1000, 64, 8, 2) == 8  # never more than a tile
+    assert encoded_rows(10**6, 64, 256, 3) == 3  # never fewer than a band
 
 
 def tiny_model() -> torch.nn.Module:
@@ -85,7 +94,7 @@ def test_upscale_tensor_is_the_bands_of_upscale_bands_put_together(tile_size: in
     bands = list(upscale_bands(model, lr, size, tile_size=tile_size, on_block=band_counts.append))
 
     ys = C.pixel_centers(size[0])
-    tile_rows = [owned_outputs(ys, 23, lr_rows) for lr_rows in lr_row_bands(23, tile_size or 23)]
+    tile_rows = [owned_outputs(ys, 23, lr_rows) for lr_rows in tile_spans(23, tile_size or 23)]
     assert [rows for rows, _ in bands] == tile_rows  # the premise: the same schedule
     assert all(band.shape == (rows.stop - rows.start, size[1], 3) for rows, band in bands)
     assert torch.equal(torch.cat([band for _, band in bands]), whole)
@@ -93,3 +102,18 @@ def test_upscale_tensor_is_the_bands_of_upscale_bands_put_together(tile_size: in
 
     into = upscale_tensor(model, lr, size, tile_size=tile_size, out=torch.empty(*size, 3, dtype=torch.uint8))
     assert torch.equal(into, (whole * 255).round().to(torch.uint8))  # a preallocated uint8 result: the same, rounded
+
+
+def test_thin_bands_share_the_features_encoded_for_their_tile_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At large scales a band holds a few LR rows. Its windows are cut from features encoded
+    once per tile (a tile row's bands share them), not encoded per band with the encoder's
+    margin around each: 4 encodings for 2 x 2 tiles, not one per band and tile column."""
+    model, lr, size = tiny_model(), torch.rand(1, 3, 23, 19, generator=torch.Generator().manual_seed(2)), (230, 190)
+    whole = upscale_tensor(model, lr, size, tile_size=16)[0].permute(1, 2, 0)
+    encoded: list[tuple[int, int]] = []
+    encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda inp: (encoded.append(tuple(inp.shape[-2:])), encode(inp))[1])
+    bands = list(upscale_bands(model, lr, size, tile_size=16, band_pixels=size[1] * 10))  # one LR row a band
+
+    assert len(bands) == 23 and len(encoded) == 4
+    assert (torch.cat([band for _, band in bands]) - whole).abs().max() <= 1e-5

@@ -66,7 +66,16 @@ def test_every_bundled_model_has_a_card_read_from_its_header():
         lines = card.lines()
         assert all(line and "\n" not in line for line in lines), card.name
         assert lines[0] == f"architecture: {card.architecture}" and lines[-1].startswith("licence: ")
-        assert f"parameters: {card.parameters:,}" in lines and "precisions: fp32, bf16, fp16" in lines
+        assert f"parameters: {card.parameters:,}" in lines and any(line.startswith("precisions: fp32, bf16, fp16") for line in lines)
+
+
+def test_the_card_says_which_bundled_model_auto_keeps_in_fp32():
+    """Its file's `auto_precisions` metadata (README, "Which precision": bf16 moved it by more
+    than 0.01 dB), and no other bundled model's."""
+    cards = {card.name: card for card in list_models()}
+    assert cards["edsrless-liif-relu"].auto_precisions == ("fp32",)
+    assert "precisions: fp32, bf16, fp16 (auto picks fp32)" in cards["edsrless-liif-relu"].lines()
+    assert [name for name, card in cards.items() if card.auto_precisions != card.precisions] == ["edsrless-liif-relu"]
 
 
 def test_the_smallest_bundled_model_loads_as_its_card_says():

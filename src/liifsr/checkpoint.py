@@ -19,6 +19,7 @@ from liifsr.config import ConfigError, brief, from_dict, to_dict
 from liifsr.files import atomic_write
 from liifsr.liif_pth import liif_args_to_config, liif_state_dict
 from liifsr.models import ImplicitModel, ModelConfig, build_model, check_model_config
+from liifsr.runtime import PRECISIONS
 
 # liifsr/2: the config names its encoder and decoder (`liifsr.models`); liifsr/1 files
 # (one flat encoder mapping, LIIF's flags at the top) still load, see ModelConfig.upgrade.
@@ -29,6 +30,10 @@ FORMAT = "liifsr/2"
 MAX_ARCHIVE_BYTES = 4 * 10**9 + 2**26
 # torch.save stores its records uncompressed; a compressed record may expand this much.
 MAX_COMPRESSION_RATIO = 100
+# The metadata key that narrows what `--precision auto` picks for a file's model (`fp32` for a
+# model whose PSNR bf16 moved by more than 0.01 dB: README, "Which precision"), so that the
+# choice travels with the file, whatever name it is loaded by.
+AUTO_PRECISIONS_KEY = "auto_precisions"
 
 
 class CheckpointError(ValueError):
@@ -58,10 +63,11 @@ def load_model_file(path: Path) -> ImplicitModel:
     as `.ckpt` loads too). The config is checked against the tensors' shapes before the
     model is allocated, so a file cannot make liifsr allocate more than its own tensors.
     """
+    meta: dict[str, str] = {}
     if _is_torch_file(path):
         config, state = _read_liif_pth(path)
     else:
-        config, state = _read_safetensors(path)
+        config, state, meta = _read_safetensors(path)
     check_finite(path, state)
     model = build_model(config)
     try:
@@ -69,7 +75,19 @@ def load_model_file(path: Path) -> ImplicitModel:
     except RuntimeError as error:
         first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise CheckpointError(f"model file {str(path)!r} does not match its config: {first}") from None
+    if AUTO_PRECISIONS_KEY in meta:
+        model.auto_precisions = read_auto_precisions(meta, path)
     return model.eval()
+
+
+def read_auto_precisions(meta: dict[str, str], path: Path) -> tuple[str, ...]:
+    """The precisions `--precision auto` may pick for a file's model, from its metadata
+    (comma-separated; a file whose PSNR bf16 moves by more than 0.01 dB says `fp32`)."""
+    names = tuple(name.strip() for name in meta[AUTO_PRECISIONS_KEY].split(","))
+    if not names or not set(names) <= set(PRECISIONS) or "fp32" not in names:
+        raise CheckpointError(f"model file {str(path)!r} has a bad {AUTO_PRECISIONS_KEY!r} in its metadata: "
+                              f"{meta[AUTO_PRECISIONS_KEY]!r} (a comma-separated subset of {', '.join(PRECISIONS)} with fp32)")
+    return names
 
 
 def check_finite(path: Path, state: dict[str, torch.Tensor]) -> None:
@@ -115,7 +133,7 @@ def _is_torch_file(path: Path) -> bool:
     return path.suffix in (".pth", ".pt")
 
 
-def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
     try:
         from safetensors import safe_open
 
@@ -130,7 +148,7 @@ def _read_safetensors(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read model file {str(path)!r}: {error} (is it a complete .safetensors file?)") from None
-    return config, state
+    return config, state, meta
 
 
 def read_model_config(meta: dict[str, str], path: Path) -> ModelConfig:

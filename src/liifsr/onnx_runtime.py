@@ -55,10 +55,12 @@ class OnnxModel(Decoder, nn.Module):
         self.config = config
         with torch.device("meta"):  # what the tiled inference asks of a model, from its config
             model = build_model(config)
+            # The encoder graph returns the projection: its width is what tiling keeps per LR pixel.
+            proj_dim = model.latent_projection(torch.empty(1, model.encoder.out_dim, 3, 3)).shape[-1]
         self.local_ensemble, self.projection_radius = model.local_ensemble, model.projection_radius
         self.global_skip = model.global_skip
         self.encoder_path, self.decoder_path = encoder_path, decoder_path
-        self.encoder = SimpleNamespace(receptive_radius=receptive_radius)
+        self.encoder = SimpleNamespace(receptive_radius=receptive_radius, out_dim=proj_dim)
         self._encoder = _session(encoder_path, threads)
         self._decoder = _session(decoder_path, threads)
         self._decoder_inputs = {i.name for i in self._decoder.get_inputs()}

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from liifsr import coords as C
 from liifsr.checks import check_input, check_model_precision, check_tuning
-from liifsr.models.window import Span, encode_window, grow  # noqa: F401  (grow: tiling's API as before)
+from liifsr.models.window import FeatureBlock, Span, encode_features, encode_window, grow, window_from_features  # noqa: F401  (grow: tiling's API as before)
 from liifsr.progress import progress_bar
 from liifsr.runtime import autocast, resolve_precision
 
@@ -48,6 +48,11 @@ DEFAULT_TILE = 256
 UNTILED_MAX_PIXELS = 512 * 512
 # Output pixels per band of `upscale_bands` (float32 RGB: 48 MB).
 BAND_PIXELS = 2**22
+# Encoder features kept for bands thinner than a tile (at large scales a band holds a few LR
+# rows): a band then cuts its windows from features encoded once for many bands, instead of
+# encoding its own rows with the encoder's margin above and below them (at x30, 2048 px
+# wide, that was 40x the encoder work).
+FEATURE_CACHE_BYTES = 2**26
 
 
 def tile_spans(n: int, tile: int) -> list[Span]:
@@ -84,20 +89,26 @@ def needed_latents(ys: Tensor, xs: Tensor, grid_hw: tuple[int, int], local_ensem
 
 
 def decode_region(
-    model: ImplicitModel | OnnxModel, inp: Tensor, out_hw: tuple[int, int], rows: Span, cols: Span, chunk_size: int
+    model: ImplicitModel | OnnxModel,
+    inp: Tensor,
+    out_hw: tuple[int, int],
+    rows: Span,
+    cols: Span,
+    chunk_size: int,
+    features: FeatureBlock | None = None,
 ) -> Iterator[tuple[Span, Span, Tensor]]:
-    """Decode the output pixels rows x cols, encoding only the LR window they read.
+    """Decode the output pixels rows x cols, encoding only the LR window they read (or
+    cutting it from `features`, which must hold it).
 
     Yields (rows, cols, rgb (1, h, w, 3) in normalised space) in chunks of at most
     `chunk_size` queries. `inp` is the normalised LR image (1, 3, H, W) on the model's
     device; the result equals that region of one LIIF forward over the whole output.
     """
-    in_h, in_w = inp.shape[-2:]
-    device = inp.device
-    ys = C.pixel_centers(out_hw[0], device)[rows.start : rows.stop]
-    xs = C.pixel_centers(out_hw[1], device)[cols.start : cols.stop]
-    cell = C.cell_size(out_hw, device)
-    window = encode_window(model, inp, *needed_latents(ys, xs, (in_h, in_w), model.local_ensemble))
+    ys = C.pixel_centers(out_hw[0], inp.device)[rows.start : rows.stop]
+    xs = C.pixel_centers(out_hw[1], inp.device)[cols.start : cols.stop]
+    cell = C.cell_size(out_hw, inp.device)
+    latents = needed_latents(ys, xs, (inp.shape[-2], inp.shape[-1]), model.local_ensemble)
+    window = encode_window(model, inp, *latents) if features is None else window_from_features(model, inp, features, *latents)
     width = cols.stop - cols.start
     rows_per_chunk = max(1, chunk_size // width)
     for r0 in range(0, rows.stop - rows.start, rows_per_chunk):
@@ -107,20 +118,24 @@ def decode_region(
         yield Span(rows.start + r0, rows.start + r1), cols, rgb.view(1, r1 - r0, width, -1)
 
 
-def lr_row_bands(in_h: int, tile_size: int, band_rows: int | None = None) -> list[Span]:
-    """Spans of LR rows decoded together: a tile's height, or fewer to bound a band's output."""
-    return tile_spans(in_h, min(tile_size, band_rows) if band_rows else tile_size)
+def encoded_rows(in_w: int, feature_dim: int, tile_size: int, band_rows: int) -> int:
+    """LR rows encoded at once for bands of `band_rows` rows: as many as FEATURE_CACHE_BYTES
+    of float32 features across the width hold, from one band's rows to a tile's."""
+    return max(band_rows, min(tile_size, FEATURE_CACHE_BYTES // (4 * feature_dim * in_w)))
 
 
 def decode_row_band(
-    model: ImplicitModel | OnnxModel, inp: Tensor, out_hw: tuple[int, int], out_rows: Span, tile_size: int, chunk_size: int
+    model: ImplicitModel | OnnxModel,
+    inp: Tensor,
+    out_hw: tuple[int, int],
+    out_rows: Span,
+    column_tiles: list[tuple[Span, FeatureBlock | None]],
+    chunk_size: int,
 ) -> Iterator[tuple[Span, Span, Tensor]]:
-    """Decode output rows `out_rows` across the whole width, one LR tile column at a time."""
-    xs = C.pixel_centers(out_hw[1], inp.device)
-    for tile_cols in tile_spans(inp.shape[-1], tile_size):
-        out_cols = owned_outputs(xs, inp.shape[-1], tile_cols)
-        if out_cols.start < out_cols.stop:
-            yield from decode_region(model, inp, out_hw, out_rows, out_cols, chunk_size)
+    """Decode output rows `out_rows` across the whole width, one tile column (its output
+    columns, and the features it cuts its window from, or None to encode it) at a time."""
+    for out_cols, features in column_tiles:
+        yield from decode_region(model, inp, out_hw, out_rows, out_cols, chunk_size, features)
 
 
 def decode_bands(
@@ -133,18 +148,32 @@ def decode_bands(
 ) -> Iterator[tuple[Span, Iterator[tuple[Span, Span, Tensor]]]]:
     """Yield (output rows, their blocks) top to bottom; the blocks (rows, cols, rgb (1, h, w, 3)
     in normalised space) cover those rows. Each LR tile decodes the output pixels whose
-    centres fall in it; with `band_pixels` a band also holds at most about that many pixels."""
+    centres fall in it; with `band_pixels` a band also holds at most about that many pixels,
+    and bands thinner than a tile share the features of the rows encoded for them."""
     in_h, in_w = inp.shape[-2:]
     if tile_size is None:
         tile_size = max(in_h, in_w) if in_h * in_w <= UNTILED_MAX_PIXELS else DEFAULT_TILE
-    band_rows = None
+    band_rows = tile_size
     if band_pixels is not None:  # LR rows whose output rows (about out_h / in_h each) fit the budget
-        band_rows = max(1, band_pixels // (out_hw[1] * math.ceil(out_hw[0] / in_h)))
-    ys = C.pixel_centers(out_hw[0], inp.device)
-    for lr_rows in lr_row_bands(in_h, tile_size, band_rows):
-        out_rows = owned_outputs(ys, in_h, lr_rows)
-        if out_rows.start < out_rows.stop:
-            yield out_rows, decode_row_band(model, inp, out_hw, out_rows, tile_size, chunk_size)
+        band_rows = min(tile_size, max(1, band_pixels // (out_hw[1] * math.ceil(out_hw[0] / in_h))))
+    ys, xs = C.pixel_centers(out_hw[0], inp.device), C.pixel_centers(out_hw[1], inp.device)
+    out_cols = [cols for cols in (owned_outputs(xs, in_w, tile) for tile in tile_spans(in_w, tile_size)) if cols.start < cols.stop]
+    group_rows = encoded_rows(in_w, model.encoder.out_dim, tile_size, band_rows)
+    for group in tile_spans(in_h, group_rows):
+        bands = [Span(group.start + part.start, group.start + part.stop) for part in tile_spans(group.stop - group.start, band_rows)]
+        group_out = owned_outputs(ys, in_h, group)
+        if group_out.start == group_out.stop:
+            continue
+        if len(bands) == 1:  # nothing to share: each tile column encodes its window as it goes
+            column_tiles: list[tuple[Span, FeatureBlock | None]] = [(cols, None) for cols in out_cols]
+        else:
+            column_tiles = [(cols, encode_features(model, inp, *needed_latents(
+                ys[group_out.start : group_out.stop], xs[cols.start : cols.stop], (in_h, in_w), model.local_ensemble)))
+                for cols in out_cols]
+        for band in bands:
+            out_rows = owned_outputs(ys, in_h, band)
+            if out_rows.start < out_rows.stop:
+                yield out_rows, decode_row_band(model, inp, out_hw, out_rows, column_tiles, chunk_size)
 
 
 def _prepare(model: ImplicitModel | OnnxModel, lr: Tensor, chunk_size: int | None, tile_size: int | None,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from liifsr.checkpoint import CheckpointError, load_model_file, read_metadata, read_model_config
+from liifsr.checkpoint import AUTO_PRECISIONS_KEY, CheckpointError, load_model_file, read_auto_precisions, read_metadata, read_model_config
 from liifsr.models import ImplicitModel, build_model
 from liifsr.runtime import PRECISIONS, resolve_device
 
@@ -35,11 +35,6 @@ LICENCE = "MIT (the weights, as the code)"
 # models trained by the default's recipe on clean and on degraded inputs.
 BUNDLED_PRESETS = {"edsr-liif-relu-skip-shared": "edsr-liif-relu-skip", "edsr-thermal-clean": "edsr-thermal",
                    "edsr-thermal-refined": "edsr-thermal", "edsr-thermal-photo": "edsr-thermal"}
-# Bundled models that `--precision auto` runs in fp32: bf16 moved their PSNR by more than
-# 0.01 dB in some cell of Set5 / Set14 at x2, x4, x8 (README, "Which precision"; measured with
-# tools/precision_change.py: edsrless-liif-relu +0.0104 dB on Set5 x2). `--precision bf16`
-# still runs them in bf16.
-AUTO_KEEPS_FP32 = frozenset({"edsrless-liif-relu"})
 
 
 @dataclass
@@ -62,6 +57,9 @@ class ModelCard:
     metrics: list[Metric] = field(default_factory=list)
     # PyTorch runs every model in fp32 and bf16 (autocast), and in fp16 on CUDA.
     precisions: tuple[str, ...] = PRECISIONS
+    # What `--precision auto` may pick: fp32 alone for a model whose PSNR bf16 moves by more
+    # than 0.01 dB (the file's `auto_precisions` metadata; README, "Which precision").
+    auto_precisions: tuple[str, ...] = PRECISIONS
     licence: str = LICENCE
     path: Path | None = None
     preset: str | None = None  # the preset it is an instance of (`liifsr train`'s `model:`)
@@ -71,7 +69,8 @@ class ModelCard:
         lines = [f"architecture: {self.architecture}"] + ([f"preset: {self.preset}"] if self.preset else [])
         lines += [f"parameters: {self.parameters:,}", f"trained on: {self.data}", f"training: {self.recipe}"]
         lines += [f"{m.dataset} {m.scale}: {m.psnr:.2f} dB ({m.protocol})" for m in self.metrics]
-        lines += [f"precisions: {', '.join(self.precisions)}", f"licence: {self.licence}"]
+        auto = "" if self.auto_precisions == self.precisions else f" (auto picks {', '.join(self.auto_precisions)})"
+        lines += [f"precisions: {', '.join(self.precisions)}{auto}", f"licence: {self.licence}"]
         return lines
 
 
@@ -89,8 +88,9 @@ def card_from_metadata(name: str, meta: dict[str, str], path: Path | None = None
             metrics.append(Metric("Set5", "x4", "Y channel, shave = scale", float(meta["set5_x4_psnr"])))
         if "val_psnr" in meta:
             metrics.append(Metric("held-out validation", "x2 and x4", meta.get("val_detail", "mean RGB PSNR"), float(meta["val_psnr"])))
+    auto = read_auto_precisions(meta, path or Path(name)) if AUTO_PRECISIONS_KEY in meta else PRECISIONS
     return ModelCard(name, config.describe(), parameters, meta.get("training", "unknown"), meta.get("trained_on", "unknown"),
-                     metrics, licence=meta.get("licence", LICENCE), path=path, preset=preset)
+                     metrics, auto_precisions=auto, licence=meta.get("licence", LICENCE), path=path, preset=preset)
 
 
 def bundled_models() -> dict[str, Path]:
@@ -144,7 +144,4 @@ def load_model(name_or_path: str | Path | None = None, device: str | torch.devic
         from liifsr.onnx_runtime import load_onnx_model
 
         return load_onnx_model(path)
-    model = load_model_file(path).to(device)
-    if isinstance(source, str) and source in AUTO_KEEPS_FP32:
-        model.auto_precisions = ("fp32",)
-    return model
+    return load_model_file(path).to(device)

@@ -91,7 +91,7 @@ class ImplicitModel(Decoder, nn.Module):
     """An encoder and a local implicit decoder; subclasses are the registered decoders."""
 
     # The precisions `liifsr.inference` may run it in (fp16 on CUDA only), and those
-    # `--precision auto` may pick (`zoo.AUTO_KEEPS_FP32` narrows them for a bundled model).
+    # `--precision auto` may pick (a model file's `auto_precisions` metadata narrows them: `checkpoint.AUTO_PRECISIONS_KEY`).
     precisions: tuple[str, ...] = PRECISIONS
     auto_precisions: tuple[str, ...] = PRECISIONS
 

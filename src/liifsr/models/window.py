@@ -95,25 +95,57 @@ class LatentWindow:
         return self.skip_image
 
 
-def encode_window(model: Any, inp: Tensor, rows: Span | None = None, cols: Span | None = None) -> LatentWindow:
-    """The codes rows x cols (default: all) of the latent grid of `inp` (B, 3, H, W,
-    normalised), encoded from only the pixels they depend on, with the values of the
-    whole image's: the projection reads `model.projection_radius` features around each
-    code, each feature `model.encoder.receptive_radius` pixels around its own, and a global
-    skip the pixels either side of a query (within one of the code nearest to it).
-    `model` is any `Decoder`."""
+@dataclass(frozen=True)
+class FeatureBlock:
+    """Encoder features `feat` (B, C, h, w) of the latent grid's codes rows x cols, with the
+    values of the whole image's (`encode_features`). Tiled inference keeps one per tile to
+    cut several windows from it (`window_from_features`) without encoding again."""
+
+    feat: Tensor
+    rows: Span
+    cols: Span
+
+
+def encode_features(model: Any, inp: Tensor, rows: Span, cols: Span) -> FeatureBlock:
+    """The features that the codes rows x cols of the latent grid of `inp` (B, 3, H, W,
+    normalised) read, encoded from only the pixels they depend on: the projection reads
+    `model.projection_radius` features around each code, each feature
+    `model.encoder.receptive_radius` pixels around its own. `model` is any `Decoder`."""
     in_h, in_w = inp.shape[-2:]
-    rows, cols = rows or Span(0, in_h), cols or Span(0, in_w)
     feat_rows, feat_cols = grow(rows, model.projection_radius, in_h), grow(cols, model.projection_radius, in_w)
     margin = model.encoder.receptive_radius
     enc_rows, enc_cols = grow(feat_rows, margin, in_h), grow(feat_cols, margin, in_w)
     feat = model.encode(inp[:, :, enc_rows.start : enc_rows.stop, enc_cols.start : enc_cols.stop])
-    feat = feat[:, :, feat_rows.within(enc_rows), feat_cols.within(enc_cols)]
+    return FeatureBlock(feat[:, :, feat_rows.within(enc_rows), feat_cols.within(enc_cols)], feat_rows, feat_cols)
+
+
+def window_from_features(model: Any, inp: Tensor, features: FeatureBlock, rows: Span, cols: Span) -> LatentWindow:
+    """The window of codes rows x cols, cut from `features`, which must hold what they read
+    (`encode_features` of these codes or of more), and a global skip's LR pixels from `inp`."""
+    in_h, in_w = inp.shape[-2:]
+    feat_rows, feat_cols = grow(rows, model.projection_radius, in_h), grow(cols, model.projection_radius, in_w)
+    if not _contains(features.rows, feat_rows) or not _contains(features.cols, feat_cols):
+        raise ValueError(f"features of codes {features.rows} x {features.cols} do not hold those that codes {rows} x {cols} read")
+    feat = features.feat[:, :, feat_rows.within(features.rows), feat_cols.within(features.cols)]
     # Contiguous, once per window: decoding gathers its rows chunk after chunk.
     table = model.latent_projection(feat)[:, rows.within(feat_rows), cols.within(feat_cols)].contiguous()
     skip_rows, skip_cols = grow(rows, 1, in_h), grow(cols, 1, in_w)
     skip = inp[:, :, skip_rows.start : skip_rows.stop, skip_cols.start : skip_cols.stop] if model.global_skip else None
     return LatentWindow(table, (in_h, in_w), (rows.start, cols.start), skip, (skip_rows.start, skip_cols.start))
+
+
+def encode_window(model: Any, inp: Tensor, rows: Span | None = None, cols: Span | None = None) -> LatentWindow:
+    """The codes rows x cols (default: all) of the latent grid of `inp` (B, 3, H, W,
+    normalised), encoded from only the pixels they depend on (`encode_features`), with the
+    values of the whole image's, and with a global skip the LR pixels either side of a
+    query (within one of the code nearest to it). `model` is any `Decoder`."""
+    in_h, in_w = inp.shape[-2:]
+    rows, cols = rows or Span(0, in_h), cols or Span(0, in_w)
+    return window_from_features(model, inp, encode_features(model, inp, rows, cols), rows, cols)
+
+
+def _contains(outer: Span, inner: Span) -> bool:
+    return outer.start <= inner.start and inner.stop <= outer.stop
 
 
 class Decoder:
