@@ -31,8 +31,8 @@ import torch._inductor.config as inductor_config
 from torch import Tensor, nn
 
 from liifsr.models import model_preset
-from liifsr.models.mlp import rows_per_block
 from liifsr.models.liif import LIIF, GatheredRows
+from liifsr.models.mlp import rows_per_block
 from liifsr.runtime import machine_summary
 
 LATENT_CODES = 200 * 200  # a 200 x 200 latent grid: the table the rows are gathered from

@@ -23,13 +23,13 @@ import torch
 from PIL import Image
 
 from liifsr.allocator import keep_freed_memory
-from liifsr.models import model_preset
 from liifsr.coords import cell_size, denormalise, make_coord, normalise
 from liifsr.imageio import sample_image
-from liifsr.tiling import upscale_tensor
+from liifsr.models import model_preset
 from liifsr.models.liif import LIIF
 from liifsr.reference import literal_query
 from liifsr.runtime import machine_summary
+from liifsr.tiling import upscale_tensor
 
 SAMPLE = sample_image()
 

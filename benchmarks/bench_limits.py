@@ -41,14 +41,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
 from liifsr.allocator import keep_freed_memory
-from liifsr.data import DataConfig
-from liifsr.models import model_preset
-from liifsr.data import ImageFolder, LIIFTrainSet
+from liifsr.data import DataConfig, ImageFolder, LIIFTrainSet
 from liifsr.imageio import read_uint8, sample_image
-from liifsr.tiling import upscale_tensor
-from liifsr.models.liif import LIIF
 from liifsr.kernels import fused_conv, linear
+from liifsr.models import model_preset
+from liifsr.models.liif import LIIF
 from liifsr.runtime import autocast, machine_summary
+from liifsr.tiling import upscale_tensor
 from liifsr.training.loop import train_step
 
 OUTPUT_SIDE = 1024  # outputs of at least 1024 x 1024 pixels

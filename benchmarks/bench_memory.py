@@ -40,10 +40,9 @@ def write_tiny_model(path: Path) -> None:
     import torch
 
     from liifsr.checkpoint import save_model
-    from liifsr.models.edsr import EDSRConfig
-    from liifsr.models.liif import LIIFConfig
     from liifsr.models import ModelConfig
-    from liifsr.models.liif import LIIF
+    from liifsr.models.edsr import EDSRConfig
+    from liifsr.models.liif import LIIF, LIIFConfig
 
     torch.manual_seed(0)
     save_model(LIIF(ModelConfig(EDSRConfig(n_resblocks=2, n_feats=8), LIIFConfig(hidden=[32, 32]))), path)

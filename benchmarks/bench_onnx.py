@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from liifsr.zoo import load_model
 from liifsr.imageio import sample_image
-from liifsr.tiling import upscale_tensor
 from liifsr.onnx_export import export_onnx
 from liifsr.onnx_runtime import load_onnx_model
 from liifsr.runtime import machine_summary
+from liifsr.tiling import upscale_tensor
+from liifsr.zoo import load_model
 
 OUTPUT_SIDE = 256
 

@@ -16,11 +16,11 @@ import time
 
 import torch
 
-from liifsr.zoo import load_model
 from liifsr.allocator import keep_freed_memory
-from liifsr.tiling import upscale_tensor
 from liifsr.kernels import fused_works
 from liifsr.runtime import machine_summary
+from liifsr.tiling import upscale_tensor
+from liifsr.zoo import load_model
 
 
 def main() -> None:

@@ -22,15 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from liifsr.allocator import keep_freed_memory
-from liifsr.data import DataConfig
-from liifsr.models import model_preset
 from liifsr.coords import normalise
-from liifsr.data import ImageFolder, LIIFTrainSet
+from liifsr.data import DataConfig, ImageFolder, LIIFTrainSet
 from liifsr.imageio import sample_image
+from liifsr.models import model_preset
 from liifsr.models.liif import LIIF
 from liifsr.reference import literal_query
-from liifsr.runtime import autocast
-from liifsr.runtime import machine_summary
+from liifsr.runtime import autocast, machine_summary
 
 SAMPLE = sample_image()
 Forward = Callable[[LIIF, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from liifsr.zoo import load_model
 from liifsr.models import model_preset
-from liifsr.tiling import upscale_tensor
 from liifsr.models.liif import LIIF
 from liifsr.reference import literal_query
 from liifsr.resize import imresize
 from liifsr.runtime import machine_summary
+from liifsr.tiling import upscale_tensor
+from liifsr.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,26 +5,26 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import FIXTURES, shared_path
 from safetensors import safe_open
 
-from conftest import FIXTURES, shared_path
-from liifsr.reference import literal_query
 from liifsr.checkpoint import FORMAT, CheckpointError, convert_liif, read_metadata, save_model
-from liifsr.liif_pth import liif_args_to_config
-from liifsr.zoo import BUNDLED_PRESETS, DEFAULT_MODEL, bundled_models, bundled_preset, list_models, load_model
 from liifsr.config import to_dict
+from liifsr.liif_pth import liif_args_to_config
+from liifsr.models import MODEL_PRESETS, ModelConfig, model_preset
 from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIF, LIIFConfig
 from liifsr.models.rdn import RDNConfig
-from liifsr.models.liif import LIIFConfig
 from liifsr.models.relu import ReLUConfig
 from liifsr.models.siren import SineConfig
-from liifsr.models import MODEL_PRESETS, ModelConfig, model_preset
-from liifsr.models.liif import LIIF
+from liifsr.reference import literal_query
+from liifsr.zoo import BUNDLED_PRESETS, DEFAULT_MODEL, bundled_models, bundled_preset, list_models, load_model
 
 
 def small_model(activation="sine") -> LIIF:
     torch.manual_seed(0)
-    config = ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16], activation=ReLUConfig() if activation == "relu" else SineConfig(w0_first=15.0)))
+    activation_config = ReLUConfig() if activation == "relu" else SineConfig(w0_first=15.0)
+    config = ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), LIIFConfig(hidden=[16], activation=activation_config))
     return LIIF(config)
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from liifsr import LIIF, ModelConfig, save_model
 from liifsr.cli import main
+from liifsr.commands.compare import parse_box
 from liifsr.compare import (
     CAPTION_HEIGHT,
     FOOTNOTE_HEIGHT,
@@ -21,7 +22,6 @@ from liifsr.compare import (
     downsampled_panels,
     lr_crop_panels,
 )
-from liifsr.commands.compare import parse_box
 from liifsr.decoding import DecodeOptions
 from liifsr.models.edsr import EDSRConfig
 from liifsr.models.liif import LIIFConfig

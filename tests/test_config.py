@@ -10,9 +10,8 @@ import torch
 from torch import nn
 
 from liifsr.config import ConfigError, dump_yaml, from_dict, load_yaml, to_dict
-from liifsr.training.config import TrainConfig
 from liifsr.models import build_model
-from liifsr.training.config import check_config, resolve_model
+from liifsr.training.config import TrainConfig, check_config, resolve_model
 from liifsr.training.loop import make_optimizer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

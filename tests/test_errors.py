@@ -10,20 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES
 from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from training.test_train import write_config  # tests/training/: tests/ is on the path (conftest)
 
-from conftest import FIXTURES
 from liifsr import files
 from liifsr.checkpoint import save_model
 from liifsr.cli import main
 from liifsr.errors import DEPENDENCY_ERRORS, error_message
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
 from liifsr.models import ModelConfig
-from liifsr.models.liif import LIIF
-from training.test_train import write_config  # tests/training/: tests/ is on the path (conftest)
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIF, LIIFConfig
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@ import pytest
 import torch
 from PIL import Image
 
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
+from liifsr.checks import Fit, UpscaleError, output_size
+from liifsr.coords import make_coord
 from liifsr.inference import upscale
 from liifsr.models import ModelConfig, model_preset
-from liifsr.coords import make_coord
-from liifsr.checks import Fit, UpscaleError, output_size
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIF, LIIFConfig
 from liifsr.tiling import upscale_tensor
-from liifsr.models.liif import LIIF
 
 
 def tiny_model(**flags) -> LIIF:
@@ -143,8 +142,8 @@ def test_animated_images_are_refused_like_files_and_truncated_ones_say_so(tmp_pa
 
 
 def test_unknown_and_missing_devices_are_clear_errors():
-    from liifsr.zoo import load_model
     from liifsr.runtime import DeviceError
+    from liifsr.zoo import load_model
 
     with pytest.raises(DeviceError, match="unknown device 'tpu'"):
         load_model(device="tpu")

@@ -11,12 +11,11 @@ import torch
 from safetensors.torch import save_file
 
 from liifsr.checkpoint import CheckpointError, save_model
-from liifsr.zoo import load_model
 from liifsr.config import to_dict
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
 from liifsr.models import ModelConfig
-from liifsr.models.liif import LIIF
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIF, LIIFConfig
+from liifsr.zoo import load_model
 
 
 def tiny() -> LIIF:

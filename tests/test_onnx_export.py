@@ -9,19 +9,22 @@ pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip 
 import onnx  # noqa: E402
 
 from liifsr import coords as C  # noqa: E402
-from liifsr.checkpoint import save_model  # noqa: E402
-from liifsr.zoo import load_model  # noqa: E402
+from liifsr.checkpoint import (
+    CheckpointError,  # noqa: E402
+    save_model,  # noqa: E402
+)
 from liifsr.cli import main  # noqa: E402
-
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
-from liifsr.models import build_model, model_preset
 from liifsr.imageio import sample_image  # noqa: E402
-from liifsr.tiling import upscale_tensor  # noqa: E402
-from liifsr.models.liif import LIIF  # noqa: E402
-from liifsr.checkpoint import CheckpointError  # noqa: E402
+from liifsr.models import build_model, model_preset
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import (
+    LIIF,  # noqa: E402
+    LIIFConfig,
+)
 from liifsr.onnx_export import OPSETS, decoder_path, export_onnx  # noqa: E402
 from liifsr.onnx_runtime import OnnxModel, load_onnx_model  # noqa: E402
+from liifsr.tiling import upscale_tensor  # noqa: E402
+from liifsr.zoo import load_model  # noqa: E402
 
 
 def photo_tensor(box):
@@ -115,14 +118,15 @@ def test_cli_upscale_with_onnx_matches_pytorch_png(tmp_path):
 
 def test_bad_onnx_files_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all")
-    assert main(["upscale", str(sample_image()), "--scale", "2", "-o", str(tmp_path / "o.png"), "--model", str(tmp_path / "junk.onnx")]) == 2
+    out = str(tmp_path / "o.png")
+    assert main(["upscale", str(sample_image()), "--scale", "2", "-o", out, "--model", str(tmp_path / "junk.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("liifsr: error: ") and "\n" not in err and "junk.onnx" in err
     model_file = tmp_path / "m.safetensors"
     save_model(LIIF(model_preset("edsrless-liif-relu")), model_file)
     assert main(["export", str(model_file), str(tmp_path / "alone.onnx")]) == 0
     (tmp_path / "alone.decoder.onnx").unlink()
-    assert main(["upscale", str(sample_image()), "--scale", "2", "-o", str(tmp_path / "o.png"), "--model", str(tmp_path / "alone.onnx")]) == 2
+    assert main(["upscale", str(sample_image()), "--scale", "2", "-o", out, "--model", str(tmp_path / "alone.onnx")]) == 2
     assert "decoder graph" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
     assert main(["export", str(model_file), str(tmp_path / "wrong.txt")]) == 2

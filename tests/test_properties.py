@@ -19,19 +19,18 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from liifsr.inference import upscale
 from liifsr.checkpoint import CheckpointError, save_model
-from liifsr.zoo import load_model
+from liifsr.checks import UpscaleError, output_size
 from liifsr.commands.upscale import parse_scale, parse_size
 from liifsr.config import ConfigError, apply_override, from_dict
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
-from liifsr.models import ModelConfig
-from liifsr.training.config import TrainConfig
 from liifsr.evaluation.datasets import parse_scales
 from liifsr.imageio import ImageError, LoadedImage, read_image
-from liifsr.checks import UpscaleError, output_size
-from liifsr.models.liif import LIIF
+from liifsr.inference import upscale
+from liifsr.models import ModelConfig
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIF, LIIFConfig
+from liifsr.training.config import TrainConfig
+from liifsr.zoo import load_model
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -15,12 +15,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import conftest
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import conftest
 from liifsr.cli import build_parser, main
 from liifsr.imageio import sample_image
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import shared_path
 from PIL import Image
 
-from conftest import shared_path
 from liifsr import resize as rs
 from liifsr.metrics import calc_psnr
 from liifsr.resize import (

@@ -2,11 +2,20 @@
 
 import pytest
 import torch
+from test_cpu import AMX_CPU, AVX2_CPU, ZEN4_CPU
 
 from liifsr import cpu, runtime
-from liifsr.runtime import (AUTO, PRECISIONS, DeviceError, autocast, machine_summary, native_bf16, precision_warning,
-                            resolve_device, resolve_precision)
-from test_cpu import AMX_CPU, AVX2_CPU, ZEN4_CPU
+from liifsr.runtime import (
+    AUTO,
+    PRECISIONS,
+    DeviceError,
+    autocast,
+    machine_summary,
+    native_bf16,
+    precision_warning,
+    resolve_device,
+    resolve_precision,
+)
 
 
 def test_the_machine_summary_names_cpu_bf16_isa_threads_and_torch(monkeypatch) -> None:

@@ -149,7 +149,8 @@ def test_into_replaces_only_the_marked_blocks() -> None:
     document = "Intro.\n<!-- table3 -->\nold table\n<!-- /table3 -->\n<!-- table4 -->\nkept\n<!-- /table4 -->\n"
     filled = results_tables.fill(document, tables)
     assert filled == "Intro.\n<!-- table3 -->\n| a | b |\n|---|---|\n| 1 | 2 |\n<!-- /table3 -->\n<!-- table4 -->\nkept\n<!-- /table4 -->\n"
-    assert results_tables.fill("<!-- table3 -->\n<!-- /table3 -->", tables) == "<!-- table3 -->\n| a | b |\n|---|---|\n| 1 | 2 |\n<!-- /table3 -->"
+    expected = "<!-- table3 -->\n| a | b |\n|---|---|\n| 1 | 2 |\n<!-- /table3 -->"
+    assert results_tables.fill("<!-- table3 -->\n<!-- /table3 -->", tables) == expected
     assert results_tables.fill(filled, tables) == filled  # filling again changes nothing
 
 

@@ -169,7 +169,7 @@ def fits(scores: dict) -> dict[tuple[str, float], TriplingFit]:
         if len(budgets) < 3 or noise is None:
             continue
         leads = [seed_leads(scores[(i, dataset, scale)]) for i in budgets]
-        out[(dataset, scale)] = tripling_fit([(i, mean(l), len(l)) for i, l in zip(budgets, leads)], noise)
+        out[(dataset, scale)] = tripling_fit([(i, mean(lead), len(lead)) for i, lead in zip(budgets, leads)], noise)
     return out
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from liifsr.checkpoint import read_metadata, save_model
-from liifsr.zoo import bundled_models, load_model
 from liifsr.evaluation.loop import evaluate
 from liifsr.training.runlog import read_run
+from liifsr.zoo import bundled_models, load_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "liifsr" / "weights"
 DEV_CPU = "the 2-core development CPU (AVX-512 + AMX)"

@@ -13,21 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES
 from PIL import Image
 
-from conftest import FIXTURES
-from liifsr.inference import upscale
-from liifsr.checkpoint import read_model_config
-from liifsr.models import build_model, model_preset
-from liifsr.checkpoint import read_metadata, save_model
-from liifsr.zoo import bundled_models, load_model
+from liifsr.checkpoint import read_metadata, read_model_config, save_model
 from liifsr.cli import main
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
-from liifsr.models.siren import SineConfig
-from liifsr.models import ModelConfig
 from liifsr.imageio import sample_image
-from liifsr.models.liif import LIIF
+from liifsr.inference import upscale
+from liifsr.models import ModelConfig, build_model, model_preset
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIF, LIIFConfig
+from liifsr.models.siren import SineConfig
+from liifsr.zoo import bundled_models, load_model
 
 SAMPLE = sample_image()
 
@@ -138,7 +135,8 @@ def test_bad_inputs_fail_in_one_line_without_output(tmp_path, photo, model_file,
         err = capsys.readouterr().err.strip()
         assert "--scale" in err and "\n" not in err, err
     assert_fails(capsys, ["upscale", photo, "--scale", "400", "-o", out, *model], "--allow-huge", out)
-    assert_fails(capsys, ["upscale", photo, "--scale", "2", "-o", tmp_path / "nodir" / "x.png", *model], "does not exist", tmp_path / "nodir")
+    assert_fails(capsys, ["upscale", photo, "--scale", "2", "-o", tmp_path / "nodir" / "x.png", *model], "does not exist",
+                 tmp_path / "nodir")
     assert_fails(capsys, ["upscale", photo, "--scale", "2", "-o", out, "--model", "no-such-model"], "unknown model", out)
     assert_fails(capsys, ["upscale", photo, photo, "--scale", "2", "-o", out, *model], "--out-dir", out)
 
@@ -227,9 +225,9 @@ def test_format_size_limits_are_checked_up_front(tmp_path, photo, model_file, ca
 def test_streamed_output_equals_the_api_output(tmp_path, photo, model_file, kind, monkeypatch):
     """Bands of a few rows (many encoder windows) give the pixels of one in-memory upscale."""
     import liifsr.tiling as tiling
+    from liifsr.imageio import read_image
     from liifsr.inference import upscale_array
     from liifsr.zoo import load_model
-    from liifsr.imageio import read_image
 
     monkeypatch.setattr(tiling, "BAND_PIXELS", 700)
     rgb = np.asarray(Image.open(photo))

@@ -9,21 +9,21 @@ import pytest
 import torch
 from PIL import Image
 
-from liifsr.data import DataConfig
 from liifsr.data import (
+    DataConfig,
     DataError,
     EpochSampler,
     ImageFolder,
     LIIFTrainSet,
     augment,
     ensure_min_side,
-    spread_indices,
+    iterations_per_epoch,
     list_images,
     make_sample,
-    iterations_per_epoch,
     make_train_loader,
     sample_generator,
     split_paths,
+    spread_indices,
     validation_pair,
 )
 from liifsr.resize import pil_bicubic

@@ -23,7 +23,6 @@ from PIL import Image
 from liifsr import download
 from liifsr.download import DatasetSpec, DownloadError, FileRecord, fetch_records
 
-
 # --------------------------------------------------------------------------
 # Archives with a few tiny PNGs.
 # --------------------------------------------------------------------------

@@ -11,26 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import shared_path
 from PIL import Image
 from safetensors import safe_open
 
-from conftest import shared_path
 from liifsr import LIIF, ModelConfig, save_model
 from liifsr.checkpoint import read_metadata
-from liifsr.zoo import DEFAULT_MODEL, bundled_models, load_model
 from liifsr.cli import main
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
-from liifsr.models import model_preset
 from liifsr.evaluation.datasets import find_dataset, hr_images, make_pair, parse_scales, resolve_protocol, spread_subset, to_float
 from liifsr.evaluation.loop import IMAGE_KEYS, JSON_KEYS, RECORD_KEYS, evaluate
 from liifsr.evaluation.reports import format_csv, format_json, format_markdown, write_report
-from liifsr.imageio import read_uint8
-from liifsr.imageio import sample_image
-from liifsr.tiling import upscale_tensor
+from liifsr.imageio import read_uint8, sample_image
 from liifsr.metrics import calc_psnr, edge_slope, edge_width, ssim
+from liifsr.models import model_preset
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import LIIFConfig
 from liifsr.resize import bicubic_upsample, imresize_uint8
-
+from liifsr.tiling import upscale_tensor
+from liifsr.zoo import DEFAULT_MODEL, bundled_models, load_model
 
 
 def synthetic_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -116,7 +116,6 @@ def test_a_degradation_is_the_same_for_every_model_and_every_run(tmp_path, monke
 
 
 def test_jpeg_changes_the_lr_and_lowers_bicubics_score(tmp_path, monkeypatch):
-    import torch
 
     folder = dataset(tmp_path, {"a": (40, 48)})
     clean = seen_inputs(monkeypatch, ["bicubic"], folder, "clean")

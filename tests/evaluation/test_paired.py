@@ -192,13 +192,13 @@ def test_the_tool_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_reports_of_liifsr_evaluate_pair(tmp_path: Path) -> None:
     """End to end: two real reports of one dataset, bicubic on clean and a model on the same images."""
+    import torch
     from PIL import Image
 
     from liifsr import LIIF, ModelConfig, save_model
     from liifsr.cli import main as liifsr
     from liifsr.models.edsr import EDSRConfig
     from liifsr.models.liif import LIIFConfig
-    import torch
 
     folder = tmp_path / "Tiny" / "HR"
     folder.mkdir(parents=True)

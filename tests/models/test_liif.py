@@ -2,16 +2,15 @@ import itertools
 
 import pytest
 import torch
-
 from conftest import FIXTURES, shared_path
-from liifsr.zoo import load_model
+
+from liifsr.models import ModelConfig
 from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
+from liifsr.models.liif import LIIF, LIIFConfig
 from liifsr.models.relu import ReLUConfig
 from liifsr.models.siren import SineConfig
-from liifsr.models import ModelConfig
-from liifsr.models.liif import LIIF
 from liifsr.reference import literal_query
+from liifsr.zoo import load_model
 
 TINY = ["tiny-full", "tiny-no-unfold", "tiny-no-ensemble", "tiny-no-cell"]
 

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from liifsr.tiling import upscale_tensor
 from liifsr.models import build_model, model_preset
 from liifsr.models.base import ModelConfig
 from liifsr.models.edsr import EDSRConfig
 from liifsr.models.lte import LTEConfig, fourier_input
 from liifsr.reference import literal_lte
+from liifsr.tiling import upscale_tensor
 
 
 def tiny_lte() -> torch.nn.Module:

@@ -20,7 +20,7 @@ def linears(mlp):
 
 def test_relu_mlp_layout_matches_liif():
     mlp = MLP(580, [256] * 4, 3, ReLUConfig())
-    assert [(l.in_features, l.out_features) for l in linears(mlp)] == [(580, 256), (256, 256), (256, 256), (256, 256), (256, 3)]
+    assert [(layer.in_features, layer.out_features) for layer in linears(mlp)] == [(580, 256), (256, 256), (256, 256), (256, 256), (256, 3)]
     assert all(isinstance(mlp.layers[i], ReLU) for i in (1, 3, 5, 7))
 
 

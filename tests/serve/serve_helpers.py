@@ -20,12 +20,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(server: Server, limits: WebLimits = WebLimits(), host: str = "127.0.0.1", allow: tuple[str, ...] = ()):
+def running(server: Server, limits: WebLimits | None = None, host: str = "127.0.0.1", allow: tuple[str, ...] = ()):
     """Yields the base URL; the server stops (and its worker with it) on exit. The app is
     guarded and uvicorn bounded as `liifsr serve --host HOST --allow-host ...` runs them."""
     port = free_port()
     app = create_app(server, HostPolicy.for_bind(host, port, allow))
-    web = uvicorn.Server(uvicorn_config(app, host, port, limits))
+    web = uvicorn.Server(uvicorn_config(app, host, port, limits or WebLimits()))
     thread = threading.Thread(target=web.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -17,19 +17,21 @@ from PIL import Image
 
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'liifsr[serve]')")
 
+from serve_helpers import free_port, running  # noqa: E402
+
 from liifsr.checkpoint import save_model  # noqa: E402
 from liifsr.cli import main  # noqa: E402
-
-from liifsr.models.edsr import EDSRConfig
-from liifsr.models.liif import LIIFConfig
-from liifsr.models import ModelConfig
 from liifsr.imageio import read_image, sample_image  # noqa: E402
-from liifsr.tiling import Span  # noqa: E402
-from liifsr.models.liif import LIIF  # noqa: E402
+from liifsr.models import ModelConfig
+from liifsr.models.edsr import EDSRConfig
+from liifsr.models.liif import (
+    LIIF,  # noqa: E402
+    LIIFConfig,
+)
 from liifsr.resize import imresize  # noqa: E402
-from liifsr.serve.service import Limits, Server, served_files  # noqa: E402
 from liifsr.serve.pyramid import TILE, bicubic_region, levels, tile_region  # noqa: E402
-from serve_helpers import free_port, running  # noqa: E402
+from liifsr.serve.service import Limits, Server, served_files  # noqa: E402
+from liifsr.tiling import Span  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +78,10 @@ def post(url, data, headers=None):
 
 def test_levels_and_tiles_are_pure_arithmetic():
     lv = levels((300, 700))
-    assert [l.scale for l in lv][:3] == [0.25, 0.5, 1.0] and lv[-1].scale == 30 and (lv[-1].height, lv[-1].width) == (9000, 21000)
-    decoded = [l for l in lv if l.decoded]
+    assert [level.scale for level in lv][:3] == [0.25, 0.5, 1.0] and lv[-1].scale == 30 and (lv[-1].height, lv[-1].width) == (9000, 21000)
+    decoded = [level for level in lv if level.decoded]
     assert decoded[0].scale == 1 and all(b.scale / a.scale <= 2**0.5 + 1e-9 for a, b in zip(decoded, decoded[1:]))
-    x8 = next(l for l in lv if l.scale == 8)
+    x8 = next(level for level in lv if level.scale == 8)
     assert tile_region(x8, 0, 0) == (Span(0, TILE + 1), Span(0, TILE + 1))
     assert tile_region(x8, 3, 2) == (Span(2 * TILE - 1, 3 * TILE + 1), Span(3 * TILE - 1, 4 * TILE + 1))
     assert tile_region(x8, 21, 0) == (Span(0, TILE + 1), Span(21 * TILE - 1, 5600)) and tile_region(x8, 22, 0) is None
@@ -97,7 +99,7 @@ def x4_tile_is_the_cli_upscale(url, photo, model_file, tmp_path):
     """The x4 level's tile (1, 0) equals that region of `liifsr upscale` (to 1 level);
     returns (the level's index, the tile's PNG bytes, the CLI output)."""
     (image,) = json.loads(get(url + "/api/images")[2])
-    index = next(i for i, l in enumerate(image["levels"]) if l["scale"] == 4)
+    index = next(i for i, level in enumerate(image["levels"]) if level["scale"] == 4)
     status, kind, data = get(f"{url}/api/images/0/tiles/model/{index}/1_0.png")
     assert status == 200 and kind == "image/png"
     assert main(["upscale", str(photo), "--scale", "4", "-o", str(tmp_path / "cli.png"), "--model", str(model_file),

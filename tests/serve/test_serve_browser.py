@@ -16,12 +16,13 @@ from PIL import Image
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'liifsr[serve]')")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
 
-from liifsr.zoo import load_model  # noqa: E402
+from serve_helpers import running  # noqa: E402
+
 from liifsr.cli import main  # noqa: E402
 from liifsr.imageio import sample_image  # noqa: E402
 from liifsr.resize import imresize  # noqa: E402
 from liifsr.serve.service import Server, served_files  # noqa: E402
-from serve_helpers import running  # noqa: E402
+from liifsr.zoo import load_model  # noqa: E402
 
 WINDOW = (1100, 760)
 SCALE = 8

@@ -15,6 +15,8 @@ from PIL import Image
 
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'liifsr[serve]')")
 
+from serve_helpers import running  # noqa: E402
+
 from liifsr.checkpoint import save_model  # noqa: E402
 from liifsr.cli import main  # noqa: E402
 from liifsr.commands.serve import exposure_warning, max_threads  # noqa: E402
@@ -25,7 +27,6 @@ from liifsr.models.liif import LIIF, LIIFConfig  # noqa: E402
 from liifsr.serve.guard import HostPolicy  # noqa: E402
 from liifsr.serve.service import Limits, Server, served_files  # noqa: E402
 from liifsr.serve.web import WebLimits  # noqa: E402
-from serve_helpers import running  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -22,20 +22,19 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from liifsr.zoo import load_model
 from liifsr.cli import main
 from liifsr.config import from_dict, load_yaml
-from liifsr.data import DataConfig, DataError
-from liifsr.models import ModelConfig
-from liifsr.training.config import TrainConfig
-from liifsr.data import make_sample, sample_generator
+from liifsr.data import DataConfig, DataError, make_sample, sample_generator
 from liifsr.imageio import read_uint8, sample_image
+from liifsr.models import ModelConfig
 from liifsr.models.liif import LIIF
 from liifsr.training import loop as train_module
+from liifsr.training.config import TrainConfig
 from liifsr.training.distributed import DistEnv
 from liifsr.training.loop import make_optimizer, train, train_step
 from liifsr.training.runlog import read_run, write_log
 from liifsr.training.state import Progress, load_state, save_state
+from liifsr.zoo import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_MODEL = {

@@ -17,9 +17,9 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from test_train_config import fails, write_config
 
 from liifsr.cli import main
-from test_train_config import fails, write_config
 
 
 def run_files(out: Path) -> set[str]:
