@@ -1,6 +1,6 @@
 """Bundle a finished training run into the package as an fp16 model (src/liifsr/weights/).
 
-    python tools/ship_model.py RUN_DIR NAME [--hardware TEXT] [--set5 DIR]
+    python tools/ship_model.py RUN_DIR NAME [--hardware TEXT] [--set5 DIR] [--auto-precisions fp32]
 
 The file holds the run's `last.safetensors` cast to fp16 (the reported checkpoint, as in
 docs/results.md), and in its metadata the facts `liifsr models` lists (see
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from liifsr.checkpoint import read_metadata, save_model
+from liifsr.checkpoint import AUTO_PRECISIONS_KEY, read_metadata, save_model
 from liifsr.evaluation.loop import evaluate
 from liifsr.training.runlog import read_run
 from liifsr.zoo import bundled_models, load_model
@@ -61,10 +61,14 @@ def main() -> int:
     parser.add_argument("--set5", type=Path, default=Path("../shared/data/benchmark/Set5"))
     parser.add_argument("--training", help="the training text, for a model trained in more than one run "
                         "(default: the run's own config, iterations and time)")
+    parser.add_argument("--auto-precisions", help="what `--precision auto` may pick for it, e.g. fp32 for a model whose "
+                        "PSNR bf16 moves by more than 0.01 dB (README, 'Which precision'; default: any)")
     args = parser.parse_args()
     facts = run_facts(args.run, args.config or f"configs/experiment/{args.name}.yaml", args.hardware)
     if args.training:
         facts["training"] = args.training
+    if args.auto_precisions:
+        facts[AUTO_PRECISIONS_KEY] = args.auto_precisions
     target = WEIGHTS / f"{args.name}.safetensors"
     model = load_model(args.run / "last.safetensors")
     save_model(model, target, dtype=torch.float16, metadata=facts)
