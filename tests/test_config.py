@@ -172,3 +172,16 @@ def test_the_photo_and_refined_models_train_on_the_clean_heat_field_alike() -> N
     assert photo.data.degrade.enabled and not refined.data.degrade.enabled and refined.data == default.data
     assert dataclasses.replace(photo, data=refined.data, optim=dataclasses.replace(photo.optim, lr=refined.optim.lr),
                                epochs=refined.epochs) == refined
+
+
+def test_the_photo_models_second_stage_trains_the_first_on_with_more_jpeg() -> None:
+    """configs/photo-thermal-jpeg.yaml starts from the first stage's run (the README's command
+    writes it to runs/photo-thermal) and differs from it only in its degradations and its
+    schedule's start and length."""
+    first = load_yaml(TrainConfig, CONFIGS / "photo-thermal.yaml")
+    second = load_yaml(TrainConfig, CONFIGS / "photo-thermal-jpeg.yaml")
+    assert second.init_from == "runs/photo-thermal/last.safetensors"
+    assert second.data.degrade.jpeg.prob > first.data.degrade.jpeg.prob
+    assert second.data.degrade.blur.prob < first.data.degrade.blur.prob
+    assert dataclasses.replace(second, init_from=first.init_from, data=first.data, epochs=first.epochs,
+                               optim=dataclasses.replace(second.optim, lr=first.optim.lr)) == first

@@ -61,12 +61,16 @@ def main() -> int:
     parser.add_argument("--set5", type=Path, default=Path("../shared/data/benchmark/Set5"))
     parser.add_argument("--training", help="the training text, for a model trained in more than one run "
                         "(default: the run's own config, iterations and time)")
+    parser.add_argument("--trained-on", help="the data text, for a model trained in more than one run (default: the "
+                        "run's own data and degradations)")
     parser.add_argument("--auto-precisions", help="what `--precision auto` may pick for it, e.g. fp32 for a model whose "
                         "PSNR bf16 moves by more than 0.01 dB (README, 'Which precision'; default: any)")
     args = parser.parse_args()
     facts = run_facts(args.run, args.config or f"configs/experiment/{args.name}.yaml", args.hardware)
     if args.training:
         facts["training"] = args.training
+    if args.trained_on:
+        facts["trained_on"] = args.trained_on
     if args.auto_precisions:
         facts[AUTO_PRECISIONS_KEY] = args.auto_precisions
     target = WEIGHTS / f"{args.name}.safetensors"
