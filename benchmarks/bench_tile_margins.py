@@ -1,7 +1,7 @@
 """The encoder's work in a tiled upscale written in bands: LR pixels encoded per pixel of the
 input, at several scales, with thin bands sharing the features encoded for their tile row
-(`tiling.FEATURE_CACHE_BYTES`) and with every band encoding its own rows (the cache set to
-0), side by side in one run.
+(`tiling.FEATURE_CACHE_BYTES`) and with every band encoding its own rows (`decode_bands`'
+`feature_cache_bytes=0`), side by side in one run.
 
 Above x4 a band of `tiling.BAND_PIXELS` output pixels holds only a few LR rows, and each
 window the encoder reads carries its receptive radius (34 pixels for EDSR) above and below
@@ -52,14 +52,11 @@ def encoded_per_pixel(model: torch.nn.Module, in_hw: tuple[int, int], scale: flo
     """LR pixels encoded per input pixel by `upscale_bands`' schedule at `scale`."""
     inp = torch.zeros(1, 3, *in_hw)
     out_hw = output_size(in_hw, scale, None)
-    saved, tiling.FEATURE_CACHE_BYTES = tiling.FEATURE_CACHE_BYTES, cache_bytes
-    try:
-        with counted_stand_ins(model) as encoded, torch.no_grad():
-            for _, blocks in tiling.decode_bands(model, inp, out_hw, 2**31, band_pixels=tiling.BAND_PIXELS):
-                for _ in blocks:
-                    pass
-    finally:
-        tiling.FEATURE_CACHE_BYTES = saved
+    with counted_stand_ins(model) as encoded, torch.no_grad():
+        for _, blocks in tiling.decode_bands(model, inp, out_hw, 2**31, band_pixels=tiling.BAND_PIXELS,
+                                             feature_cache_bytes=cache_bytes):
+            for _ in blocks:
+                pass
     return sum(encoded) / (in_hw[0] * in_hw[1])
 
 

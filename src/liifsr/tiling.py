@@ -118,10 +118,10 @@ def decode_region(
         yield Span(rows.start + r0, rows.start + r1), cols, rgb.view(1, r1 - r0, width, -1)
 
 
-def encoded_rows(in_w: int, feature_dim: int, tile_size: int, band_rows: int) -> int:
-    """LR rows encoded at once for bands of `band_rows` rows: as many as FEATURE_CACHE_BYTES
-    of float32 features across the width hold, from one band's rows to a tile's."""
-    return max(band_rows, min(tile_size, FEATURE_CACHE_BYTES // (4 * feature_dim * in_w)))
+def encoded_rows(in_w: int, feature_dim: int, tile_size: int, band_rows: int, cache_bytes: int = FEATURE_CACHE_BYTES) -> int:
+    """LR rows encoded at once for bands of `band_rows` rows: as many as `cache_bytes` of
+    float32 features across the width hold, from one band's rows to a tile's."""
+    return max(band_rows, min(tile_size, cache_bytes // (4 * feature_dim * in_w)))
 
 
 def decode_row_band(
@@ -145,11 +145,13 @@ def decode_bands(
     chunk_size: int,
     tile_size: int | None = None,
     band_pixels: int | None = None,
+    feature_cache_bytes: int = FEATURE_CACHE_BYTES,
 ) -> Iterator[tuple[Span, Iterator[tuple[Span, Span, Tensor]]]]:
     """Yield (output rows, their blocks) top to bottom; the blocks (rows, cols, rgb (1, h, w, 3)
     in normalised space) cover those rows. Each LR tile decodes the output pixels whose
     centres fall in it; with `band_pixels` a band also holds at most about that many pixels,
-    and bands thinner than a tile share the features of the rows encoded for them."""
+    and bands thinner than a tile share the features of the rows encoded for them (at most
+    `feature_cache_bytes` of them; 0: each band encodes its own)."""
     in_h, in_w = inp.shape[-2:]
     if tile_size is None:
         tile_size = max(in_h, in_w) if in_h * in_w <= UNTILED_MAX_PIXELS else DEFAULT_TILE
@@ -158,7 +160,7 @@ def decode_bands(
         band_rows = min(tile_size, max(1, band_pixels // (out_hw[1] * math.ceil(out_hw[0] / in_h))))
     ys, xs = C.pixel_centers(out_hw[0], inp.device), C.pixel_centers(out_hw[1], inp.device)
     out_cols = [cols for cols in (owned_outputs(xs, in_w, tile) for tile in tile_spans(in_w, tile_size)) if cols.start < cols.stop]
-    group_rows = encoded_rows(in_w, model.encoder.out_dim, tile_size, band_rows)
+    group_rows = encoded_rows(in_w, model.encoder.out_dim, tile_size, band_rows, feature_cache_bytes)
     for group in tile_spans(in_h, group_rows):
         bands = [Span(group.start + part.start, group.start + part.stop) for part in tile_spans(group.stop - group.start, band_rows)]
         group_out = owned_outputs(ys, in_h, group)
