@@ -348,3 +348,33 @@ def test_claims_table_sets_each_difference_beside_its_interval(tmp_path: Path, c
     assert "no model 'lte'" in capsys.readouterr().err and not (tmp_path / "bad.md").exists()
     assert claims_table.main([str(tmp_path / "r.json")]) == 2
     assert "no pairs" in capsys.readouterr().err
+
+
+def test_recipe_control_table_picks_each_decoders_best_rate_and_pools_its_seeds(tmp_path: Path) -> None:
+    recipe_control_table = load_tool("recipe_control_table")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "eval").mkdir()
+    held_out = {("edsrless-liif-relu", "1e-4", 0): (28.0, 24.0), ("edsrless-liif-relu", "4e-4", 0): (29.0, 25.0),
+                ("edsrless-liif-siren30", "1e-4", 0): (29.5, 25.5), ("edsrless-liif-siren30", "4e-4", 0): (30.0, 26.0),
+                ("edsrless-liif-siren30", "4e-4", 1): (30.2, 26.2)}
+    set5 = {("edsrless-liif-relu", "4e-4", 0): [30.0, 32.0, 28.0], ("edsrless-liif-relu", "1e-4", 0): [29.0, 31.0, 27.0],
+            ("edsrless-liif-siren30", "4e-4", 0): [31.0, 32.5, 29.0], ("edsrless-liif-siren30", "4e-4", 1): [31.5, 33.0, 28.5]}
+    for (preset, rate, seed), (x2, x4) in held_out.items():
+        run = write_run(tmp_path / f"{preset}-lr{rate}-seed{seed}", tmp_path / "images", epochs_logged=3)
+        rows = ["epoch,lr,train_loss,val_psnr,seconds,data_seconds,val_psnr_x2,val_psnr_x4"]
+        rows += [f"{e},0.0001,0.1,{(x2 + x4) / 2 - 3 + e},30,0.1,{x2 - 3 + e},{x4 - 3 + e}" for e in (1, 2, 3)]
+        (run / "log.csv").write_text("\n".join(rows) + "\n")
+        if (preset, rate, seed) in set5:
+            report = [per_image_record(str(run / "last.safetensors"), "Set5", 4.0, set5[(preset, rate, seed)], [None] * 3)]
+            (tmp_path / "eval" / f"set5-{run.name}.json").write_text(json.dumps(report))
+    write_run(tmp_path / "edsrless-liif-relu-lr1e-3-seed0", tmp_path / "images", epochs_logged=2)  # unfinished
+
+    lines = recipe_control_table.control_table(tmp_path, resamples=200).splitlines()
+    assert lines[0] == ("| dataset | scale | ReLU, 1e-4 | ReLU, 4e-4 | SIREN-30, 1e-4 | SIREN-30, 4e-4 "
+                        "| lead, SIREN-30 4e-4 - ReLU 4e-4 [95 %] |")
+    assert lines[2] == "| held-out (2 images) | x2 | 28.00 | **29.00** | 29.50 | **30.00** | +1.00 |"
+    assert lines[3] == "| held-out (2 images) | x4 | 24.00 | **25.00** | 25.50 | **26.00** | +1.00 |"
+    # SIREN-30 at 4e-4 has two seeds: per image, their mean minus ReLU's: +1.25, +0.75, +0.75
+    set5_row = lines[4].split(" | ")
+    assert set5_row[:6] == ["| Set5", "x4", "29.00", "**30.00**", "-", "**30.83**"]  # seed 0's means
+    assert set5_row[6].startswith("+0.92 [") and set5_row[6].endswith(", seeds 1 / 2 |")

@@ -1,0 +1,122 @@
+"""The recipe control's table (docs/results.md, claim 1), from tools/recipe_control.sh's
+folder: each decoder's PSNR at each learning rate under the common schedule (seed 0: the
+held-out images from the run's last validation, the benchmark sets from OUT_DIR/eval/), each
+decoder's best rate (the highest mean held-out PSNR of its seed-0 runs), and the lead
+SIREN-30 - ReLU at those two rates with its 95 % interval: over the images, and over the
+seeds where a best rate has several (liifsr.evaluation.paired). Held-out rows have no
+interval (the runs log means, not per-image scores).
+
+    python tools/recipe_control_table.py OUT_DIR [--precision bf16] [--resamples 10000]
+
+Runs are the finished folders OUT_DIR/<preset>-lr<rate>-seed<N>; a rate or seed not yet
+trained or scored shows as "-".
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tools, run as a script or loaded by path
+
+from recipe_table import last_scores
+from results_tables import dataset_rank
+
+from liifsr.evaluation.paired import DEFAULT_RESAMPLES, Cell, cell_of, paired_stats, read_reports
+from liifsr.evaluation.reports import markdown_row
+from liifsr.training.runlog import read_run
+
+DECODERS = {"edsrless-liif-relu": "ReLU", "edsrless-liif-siren30": "SIREN-30"}
+RUN_NAME = re.compile(r"(?P<preset>.+?)-lr(?P<rate>.+)-seed(?P<seed>\d+)")
+
+Arm = tuple[str, str]  # (preset, learning rate as in the folder's name)
+
+
+def finished_runs(out: Path) -> dict[Arm, dict[int, Path]]:
+    """(preset, rate) -> seed -> run folder, for the finished runs of the control's presets."""
+    runs: dict[Arm, dict[int, Path]] = {}
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        match = RUN_NAME.fullmatch(folder.name)
+        if match and match["preset"] in DECODERS and read_run(folder).finished:
+            runs.setdefault((match["preset"], match["rate"]), {})[int(match["seed"])] = folder
+    return runs
+
+
+def best_rates(held_out: dict[Arm, dict[str, float]]) -> dict[str, str]:
+    """preset -> the rate whose seed-0 run has the highest mean held-out PSNR."""
+    best: dict[str, str] = {}
+    for (preset, rate), scores in held_out.items():
+        if preset not in best or scores["val_psnr"] > held_out[(preset, best[preset])]["val_psnr"]:
+            best[preset] = rate
+    return best
+
+
+def model_name(run: Path) -> str:
+    return str(run / "last.safetensors")  # as recipe_control.sh names it to `liifsr evaluate`
+
+
+def control_table(out: Path, precision: str | None = "bf16", resamples: int = DEFAULT_RESAMPLES) -> str:
+    runs = finished_runs(out)
+    if not runs:
+        raise SystemExit(f"recipe_control_table: no finished run of {', '.join(DECODERS)} in {out}")
+    seed0 = {arm: read_run(seeds[0]) for arm, seeds in runs.items() if 0 in seeds}
+    held_out = {arm: last_scores(arm[0], run) for arm, run in seed0.items()}
+    best = best_rates(held_out)
+    arms = [(preset, rate) for preset in DECODERS for rate in sorted({r for _, r in runs}, key=float)]
+    records = read_reports(sorted((out / "eval").glob("*.json")))
+    if precision is not None:
+        records = [r for r in records if r["precision"] == precision]
+    means = {(r["model"], cell_of(r)): r["psnr"] for r in records}
+    cells = sorted({cell_of(r) for r in records}, key=lambda c: (dataset_rank(c.dataset), c.dataset, c.scale))
+    has_lead = len(best) == len(DECODERS)
+    relu_arm, siren_arm = ((p, best.get(p, "")) for p in DECODERS)
+
+    lead: dict[Cell, str] = {}
+    if has_lead:
+        a_names, b_names = ([model_name(path) for _, path in sorted(runs[arm].items())] for arm in (relu_arm, siren_arm))
+        scored = {r["model"] for r in records}
+        if set(a_names) <= scored and set(b_names) <= scored:
+            for d in paired_stats(records, a_names, b_names, resamples=resamples)[1]:
+                seeds = f", seeds {d.seeds_a} / {d.seeds_b}" if max(d.seeds_a, d.seeds_b) > 1 else ""
+                lead[d.cell] = f"{d.estimate:+.2f} [{d.low:+.2f}, {d.high:+.2f}]{seeds}"
+
+    def score_text(arm: Arm, value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"**{value:.2f}**" if best.get(arm[0]) == arm[1] else f"{value:.2f}"
+
+    header = ["dataset", "scale"] + [f"{DECODERS[p]}, {r}" for p, r in arms]
+    if has_lead:
+        header.append(f"lead, SIREN-30 {siren_arm[1]} - ReLU {relu_arm[1]} [95 %]")
+    lines = [markdown_row(header), markdown_row(["---", "---"] + ["---:"] * (len(header) - 2))]
+    val_count = next(iter(seed0.values())).config.data.val_count if seed0 else 0
+    scales = sorted({k for s in held_out.values() for k in s if k != "val_psnr"}, key=lambda k: float(k[len("val_psnr_x"):]))
+    for key in scales:
+        row = [f"held-out ({val_count} images)", key.removeprefix("val_psnr_")]
+        row += [score_text(arm, held_out.get(arm, {}).get(key)) for arm in arms]
+        if has_lead:
+            row.append(f"{held_out[siren_arm][key] - held_out[relu_arm][key]:+.2f}")
+        lines.append(markdown_row(row))
+    for cell in cells:
+        row = [cell.dataset, f"x{cell.scale:g}"]
+        row += [score_text(arm, means.get((model_name(runs[arm][0]), cell)) if arm in seed0 else None) for arm in arms]
+        if has_lead:
+            row.append(lead.get(cell, "-"))
+        lines.append(markdown_row(row))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="tools/recipe_control.sh's OUT_DIR")
+    parser.add_argument("--precision", default="bf16", help="the reports' precision to use (default bf16)")
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
+    args = parser.parse_args(argv)
+    print(control_table(args.out, args.precision, args.resamples), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
