@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 
 from liifsr.config import to_dict
-from liifsr.data import DataConfig
+from liifsr.data import DataConfig, split_paths
 from liifsr.training.config import TrainConfig
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
@@ -378,3 +378,20 @@ def test_recipe_control_table_picks_each_decoders_best_rate_and_pools_its_seeds(
     set5_row = lines[4].split(" | ")
     assert set5_row[:6] == ["| Set5", "x4", "29.00", "**30.00**", "-", "**30.83**"]  # seed 0's means
     assert set5_row[6].startswith("+0.92 [") and set5_row[6].endswith(", seeds 1 / 2 |")
+
+
+def test_link_heldout_links_the_configs_held_out_images_once(tmp_path: Path) -> None:
+    link_heldout = load_tool("link_heldout")
+    (tmp_path / "images").mkdir()
+    run = write_run(tmp_path / "run", tmp_path / "images", epochs_logged=1)  # 12 images, 2 held out
+    moved = tmp_path / "copy" / "images"
+    moved.parent.mkdir()
+    (tmp_path / "images").rename(moved)
+    assert link_heldout.main([str(run / "config.yaml"), str(tmp_path / "HR"), "--train-dirs", str(moved)]) == 0
+    config = TrainConfig(data=DataConfig(train_dirs=[str(moved)], val_count=2))
+    held_out = split_paths(config.data)[1]
+    links = sorted((tmp_path / "HR").iterdir())
+    assert len(held_out) == 2 and [p.name for p in links] == sorted(f"images-{p.name}" for p in held_out)
+    assert all(p.is_symlink() and p.resolve().parent == moved.resolve() for p in links)
+    assert link_heldout.main([str(run / "config.yaml"), str(tmp_path / "HR"), "--train-dirs", str(moved)]) == 0
+    assert sorted((tmp_path / "HR").iterdir()) == links

@@ -20,22 +20,7 @@ precision=${PRECISION:-bf16}
 bench=${BENCHMARK:-../shared/data/benchmark}
 liifsr=${LIIFSR:-.venv/bin/liifsr}
 python=${PYTHON:-.venv/bin/python}
-mkdir -p "$out/heldout/HR"
-
-"$python" - "$out/heldout/HR" <<'EOF'
-import sys
-from pathlib import Path
-from liifsr.config import load_yaml
-from liifsr.data import split_paths
-from liifsr.training.config import TrainConfig
-
-config = load_yaml(TrainConfig, "configs/default-thermal.yaml")
-target = Path(sys.argv[1])
-for path in split_paths(config.data)[1]:
-    link = target / f"{path.parent.name}-{path.name}"
-    if not link.exists():
-        link.symlink_to(path.resolve())
-EOF
+"$python" tools/link_heldout.py configs/default-thermal.yaml "$out/heldout/HR"
 
 reports=()
 for spec in clean jpeg:75 jpeg:50 noise:10 blur:1.2,noise:5,jpeg:85; do

@@ -30,7 +30,7 @@ python=${PYTHON:-python3}
 workers=${WORKERS:-7}
 device=${DEVICE:-cuda}
 [[ $device == cpu ]] || "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU visible to PyTorch')"
-mkdir -p "$out/heldout/HR"
+mkdir -p "$out"
 
 train_dirs="[$data/train/bsds200,$data/train/bsds500-test,$data/train/t91]"
 common=(--device "$device" --workers "$workers" --resume --set "data.train_dirs=$train_dirs"
@@ -45,21 +45,8 @@ wait "$default_pid" || { tail -5 "$out/default.log"; exit 1; }
 wait "$photo_pid" || { tail -5 "$out/photo.log"; exit 1; }
 
 # The held-out images, as the runs split them, for the degraded-input scores.
-"$python" - "$out/heldout/HR" "$train_dirs" <<'EOF'
-import sys
-from pathlib import Path
-from liifsr.config import load_yaml
-from liifsr.data import split_paths
-from liifsr.training.config import TrainConfig
-
-config = load_yaml(TrainConfig, "configs/default-thermal.yaml")
-config.data.train_dirs = sys.argv[2].strip("[]").split(",")
-target = Path(sys.argv[1])
-for path in split_paths(config.data)[1]:
-    link = target / f"{path.parent.name}-{path.name}"
-    if not link.exists():
-        link.symlink_to(path.resolve())
-EOF
+"$python" tools/link_heldout.py configs/default-thermal.yaml "$out/heldout/HR" \
+    --train-dirs "$data/train/bsds200" "$data/train/bsds500-test" "$data/train/t91"
 
 models=("$out/default/last.safetensors" "$out/photo/last.safetensors" edsr-liif-relu-skip-shared)
 for run in default photo; do
