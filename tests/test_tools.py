@@ -395,3 +395,19 @@ def test_link_heldout_links_the_configs_held_out_images_once(tmp_path: Path) -> 
     assert all(p.is_symlink() and p.resolve().parent == moved.resolve() for p in links)
     assert link_heldout.main([str(run / "config.yaml"), str(tmp_path / "HR"), "--train-dirs", str(moved)]) == 0
     assert sorted((tmp_path / "HR").iterdir()) == links
+
+
+def test_claims_table_pools_a_sides_seeds(tmp_path: Path) -> None:
+    claims_table = load_tool("claims_table")
+    records = [per_image_record("relu", "Set5", 4.0, [30.0, 31.0], [4.0, 30.0], slopes=[0.2, 0.1]),  # 30: lost at x4
+               per_image_record("siren-s0", "Set5", 4.0, [30.5, 31.0], [3.0, 5.0], slopes=[0.3, 0.2]),
+               per_image_record("siren-s1", "Set5", 4.0, [30.1, 31.4], [3.5, 24.0], slopes=[0.3, 0.1])]
+    tables = claims_table.claims_tables(records, [], [("SIREN - ReLU", "relu", "siren-s0, siren-s1")], [4.0],
+                                        resamples=300)
+    (row,) = tables["claims-edge"].splitlines()[2:]
+    cells = row.split(" | ")
+    # B's mean width over its seeds and images: (3 + 5 + 3.5 + 24) / 4; PSNR per image: +0.3, +0.2
+    assert cells[3:5] == ["- / 17.00 / 8.88", "- / 1 / (0, 1) of 2"]
+    assert cells[5].startswith("-8.12 [") and cells[-1].startswith("+0.25 [")
+    with pytest.raises(ValueError, match="no model 'siren-s2'"):
+        claims_table.claims_tables(records, [], [("x", "relu", "siren-s0,siren-s2")], [4.0], resamples=10)

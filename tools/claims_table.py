@@ -3,6 +3,7 @@
 
     python tools/claims_table.py REPORT.json [...] --pair LABEL A B [--pair ...]
         [--edge-pair LABEL A B ...] [--edge-scales 4,30] [--precision bf16]
+        (A or B may name several models, comma-separated: one model's seeds)
         [--resamples 10000] [--seed 0] [-o claims.md] [--into docs/results.md]
 
 For each --pair, the mean paired PSNR difference B - A of every dataset and scale with its
@@ -48,8 +49,13 @@ PROTOCOL_TITLES = {
     "benchmark": "benchmark protocol (Y, shave = scale)",
     "div2k": "div2k protocol (RGB, shave = scale + 6)",
 }
-# (label, A, B): the difference is B - A
+# (label, A, B): the difference is B - A; a side may name several models, comma-separated: its seeds
 Pair = tuple[str, str, str]
+
+
+def side_models(side: str) -> list[str]:
+    """The models one side of a pair names: one, or its seeds (comma-separated)."""
+    return [name.strip() for name in side.split(",") if name.strip()]
 
 
 def cell_order(cell: Cell) -> tuple:
@@ -65,7 +71,7 @@ def interval_text(d: Difference, digits: int = 2) -> str:
 def differences_by_cell(records: list[dict[str, Any]], pair: Pair, metric: str, resamples: int, seed: int,
                         precision: str | None) -> dict[Cell, Difference]:
     _, a, b = pair
-    _, rows, _ = paired_stats(records, [a], [b], metric, resamples, seed, precision)
+    _, rows, _ = paired_stats(records, side_models(a), side_models(b), metric, resamples, seed, precision)
     return {d.cell: d for d in rows}
 
 
@@ -118,6 +124,12 @@ def lost_images(widths: Sequence[float], scale: float) -> int:
     return sum(w >= 2 * edge_reach(scale) for w in widths)
 
 
+def lost_text_of(records: list[dict[str, Any]], models: list[str], cell: Cell, precision: str | None) -> str:
+    """How many images score the lost-edge width: "n", or "(n1, n2)" for a side's seeds."""
+    counts = [str(lost_images(cell_scores(records, m, cell, precision, "edge_width"), cell.scale)) for m in models]
+    return counts[0] if len(counts) == 1 else f"({', '.join(counts)})"
+
+
 EdgeRows = list[tuple[Pair, dict[str, dict[Cell, Difference]]]]  # (pair, metric -> its differences by cell)
 
 
@@ -139,7 +151,7 @@ def edge_table(records: list[dict[str, Any]], edge: EdgeRows, scales: Sequence[f
             if cell not in by_metric["edge_width"]:
                 continue
             d = by_metric["edge_width"][cell]
-            lost = [str(lost_images(cell_scores(records, m, cell, precision, "edge_width"), cell.scale)) for m in (a, b)]
+            lost = [lost_text_of(records, side_models(side), cell, precision) for side in (a, b)]
             lost_text = (str(lost_images(bicubic, cell.scale)) if bicubic else "-") + f" / {' / '.join(lost)} of {d.images}"
             slope = by_metric["edge_slope"].get(cell)
             slope_cells = ([means_text(records, cell, precision, "edge_slope", slope, 4), interval_text(slope, 4)]
@@ -183,7 +195,8 @@ def document(tables: dict[str, str], records: list[dict[str, Any]], resamples: i
            (f"From the reports of {', '.join(models)} on {', '.join(datasets)}. Each cell: the mean over images of "
             f"B's score minus A's on the same image, and the 2.5 and 97.5 percentiles of that mean over {resamples:,} "
             f"bootstrap resamples of the images (seed {seed}); with one trained model per side the interval covers "
-            "the test images' sampling only, not the training runs'."),
+            "the test images' sampling only, not the training runs'; a side that names several models "
+            "(comma-separated: its seeds) is their mean per image, and the resamples draw its seeds too."),
            ""]
     for name, table in tables.items():
         if name == "claims-edge":
