@@ -53,8 +53,6 @@ def best_rates(held_out: dict[Arm, dict[str, float]]) -> dict[str, str]:
     return best
 
 
-def model_name(run: Path) -> str:
-    return str(run / "last.safetensors")  # as recipe_control.sh names it to `liifsr evaluate`
 
 
 def control_table(out: Path, precision: str | None = "bf16", resamples: int = DEFAULT_RESAMPLES) -> str:
@@ -68,6 +66,12 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
     records = read_reports(sorted((out / "eval").glob("*.json")))
     if precision is not None:
         records = [r for r in records if r["precision"] == precision]
+    # a record names its model file as recipe_control.sh gave it to `liifsr evaluate` (OUT_DIR's spelling)
+    by_file = {Path(r["model"]).resolve(): r["model"] for r in records}
+
+    def model_name(run: Path) -> str:
+        return by_file.get((run / "last.safetensors").resolve(), str(run / "last.safetensors"))
+
     means = {(r["model"], cell_of(r)): r["psnr"] for r in records}
     cells = sorted({cell_of(r) for r in records}, key=lambda c: (dataset_rank(c.dataset), c.dataset, c.scale))
     has_lead = len(best) == len(DECODERS)
