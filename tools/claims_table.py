@@ -110,10 +110,8 @@ def cell_scores(records: list[dict[str, Any]], model: str, cell: Cell, precision
     return []
 
 
-def means_text(records: list[dict[str, Any]], cell: Cell, precision: str | None, metric: str, d: Difference,
-               digits: int) -> str:
-    """"bicubic / A / B": the three mean scores of `metric` (bicubic "-" where not scored)."""
-    bicubic = cell_scores(records, "bicubic", cell, precision, metric)
+def means_text(bicubic: Sequence[float], d: Difference, digits: int) -> str:
+    """"bicubic / A / B": the three mean scores (bicubic's from its per-image scores, "-" where not scored)."""
     return ((f"{sum(bicubic) / len(bicubic):.{digits}f}" if bicubic else "-")
             + f" / {d.mean_a:.{digits}f} / {d.mean_b:.{digits}f}")
 
@@ -154,11 +152,11 @@ def edge_table(records: list[dict[str, Any]], edge: EdgeRows, scales: Sequence[f
             lost = [lost_text_of(records, side_models(side), cell, precision) for side in (a, b)]
             lost_text = (str(lost_images(bicubic, cell.scale)) if bicubic else "-") + f" / {' / '.join(lost)} of {d.images}"
             slope = by_metric["edge_slope"].get(cell)
-            slope_cells = ([means_text(records, cell, precision, "edge_slope", slope, 4), interval_text(slope, 4)]
-                           if slope else ["", ""])
+            bicubic_slopes = cell_scores(records, "bicubic", cell, precision, "edge_slope")
+            slope_cells = [means_text(bicubic_slopes, slope, 4), interval_text(slope, 4)] if slope else ["", ""]
             psnr = by_metric["psnr"].get(cell)
             lines.append(markdown_row([dataset, f"x{cell.scale:g}", label,
-                                       means_text(records, cell, precision, "edge_width", d, 2), lost_text,
+                                       means_text(bicubic, d, 2), lost_text,
                                        interval_text(d), *slope_cells, interval_text(psnr) if psnr else ""]))
     return "\n".join(lines) + "\n"
 
