@@ -3,8 +3,9 @@
 
     python tools/claims_table.py REPORT.json [...] --pair LABEL A B [--pair ...]
         [--edge-pair LABEL A B ...] [--edge-scales 4,30] [--precision bf16]
-        (A or B may name several models, comma-separated: one model's seeds)
         [--resamples 10000] [--seed 0] [-o claims.md] [--into docs/results.md]
+
+A or B may name several models, comma-separated: one model's seeds.
 
 For each --pair, the mean paired PSNR difference B - A of every dataset and scale with its
 95 % bootstrap interval, computed as tools/paired_stats.py computes it (the same function,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tools, run as a script or loaded by path
 
-from recipe_table import last_scores
+from claims_table import interval_text
+from recipe_table import held_out_scales, last_scores
 from results_tables import dataset_rank
 
 from liifsr.evaluation.paired import DEFAULT_RESAMPLES, Cell, cell_of, paired_stats, read_reports
@@ -53,8 +54,6 @@ def best_rates(held_out: dict[Arm, dict[str, float]]) -> dict[str, str]:
     return best
 
 
-
-
 def control_table(out: Path, precision: str | None = "bf16", resamples: int = DEFAULT_RESAMPLES) -> str:
     runs = finished_runs(out)
     if not runs:
@@ -84,7 +83,7 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
         if set(a_names) <= scored and set(b_names) <= scored:
             for d in paired_stats(records, a_names, b_names, resamples=resamples)[1]:
                 seeds = f", seeds {d.seeds_a} / {d.seeds_b}" if max(d.seeds_a, d.seeds_b) > 1 else ""
-                lead[d.cell] = f"{d.estimate:+.2f} [{d.low:+.2f}, {d.high:+.2f}]{seeds}"
+                lead[d.cell] = interval_text(d) + seeds
 
     def score_text(arm: Arm, value: float | None) -> str:
         if value is None:
@@ -96,8 +95,7 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
         header.append(f"lead, SIREN-30 {siren_arm[1]} - ReLU {relu_arm[1]} [95 %]")
     lines = [markdown_row(header), markdown_row(["---", "---"] + ["---:"] * (len(header) - 2))]
     val_count = next(iter(seed0.values())).config.data.val_count if seed0 else 0
-    scales = sorted({k for s in held_out.values() for k in s if k != "val_psnr"}, key=lambda k: float(k[len("val_psnr_x"):]))
-    for key in scales:
+    for key in held_out_scales(held_out.values()):
         row = [f"held-out ({val_count} images)", key.removeprefix("val_psnr_")]
         row += [score_text(arm, held_out.get(arm, {}).get(key)) for arm in arms]
         if has_lead:

@@ -7,6 +7,7 @@ what it cost (iterations, HR pixels seen, minutes of epochs).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from liifsr.evaluation.reports import markdown_row
@@ -29,12 +30,17 @@ def last_scores(name: str, run: RunRecord) -> dict[str, float]:
     return {key: float(value) for key, value in scored[-1].items() if key.startswith("val_psnr") and value}
 
 
+def held_out_scales(scores: Iterable[dict[str, float]]) -> list[str]:
+    """The per-scale columns (val_psnr_x2, val_psnr_x4, ...) that any of `scores` has, by scale."""
+    return sorted({key for s in scores for key in s if key != "val_psnr"},
+                  key=lambda key: float(key.removeprefix("val_psnr_x")))
+
+
 def recipe_table(runs: dict[str, RunRecord]) -> str:
     """Markdown, best held-out PSNR first: arm, recipe, held-out PSNR (mean and per scale),
     iterations, the median epoch's seconds and the minutes of all epochs."""
     scores = {name: last_scores(name, run) for name, run in runs.items()}
-    scales = sorted({key for s in scores.values() for key in s if key != "val_psnr"},
-                    key=lambda key: float(key.removeprefix("val_psnr_x")))
+    scales = held_out_scales(scores.values())
     lines = [markdown_row(["arm", "recipe", "held-out (dB)"] + [f"held-out {s.removeprefix('val_psnr_')}" for s in scales]
                           + ["iterations", "s per epoch", "minutes"]),
              markdown_row(["---", "---"] + ["---:"] * (len(scales) + 4))]

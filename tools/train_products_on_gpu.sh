@@ -32,8 +32,8 @@ device=${DEVICE:-cuda}
 [[ $device == cpu ]] || "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU visible to PyTorch')"
 mkdir -p "$out"
 
-train_dirs="[$data/train/bsds200,$data/train/bsds500-test,$data/train/t91]"
-common=(--device "$device" --workers "$workers" --resume --set "data.train_dirs=$train_dirs"
+train_dirs=("$data/train/bsds200" "$data/train/bsds500-test" "$data/train/t91")
+common=(--device "$device" --workers "$workers" --resume --set "data.train_dirs=[$(IFS=,; echo "${train_dirs[*]}")]"
         --set batch_size=64 --set data.repeat=12 --set val_every=10 ${TRAIN_OPTIONS:-})
 "$python" -m liifsr train configs/default-thermal-refine.yaml --out "$out/default" "${common[@]}" \
     --set init_from=edsr-thermal-refined --set "epochs=${EPOCHS_DEFAULT:-80}" > "$out/default.log" 2>&1 &
@@ -45,8 +45,7 @@ wait "$default_pid" || { tail -5 "$out/default.log"; exit 1; }
 wait "$photo_pid" || { tail -5 "$out/photo.log"; exit 1; }
 
 # The held-out images, as the runs split them, for the degraded-input scores.
-"$python" tools/link_heldout.py configs/default-thermal.yaml "$out/heldout/HR" \
-    --train-dirs "$data/train/bsds200" "$data/train/bsds500-test" "$data/train/t91"
+"$python" tools/link_heldout.py configs/default-thermal.yaml "$out/heldout/HR" --train-dirs "${train_dirs[@]}"
 
 models=("$out/default/last.safetensors" "$out/photo/last.safetensors" edsr-liif-relu-skip-shared)
 for run in default photo; do
