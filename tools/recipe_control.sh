@@ -10,7 +10,7 @@
 # Runs land in OUT_DIR/<preset>-lr<rate>-seed<N>/. Every run resumes from its last epoch and a
 # finished run is skipped, so after a stop the same command carries on. Several lanes may run
 # the same command side by side (REVERSE=1 walks the list from its end): a lock file gives each
-# run to one lane. Each finished run's last model is then scored as the claims are
+# run, and each report, to one lane. Each finished run's last model is then scored as the claims are
 # (tools/claims_report.sh): Set5, Set14, B100 and Urban100 (10 of its 100, the claims'
 # subset) at x2, x4, x8, benchmark protocol, bf16, into OUT_DIR/eval/<set>-<run>.json (a
 # report that exists is skipped); ONLY_EVALUATE=1 skips the training. Last, the held-out table
@@ -57,11 +57,14 @@ for run in "$out"/*-seed*/; do
     for set in Set5 Set14 Urban100 B100; do
         report=$out/eval/$(tr '[:upper:]' '[:lower:]' <<< "$set")-$(basename "$run").json
         [[ -f $report ]] && continue
+        exec {lock}> "$report.lock"
+        flock -n "$lock" || { exec {lock}>&-; continue; }  # another lane is scoring it
         options=(--dataset "$bench/$set" --protocol benchmark --scales 2,4,8)
         [[ $set != Urban100 ]] || options+=(--images 10)
         echo "$(date -Is) evaluate $run on $set" >> "$out/control.log"
         OMP_NUM_THREADS=${THREADS:-1} "${LIIFSR:-.venv/bin/liifsr}" evaluate --model "$run/last.safetensors" \
             --precision bf16 --quiet --out "$report" "${options[@]}" > /dev/null
+        exec {lock}>&-
     done
 done
 [[ ${#done_runs[@]} -eq 0 ]] || "${PYTHON:-.venv/bin/python}" tools/recipe_table.py "${done_runs[@]}"
