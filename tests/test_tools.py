@@ -371,13 +371,15 @@ def test_recipe_control_table_picks_each_decoders_best_rate_and_pools_its_seeds(
 
     lines = recipe_control_table.control_table(tmp_path, resamples=200).splitlines()
     assert lines[0] == ("| dataset | scale | ReLU, 1e-4 | ReLU, 4e-4 | SIREN-30, 1e-4 | SIREN-30, 4e-4 "
+                        "| ReLU, 4e-4, seed 0 | SIREN-30, 4e-4, mean of seeds 0, 1 "
                         "| lead, SIREN-30 4e-4 - ReLU 4e-4 [95 %] |")
-    assert lines[2] == "| held-out (2 images) | x2 | 28.00 | **29.00** | 29.50 | **30.00** | +1.00 |"
-    assert lines[3] == "| held-out (2 images) | x4 | 24.00 | **25.00** | 25.50 | **26.00** | +1.00 |"
+    # the grid is seed 0's (the rates were chosen on it); the lead is between the best rates' seed means
+    assert lines[2] == "| held-out (2 images) | x2 | 28.00 | **29.00** | 29.50 | **30.00** | 29.00 | 30.10 | +1.10 |"
+    assert lines[3] == "| held-out (2 images) | x4 | 24.00 | **25.00** | 25.50 | **26.00** | 25.00 | 26.10 | +1.10 |"
     # SIREN-30 at 4e-4 has two seeds: per image, their mean minus ReLU's: +1.25, +0.75, +0.75
     set5_row = lines[4].split(" | ")
-    assert set5_row[:6] == ["| Set5", "x4", "29.00", "**30.00**", "-", "**30.83**"]  # seed 0's means
-    assert set5_row[6].startswith("+0.92 [") and set5_row[6].endswith(", seeds 1 / 2 |")
+    assert set5_row[:8] == ["| Set5", "x4", "29.00", "**30.00**", "-", "**30.83**", "30.00", "30.92"]
+    assert set5_row[8].startswith("+0.92 [") and set5_row[8].endswith(", seeds 1 / 2 |")
     # the reports name the model files as the folder was spelled then; another spelling finds them too
     assert recipe_control_table.control_table(tmp_path / "eval" / "..", resamples=200).splitlines() == lines
 

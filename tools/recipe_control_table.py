@@ -3,7 +3,9 @@ folder: each decoder's PSNR at each learning rate under the common schedule (see
 held-out images from the run's last validation, the benchmark sets from OUT_DIR/eval/), each
 decoder's best rate (the highest mean held-out PSNR of its seed-0 runs), and the lead
 SIREN-30 - ReLU at those two rates with its 95 % interval: over the images, and over the
-seeds where a best rate has several (liifsr.evaluation.paired). Held-out rows have no
+seeds where a best rate has several (liifsr.evaluation.paired). Where it has, the mean of
+each best rate's seeds gets a column beside the grid, and the lead is the difference of
+those means. Held-out rows have no
 interval (the runs log means, not per-image scores).
 
     python tools/recipe_control_table.py OUT_DIR [--precision bf16] [--resamples 10000]
@@ -54,6 +56,16 @@ def best_rates(held_out: dict[Arm, dict[str, float]]) -> dict[str, str]:
     return best
 
 
+def seeds_text(seeds: dict[int, Path]) -> str:
+    return f"seed {next(iter(seeds))}" if len(seeds) == 1 else f"mean of seeds {', '.join(map(str, sorted(seeds)))}"
+
+
+def mean_held_out(arm: Arm, seeds: dict[int, Path]) -> dict[str, float]:
+    """The mean over an arm's seeds of each held-out column of their last validation."""
+    scores = [last_scores(arm[0], read_run(folder)) for folder in seeds.values()]
+    return {key: sum(s[key] for s in scores) / len(scores) for key in scores[0]}
+
+
 def control_table(out: Path, precision: str | None = "bf16", resamples: int = DEFAULT_RESAMPLES) -> str:
     runs = finished_runs(out)
     if not runs:
@@ -61,6 +73,9 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
     seed0 = {arm: read_run(seeds[0]) for arm, seeds in runs.items() if 0 in seeds}
     held_out = {arm: last_scores(arm[0], run) for arm, run in seed0.items()}
     best = best_rates(held_out)
+    # with further seeds at the best rates, their means get columns of their own beside seed 0's grid
+    best_arms = [(p, best[p]) for p in DECODERS if p in best]
+    pooled = [arm for arm in best_arms if len(runs[arm]) > 1]
     arms = [(preset, rate) for preset in DECODERS for rate in sorted({r for _, r in runs}, key=float)]
     records = read_reports(sorted((out / "eval").glob("*.json")))
     if precision is not None:
@@ -77,6 +92,7 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
     relu_arm, siren_arm = ((p, best.get(p, "")) for p in DECODERS)
 
     lead: dict[Cell, str] = {}
+    seed_means: dict[Cell, tuple[float, float]] = {}  # (ReLU, SIREN-30) at the best rates, over their seeds
     if has_lead:
         a_names, b_names = ([model_name(path) for _, path in sorted(runs[arm].items())] for arm in (relu_arm, siren_arm))
         scored = {r["model"] for r in records}
@@ -84,6 +100,7 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
             for d in paired_stats(records, a_names, b_names, resamples=resamples)[1]:
                 seeds = f", seeds {d.seeds_a} / {d.seeds_b}" if max(d.seeds_a, d.seeds_b) > 1 else ""
                 lead[d.cell] = interval_text(d) + seeds
+                seed_means[d.cell] = (d.mean_a, d.mean_b)
 
     def score_text(arm: Arm, value: float | None) -> str:
         if value is None:
@@ -91,6 +108,11 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
         return f"**{value:.2f}**" if best.get(arm[0]) == arm[1] else f"{value:.2f}"
 
     header = ["dataset", "scale"] + [f"{DECODERS[p]}, {r}" for p, r in arms]
+    if has_lead and pooled:
+        header += [f"{DECODERS[p]}, {r}, {seeds_text(runs[(p, r)])}" for p, r in best_arms]
+        held_out_means = {arm: mean_held_out(arm, runs[arm]) for arm in best_arms}
+    else:
+        held_out_means = {arm: held_out[arm] for arm in best_arms}
     if has_lead:
         header.append(f"lead, SIREN-30 {siren_arm[1]} - ReLU {relu_arm[1]} [95 %]")
     lines = [markdown_row(header), markdown_row(["---", "---"] + ["---:"] * (len(header) - 2))]
@@ -98,12 +120,16 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
     for key in held_out_scales(held_out.values()):
         row = [f"held-out ({val_count} images)", key.removeprefix("val_psnr_")]
         row += [score_text(arm, held_out.get(arm, {}).get(key)) for arm in arms]
+        if has_lead and pooled:
+            row += [f"{held_out_means[arm][key]:.2f}" for arm in best_arms]
         if has_lead:
-            row.append(f"{held_out[siren_arm][key] - held_out[relu_arm][key]:+.2f}")
+            row.append(f"{held_out_means[siren_arm][key] - held_out_means[relu_arm][key]:+.2f}")
         lines.append(markdown_row(row))
     for cell in cells:
         row = [cell.dataset, f"x{cell.scale:g}"]
         row += [score_text(arm, means.get((model_name(runs[arm][0]), cell)) if arm in seed0 else None) for arm in arms]
+        if has_lead and pooled:
+            row += [f"{m:.2f}" for m in seed_means[cell]] if cell in seed_means else ["-", "-"]
         if has_lead:
             row.append(lead.get(cell, "-"))
         lines.append(markdown_row(row))
