@@ -5,8 +5,7 @@ decoder's best rate (the highest mean held-out PSNR of its seed-0 runs), and the
 SIREN-30 - ReLU at those two rates with its 95 % interval: over the images, and over the
 seeds where a best rate has several (liifsr.evaluation.paired). Where it has, the mean of
 each best rate's seeds gets a column beside the grid, and the lead is the difference of
-those means. Held-out rows have no
-interval (the runs log means, not per-image scores).
+those means. Held-out rows have no interval (the runs log means, not per-image scores).
 
     python tools/recipe_control_table.py OUT_DIR [--precision bf16] [--resamples 10000]
 
