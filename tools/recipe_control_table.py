@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tools, run as a script or loaded by path
@@ -28,7 +29,7 @@ from results_tables import dataset_rank
 
 from liifsr.evaluation.paired import DEFAULT_RESAMPLES, Cell, cell_of, paired_stats, read_reports
 from liifsr.evaluation.reports import markdown_row
-from liifsr.training.runlog import read_run
+from liifsr.training.runlog import RunRecord, read_run
 
 DECODERS = {"edsrless-liif-relu": "ReLU", "edsrless-liif-siren30": "SIREN-30"}
 RUN_NAME = re.compile(r"(?P<preset>.+?)-lr(?P<rate>.+)-seed(?P<seed>\d+)")
@@ -59,9 +60,10 @@ def seeds_text(seeds: dict[int, Path]) -> str:
     return f"seed {next(iter(seeds))}" if len(seeds) == 1 else f"mean of seeds {', '.join(map(str, sorted(seeds)))}"
 
 
-def mean_held_out(arm: Arm, seeds: dict[int, Path]) -> dict[str, float]:
-    """The mean over an arm's seeds of each held-out column of their last validation."""
-    scores = [last_scores(arm[0], read_run(folder)) for folder in seeds.values()]
+def mean_held_out(preset: str, seeds: Iterable[RunRecord]) -> dict[str, float]:
+    """The mean over an arm's seeds of each held-out column of their last validation (with
+    one seed, that seed's)."""
+    scores = [last_scores(preset, run) for run in seeds]
     return {key: sum(s[key] for s in scores) / len(scores) for key in scores[0]}
 
 
@@ -69,12 +71,14 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
     runs = finished_runs(out)
     if not runs:
         raise SystemExit(f"recipe_control_table: no finished run of {', '.join(DECODERS)} in {out}")
-    seed0 = {arm: read_run(seeds[0]) for arm, seeds in runs.items() if 0 in seeds}
+    run_records = {arm: {seed: read_run(folder) for seed, folder in seeds.items()} for arm, seeds in runs.items()}
+    seed0 = {arm: records[0] for arm, records in run_records.items() if 0 in records}
     held_out = {arm: last_scores(arm[0], run) for arm, run in seed0.items()}
     best = best_rates(held_out)
     # with further seeds at the best rates, their means get columns of their own beside seed 0's grid
     best_arms = [(p, best[p]) for p in DECODERS if p in best]
-    pooled = [arm for arm in best_arms if len(runs[arm]) > 1]
+    pooled = any(len(runs[arm]) > 1 for arm in best_arms)
+    held_out_means = {arm: mean_held_out(arm[0], run_records[arm].values()) for arm in best_arms}
     arms = [(preset, rate) for preset in DECODERS for rate in sorted({r for _, r in runs}, key=float)]
     records = read_reports(sorted((out / "eval").glob("*.json")))
     if precision is not None:
@@ -109,9 +113,6 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
     header = ["dataset", "scale"] + [f"{DECODERS[p]}, {r}" for p, r in arms]
     if has_lead and pooled:
         header += [f"{DECODERS[p]}, {r}, {seeds_text(runs[(p, r)])}" for p, r in best_arms]
-        held_out_means = {arm: mean_held_out(arm, runs[arm]) for arm in best_arms}
-    else:
-        held_out_means = {arm: held_out[arm] for arm in best_arms}
     if has_lead:
         header.append(f"lead, SIREN-30 {siren_arm[1]} - ReLU {relu_arm[1]} [95 %]")
     lines = [markdown_row(header), markdown_row(["---", "---"] + ["---:"] * (len(header) - 2))]
