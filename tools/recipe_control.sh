@@ -36,8 +36,7 @@ for spec in "${runs[@]}"; do
     [[ -z ${ONLY_EVALUATE:-} ]] || break
     IFS=: read -r preset lr seed <<< "$spec"
     run=$out/$preset-lr$lr-seed$seed
-    exec {lock}> "$run.lock"
-    flock -n "$lock" || { exec {lock}>&-; continue; }  # another lane has it
+    claim "$run" || continue  # another lane has it
     if ! finished "$run"; then
         echo "$(date -Is) start $run" >> "$out/control.log"
         "${LIIFSR:-.venv/bin/liifsr}" train "configs/experiment/$preset.yaml" --out "$run" --resume \
@@ -57,8 +56,7 @@ for run in "$out"/*-seed*/; do
     for set in Set5 Set14 Urban100 B100; do
         report=$out/eval/$(tr '[:upper:]' '[:lower:]' <<< "$set")-$(basename "$run").json
         [[ -f $report ]] && continue
-        exec {lock}> "$report.lock"
-        flock -n "$lock" || { exec {lock}>&-; continue; }  # another lane is scoring it
+        claim "$report" || continue  # another lane is scoring it
         options=(--dataset "$bench/$set" --protocol benchmark --scales 2,4,8)
         [[ $set != Urban100 ]] || options+=(--images 10)
         echo "$(date -Is) evaluate $run on $set" >> "$out/control.log"

@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tools, run as a script or loaded by path
 
@@ -37,13 +38,18 @@ RUN_NAME = re.compile(r"(?P<preset>.+?)-lr(?P<rate>.+)-seed(?P<seed>\d+)")
 Arm = tuple[str, str]  # (preset, learning rate as in the folder's name)
 
 
-def finished_runs(out: Path) -> dict[Arm, dict[int, Path]]:
-    """(preset, rate) -> seed -> run folder, for the finished runs of the control's presets."""
-    runs: dict[Arm, dict[int, Path]] = {}
+class Run(NamedTuple):
+    folder: Path
+    record: RunRecord
+
+
+def finished_runs(out: Path) -> dict[Arm, dict[int, Run]]:
+    """(preset, rate) -> seed -> run, for the finished runs of the control's presets."""
+    runs: dict[Arm, dict[int, Run]] = {}
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         match = RUN_NAME.fullmatch(folder.name)
-        if match and match["preset"] in DECODERS and read_run(folder).finished:
-            runs.setdefault((match["preset"], match["rate"]), {})[int(match["seed"])] = folder
+        if match and match["preset"] in DECODERS and (record := read_run(folder)).finished:
+            runs.setdefault((match["preset"], match["rate"]), {})[int(match["seed"])] = Run(folder, record)
     return runs
 
 
@@ -56,7 +62,7 @@ def best_rates(held_out: dict[Arm, dict[str, float]]) -> dict[str, str]:
     return best
 
 
-def seeds_text(seeds: dict[int, Path]) -> str:
+def seeds_text(seeds: dict[int, Run]) -> str:
     return f"seed {next(iter(seeds))}" if len(seeds) == 1 else f"mean of seeds {', '.join(map(str, sorted(seeds)))}"
 
 
@@ -71,14 +77,13 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
     runs = finished_runs(out)
     if not runs:
         raise SystemExit(f"recipe_control_table: no finished run of {', '.join(DECODERS)} in {out}")
-    run_records = {arm: {seed: read_run(folder) for seed, folder in seeds.items()} for arm, seeds in runs.items()}
-    seed0 = {arm: records[0] for arm, records in run_records.items() if 0 in records}
+    seed0 = {arm: seeds[0].record for arm, seeds in runs.items() if 0 in seeds}
     held_out = {arm: last_scores(arm[0], run) for arm, run in seed0.items()}
     best = best_rates(held_out)
     # with further seeds at the best rates, their means get columns of their own beside seed 0's grid
     best_arms = [(p, best[p]) for p in DECODERS if p in best]
     pooled = any(len(runs[arm]) > 1 for arm in best_arms)
-    held_out_means = {arm: mean_held_out(arm[0], run_records[arm].values()) for arm in best_arms}
+    held_out_means = {arm: mean_held_out(arm[0], (run.record for run in runs[arm].values())) for arm in best_arms}
     arms = [(preset, rate) for preset in DECODERS for rate in sorted({r for _, r in runs}, key=float)]
     records = read_reports(sorted((out / "eval").glob("*.json")))
     if precision is not None:
@@ -97,7 +102,7 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
     lead: dict[Cell, str] = {}
     seed_means: dict[Cell, tuple[float, float]] = {}  # (ReLU, SIREN-30) at the best rates, over their seeds
     if has_lead:
-        a_names, b_names = ([model_name(path) for _, path in sorted(runs[arm].items())] for arm in (relu_arm, siren_arm))
+        a_names, b_names = ([model_name(run.folder) for _, run in sorted(runs[arm].items())] for arm in (relu_arm, siren_arm))
         scored = {r["model"] for r in records}
         if set(a_names) <= scored and set(b_names) <= scored:
             for d in paired_stats(records, a_names, b_names, resamples=resamples)[1]:
@@ -127,7 +132,7 @@ def control_table(out: Path, precision: str | None = "bf16", resamples: int = DE
         lines.append(markdown_row(row))
     for cell in cells:
         row = [cell.dataset, f"x{cell.scale:g}"]
-        row += [score_text(arm, means.get((model_name(runs[arm][0]), cell)) if arm in seed0 else None) for arm in arms]
+        row += [score_text(arm, means.get((model_name(runs[arm][0].folder), cell)) if arm in seed0 else None) for arm in arms]
         if has_lead and pooled:
             row += [f"{m:.2f}" for m in seed_means[cell]] if cell in seed_means else ["-", "-"]
         if has_lead:

@@ -405,21 +405,25 @@ def test_directory_is_not_an_image(tmp_path: Path) -> None:
     assert_error(excinfo, "folder.png", "directory")
 
 
-def test_multi_frame_gif_is_rejected(tmp_path: Path) -> None:
-    path = tmp_path / "anim.gif"
+def _two_frame_gif(path: Path) -> None:
     frames = [Image.new("RGB", (4, 4), color) for color in ("red", "blue")]
     frames[0].save(path, save_all=True, append_images=frames[1:])
-    with pytest.raises(ImageError) as excinfo:
-        read_image(path)
-    assert_error(excinfo, "anim.gif", "2 frames")
 
 
-def test_float_tiff_is_unsupported(tmp_path: Path) -> None:
-    path = tmp_path / "float.tif"
+def _float_tiff(path: Path) -> None:
     Image.fromarray(np.zeros((2, 2), dtype=np.float32)).save(path)
+
+
+@pytest.mark.parametrize(("name", "write", "problem"), [
+    ("anim.gif", _two_frame_gif, "2 frames"),
+    ("float.tif", _float_tiff, "unsupported image mode 'F'"),
+])
+def test_unsupported_image_is_rejected(tmp_path: Path, name: str, write, problem: str) -> None:
+    path = tmp_path / name
+    write(path)
     with pytest.raises(ImageError) as excinfo:
         read_image(path)
-    assert_error(excinfo, "float.tif", "unsupported image mode 'F'")
+    assert_error(excinfo, name, problem)
 
 
 def test_newline_in_file_name_keeps_message_on_one_line(tmp_path: Path) -> None:

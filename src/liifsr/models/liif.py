@@ -28,7 +28,7 @@ from torch import Tensor
 from liifsr import coords as C
 from liifsr.config import ConfigError
 from liifsr.models.base import ImplicitModel, ModelConfig
-from liifsr.models.mlp import MLP
+from liifsr.models.mlp import MLP, GatheredRowSource
 from liifsr.models.registry import DECODERS, ActivationConfig, DecoderConfig, check_widths, linear_size
 from liifsr.models.relu import ReLUConfig
 from liifsr.models.window import Codes, LatentWindow
@@ -83,31 +83,21 @@ class LIIFConfig(DecoderConfig):
 
 
 @dataclass
-class GatheredRows:
-    """The first Linear's output for N queries (a `mlp.RowSource`): the latent term
-    of each query's code, gathered from `table` (the latent projection, one row per
-    code) at `index`, plus the coordinate and cell terms, `terms` (N, k) @ `weight`^T;
-    all in `table`'s dtype."""
+class GatheredRows(GatheredRowSource):
+    """The first Linear's output for N queries: the latent term of each query's code,
+    gathered from `table` (the latent projection, one row per code) at `index`, plus the
+    coordinate and cell terms, `terms` (N, k) @ `weight`^T; all in `table`'s dtype."""
 
     table: Tensor
     index: Tensor
     terms: Tensor
     weight: Tensor
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.table.dtype
+    def per_query(self) -> tuple[Tensor, ...]:
+        return (self.terms,)
 
-    def __len__(self) -> int:
-        return self.index.shape[0]
-
-    def rows(self, start: int, stop: int) -> Tensor:
-        return self._first_layer(self.index[start:stop], self.terms[start:stop])
-
-    def all_rows(self) -> Tensor:
-        return self._first_layer(self.index, self.terms)  # no slicing: traced graphs keep N dynamic
-
-    def _first_layer(self, index: Tensor, terms: Tensor) -> Tensor:
+    def first_layer(self, index: Tensor, *per_query: Tensor) -> Tensor:
+        (terms,) = per_query
         # index_select makes a fresh 2-D tensor: the in-place addmm_ needs no copy, for autograd too.
         return self.table.index_select(0, index).addmm_(terms, self.weight.t())
 

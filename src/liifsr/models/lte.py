@@ -28,7 +28,7 @@ from liifsr import coords as C
 from liifsr.config import ConfigError
 from liifsr.kernels import linear
 from liifsr.models.base import ImplicitModel, ModelConfig
-from liifsr.models.mlp import MLP
+from liifsr.models.mlp import MLP, GatheredRowSource
 from liifsr.models.registry import DECODERS, DecoderConfig, check_positive, check_widths, conv_size, linear_size
 from liifsr.models.relu import ReLUConfig
 from liifsr.models.window import Codes, LatentWindow
@@ -72,10 +72,10 @@ def fourier_input(amplitude: Tensor, frequency: Tensor, rel_coord: Tensor, phase
 
 
 @dataclass
-class FourierRows:
-    """The MLP's first Linear applied to LTE's input for N queries (a `mlp.RowSource`):
-    amplitude and frequency rows gathered from `table` at `index`, each query's
-    relative coordinate and phase, then `weight`, `bias`; all in `table`'s dtype."""
+class FourierRows(GatheredRowSource):
+    """The MLP's first Linear applied to LTE's input for N queries: amplitude and
+    frequency rows gathered from `table` at `index`, each query's relative coordinate
+    and phase, then `weight`, `bias`; all in `table`'s dtype."""
 
     table: Tensor  # (codes, 2K): amplitude channels, then frequency channels
     index: Tensor
@@ -84,20 +84,11 @@ class FourierRows:
     weight: Tensor
     bias: Tensor
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.table.dtype
+    def per_query(self) -> tuple[Tensor, ...]:
+        return self.rel_coord, self.phase
 
-    def __len__(self) -> int:
-        return self.index.shape[0]
-
-    def rows(self, start: int, stop: int) -> Tensor:
-        return self._first_layer(self.index[start:stop], self.rel_coord[start:stop], self.phase[start:stop])
-
-    def all_rows(self) -> Tensor:
-        return self._first_layer(self.index, self.rel_coord, self.phase)
-
-    def _first_layer(self, index: Tensor, rel_coord: Tensor, phase: Tensor) -> Tensor:
+    def first_layer(self, index: Tensor, *per_query: Tensor) -> Tensor:
+        rel_coord, phase = per_query
         amplitude, frequency = self.table.index_select(0, index).chunk(2, dim=-1)
         inputs = fourier_input(amplitude, frequency, rel_coord, phase)
         if torch.is_grad_enabled():  # the fused oneDNN Linear has no backward

@@ -93,7 +93,7 @@ def cast_folded(params: list[Tensor], acts: list[Activation], dtype: torch.dtype
 
 
 class RowSource(Protocol):
-    """The first Linear's output, N rows made on demand (e.g. `liif.GatheredRows`)."""
+    """The first Linear's output, N rows made on demand (e.g. a `GatheredRowSource`)."""
 
     @property
     def dtype(self) -> torch.dtype: ...
@@ -107,6 +107,36 @@ class RowSource(Protocol):
     def all_rows(self) -> Tensor:
         """All N rows as a fresh (N, hidden) tensor."""
         ...
+
+
+class GatheredRowSource:
+    """A RowSource whose rows are computed from codes gathered from `table` at `index`
+    and per-query tensors (`per_query`), all sliced alike; subclasses give the first
+    layer itself. Dataclasses that subclass it declare `table` and `index` first."""
+
+    table: Tensor
+    index: Tensor
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.table.dtype
+
+    def __len__(self) -> int:
+        return self.index.shape[0]
+
+    def rows(self, start: int, stop: int) -> Tensor:
+        return self.first_layer(self.index[start:stop], *(t[start:stop] for t in self.per_query()))
+
+    def all_rows(self) -> Tensor:
+        return self.first_layer(self.index, *self.per_query())  # no slicing: traced graphs keep N dynamic
+
+    def per_query(self) -> tuple[Tensor, ...]:
+        """The tensors with one row per query, after `index`."""
+        raise NotImplementedError
+
+    def first_layer(self, index: Tensor, *per_query: Tensor) -> Tensor:
+        """The first Linear's rows for the queries of `index` and `per_query`."""
+        raise NotImplementedError
 
 
 def blockwise_forward(pre: Tensor | RowSource, acts: list[Activation], block_rows: int, params: list[Tensor]) -> Tensor:
