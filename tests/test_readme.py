@@ -31,8 +31,9 @@ FIXTURES = ROOT / "tests" / "fixtures" / "liif-reference"
 
 def test_ci_runs_the_readme_commands_verbatim():
     commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
-    # set-up, the browser test's packages, the tests
-    assert len(commands) == 3 and "chromium-driver" in commands[1] and "pytest" in commands[2]
+    # set-up, the browser test's packages, the tests, the quick start on the default model
+    assert len(commands) == 4 and "chromium-driver" in commands[1] and "pytest" in commands[2]
+    assert commands[3].startswith(".venv/bin/liifsr upscale ") and "--model" not in commands[3]
     for command in commands:
         assert f"\n{command}\n" in README, command
 
