@@ -33,19 +33,25 @@ def photo_tensor(box):
     return torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-@pytest.fixture(scope="module", params=["relu-skip", "siren30", "lte", "thermal"])
+@pytest.fixture(scope="module", params=["relu-skip", "siren30", "lte", "thermal", "thermal-context"])
 def exported(request, tmp_path_factory):
     """(PyTorch model, onnxruntime model): the bundled ReLU model (with its skip), a random
-    SIREN-30, and random LTE and heat-field decoders (on the cheaper encoder)."""
+    SIREN-30, and random LTE and heat-field decoders (on the cheaper encoder), the heat
+    field also with a context branch (its output layer, which starts at zero, made random)."""
     torch.manual_seed(0)
     if request.param == "relu-skip":
         model = load_model()
     elif request.param == "siren30":
         model = LIIF(model_preset("edsrless-liif-siren30")).eval()
     else:
-        config = model_preset(f"edsr-{request.param}")
+        config = model_preset(f"edsr-{request.param.removesuffix('-context')}")
         config.encoder = EDSRConfig(n_resblocks=2, n_feats=16)
+        if request.param == "thermal-context":
+            config.decoder.context = 8
         model = build_model(config).eval()
+        if request.param == "thermal-context":
+            with torch.no_grad():
+                model.context_out.weight.normal_(0, 0.1)
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     encoder, decoder = export_onnx(model, path)
     assert encoder == path and decoder == decoder_path(path) and decoder.is_file()

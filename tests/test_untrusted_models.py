@@ -54,7 +54,8 @@ def test_the_size_counted_from_a_config_is_the_built_models(name):
     if name == "edsr-liif-relu":  # the other encoder under every decoder, odd sizes, flags off
         rdn = RDNConfig(G0=7, D=3, C=5, G=4, kernel_size=5)
         configs += [ModelConfig(rdn, LIIFConfig(hidden=[5, 6], feature_unfold=False, cell_decode=False)),
-                    ModelConfig(rdn, LTEConfig(channels=10, hidden=[3])), ModelConfig(rdn, ThermalConfig(components=5))]
+                    ModelConfig(rdn, LTEConfig(channels=10, hidden=[3])), ModelConfig(rdn, ThermalConfig(components=5)),
+                    ModelConfig(rdn, ThermalConfig(components=5, context=6))]
     for config in configs:
         with torch.device("meta"):
             model = build_model(config)

@@ -22,12 +22,13 @@ IN_HW, OUT_HW = (13, 15), (40, 47)
 
 def random_model(decoder_config) -> torch.nn.Module:
     """A small model of `decoder_config` whose every weight is perturbed, so that no part
-    of the decoder is idle (the heat field's output weights start at zero)."""
+    of the decoder is idle (the heat field's output weights start at zero, and its context
+    branch's output layer entirely)."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), decoder_config)).eval()
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.add_(torch.randn_like(parameter) * parameter.abs().mean())
+            parameter.add_(torch.randn_like(parameter) * (parameter.abs().mean() if parameter.any() else 0.3))
     return model
 
 
@@ -56,6 +57,16 @@ def test_a_tiled_upscale_equals_one_forward_for_every_registered_decoder(name: s
 def test_and_for_each_of_liifs_reaches(unfold: bool, ensemble: bool) -> None:
     model = random_model(LIIFConfig(hidden=[32, 32], feature_unfold=unfold, local_ensemble=ensemble, global_skip=True))
     assert tiled_minus_forward(model) < 1e-5
+
+
+def test_and_for_the_heat_field_s_context_branch() -> None:
+    assert tiled_minus_forward(random_model(ThermalConfig(components=4, context=6))) < 1e-5
+
+
+def test_a_context_branch_declared_without_its_radius_fails_the_check() -> None:
+    model = random_model(ThermalConfig(components=4, context=6))
+    model.projection_radius = 0
+    assert tiled_minus_forward(model) > 1e-3
 
 
 class BlursItsFeatures(Thermal):

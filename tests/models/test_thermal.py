@@ -12,15 +12,17 @@ from liifsr.models.thermal import ThermalConfig
 from liifsr.tiling import upscale_tensor
 
 
-def tiny_thermal(field: bool = True) -> torch.nn.Module:
+def tiny_thermal(field: bool = True, context: int = 0) -> torch.nn.Module:
     """A small heat-field model; with `field`, a random W2 (it starts at zero) and
-    frequencies whose damping is visible, so that the field adds something."""
+    frequencies whose damping is visible, so that the field adds something; with
+    `context`, a context branch of that many channels, its output random too."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), ThermalConfig(components=6))).eval()
+    model = build_model(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), ThermalConfig(components=6, context=context))).eval()
     if field:
         with torch.no_grad():
-            model.hyper.weight.normal_(0, 0.3)
-            model.hyper.bias.normal_(0, 0.3)
+            for layer in (model.hyper, model.context_out) if context else (model.hyper,):
+                layer.weight.normal_(0, 0.3)
+                layer.bias.normal_(0, 0.3)
     return model
 
 
@@ -45,7 +47,10 @@ def test_the_field_starts_at_zero_so_the_model_starts_as_nearest_upsampling():
 
 def literal_heat_field(model, inp, coord, cell):
     """The field written out per query and component, with grid_sample lookups."""
-    table = model.hyper(model.encode(inp))  # (B, 4K, h, w)
+    feat = model.encode(inp)
+    table = model.hyper(feat)  # (B, 4K, h, w)
+    if model.context is not None:
+        table = table + model.context_out(F.relu(model.context(feat)))
     h, w = table.shape[-2:]
     grid = coord.flip(-1).unsqueeze(1)
     params = F.grid_sample(table, grid, mode="nearest", align_corners=False)[:, :, 0, :].permute(0, 2, 1)
@@ -66,9 +71,10 @@ def literal_heat_field(model, inp, coord, cell):
     return out + skip
 
 
+@pytest.mark.parametrize("context", [0, 5])
 @pytest.mark.parametrize("cells", ["one grid", "every query its own"])
-def test_decoder_is_the_literal_heat_field(cells):
-    model = tiny_thermal()
+def test_decoder_is_the_literal_heat_field(cells, context):
+    model = tiny_thermal(context=context)
     generator = torch.Generator().manual_seed(1)
     inp = torch.rand(2, 3, 9, 11, generator=generator) * 2 - 1
     coord = torch.rand(2, 300, 2, generator=generator) * 2 - 1
@@ -77,6 +83,18 @@ def test_decoder_is_the_literal_heat_field(cells):
         cell = cell * (0.2 + 2 * torch.rand(2, 300, 2, generator=generator))  # x1 to x15
     with torch.no_grad():
         assert (model(inp, coord, cell) - literal_heat_field(model, inp, coord, cell)).abs().max() < 1e-5
+
+
+def test_a_context_branch_starts_at_zero_so_a_model_trained_without_it_starts_as_it_was():
+    """What `init_from` relies on: every parameter but the branch's copied, same outputs."""
+    trained = tiny_thermal()
+    model = build_model(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), ThermalConfig(components=6, context=5))).eval()
+    missing = model.load_state_dict(trained.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["context.bias", "context.weight", "context_out.bias", "context_out.weight"]
+    assert model.projection_radius == 1 and trained.projection_radius == 0
+    lr = torch.rand(1, 3, 9, 10)
+    with torch.no_grad():
+        assert (upscale_tensor(model, lr, (25, 31)) - upscale_tensor(trained, lr, (25, 31))).abs().max() < 1e-6
 
 
 def test_nearest_sample_is_grid_sample_nearest_on_the_full_image():
@@ -103,14 +121,16 @@ def test_higher_scales_damp_less_and_scale_one_damps_fine_components_away():
     assert torch.allclose(damping[0], torch.exp(-norms * model.kappa))
 
 
-def test_tiled_upscale_equals_one_forward_and_a_constant_stays_constant():
-    model = tiny_thermal()
+@pytest.mark.parametrize("context", [0, 5])
+def test_tiled_upscale_equals_one_forward_and_a_constant_stays_constant(context):
+    model = tiny_thermal(context=context)
     lr = torch.rand(1, 3, 13, 15)
     with torch.no_grad():
         whole = upscale_tensor(model, lr, (40, 47))
         tiled = upscale_tensor(model, lr, (40, 47), tile_size=4, chunk_size=97)
         assert (whole - tiled).abs().max() < 1e-6
-        model.hyper.weight.zero_()
-        model.hyper.bias.zero_()
+        for layer in (model.hyper, model.context_out) if context else (model.hyper,):
+            layer.weight.zero_()
+            layer.bias.zero_()
         flat = upscale_tensor(model, torch.full((1, 3, 7, 9), 0.3), (20, 31))
     assert torch.allclose(flat, torch.full_like(flat, 0.3), atol=1e-6)

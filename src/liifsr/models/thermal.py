@@ -48,9 +48,15 @@ class ThermalConfig(DecoderConfig):
     # outputs pass (the Nyquist frequency of a x4 grid is 4 pi); Thera's 16 reaches x16's.
     init_scale: float = 4.0
     init_kappa: float = math.sqrt(math.log(4)) / (2 * math.pi**2)
+    # Hidden channels of a context branch added to each pixel's table: a 3x3 convolution of
+    # the latent map, ReLU, then a 1x1 convolution that starts at zero (so a model trained
+    # without it starts as it was). 0 = none: Thera Air's 1x1 hyper-network alone.
+    context: int = 0
 
     def check(self, where: str) -> None:
         check_positive(where, components=self.components)
+        if self.context < 0:
+            raise ConfigError(f"{where}.context must be >= 0 (0 = no context branch), got {self.context}")
         # A NaN or infinite initialisation makes every weight NaN from the first step on.
         for name in ("init_scale", "init_kappa"):
             value = getattr(self, name)
@@ -59,10 +65,15 @@ class ThermalConfig(DecoderConfig):
 
     def size(self, features: int) -> tuple[int, int]:
         # hyper (a 1x1 convolution to W2 and b1), the frequencies W1 (2 x K) and kappa
-        return conv_size(features, 4 * self.components, 1) + 2 * self.components + 1, 1
+        table = 4 * self.components
+        size, layers = conv_size(features, table, 1) + 2 * self.components + 1, 1
+        if self.context:
+            size, layers = size + conv_size(features, self.context, 3) + conv_size(self.context, table, 1), layers + 2
+        return size, layers
 
     def describe(self) -> str:
-        return f"heat field ({self.components} components) + nearest skip"
+        context = f", 3x3 context ({self.context} channels)" if self.context else ""
+        return f"heat field ({self.components} components{context}) + nearest skip"
 
 
 def heat_damping(frequency_norm_sq: Tensor, kappa: Tensor, t: Tensor) -> Tensor:
@@ -100,6 +111,14 @@ class Thermal(ImplicitModel):
         with torch.no_grad():  # W2 starts at 0: the model starts as nearest upsampling, not as noise
             self.hyper.weight[: 3 * k].zero_()
             cast(Tensor, self.hyper.bias)[: 3 * k].zero_()  # a Conv2d has a bias unless built with bias=False
+        self.context: nn.Conv2d | None = None
+        self.context_out: nn.Conv2d | None = None
+        if decoder.context:  # each table row then reads the 3x3 latent pixels around it
+            self.projection_radius = 1
+            self.context = nn.Conv2d(self.encoder.out_dim, decoder.context, 3, padding=1)
+            self.context_out = nn.Conv2d(decoder.context, k * 3 + k, 1)
+            nn.init.zeros_(self.context_out.weight)
+            nn.init.zeros_(cast(Tensor, self.context_out.bias))
         self.frequencies = nn.Parameter(initial_frequencies(k, decoder.init_scale).to(self.hyper.weight.device))  # (2, K): (y, x)
         self.kappa = nn.Parameter(torch.tensor(decoder.init_kappa))
 
@@ -111,6 +130,9 @@ class Thermal(ImplicitModel):
         k = self.components
         order = torch.cat([torch.arange(3 * k).view(k, 3).t().reshape(-1), torch.arange(3 * k, 4 * k)])
         table = F.conv2d(feat, self.hyper.weight[order], cast(Tensor, self.hyper.bias)[order])
+        if self.context is not None and self.context_out is not None:
+            hidden = F.relu(self.context(feat))
+            table = table + F.conv2d(hidden, self.context_out.weight[order], cast(Tensor, self.context_out.bias)[order])
         return table.permute(0, 2, 3, 1).contiguous()
 
     def sample_skip(self, window: LatentWindow, coord: Tensor) -> Tensor:
