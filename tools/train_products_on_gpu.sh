@@ -10,10 +10,12 @@
 # (default python3; PYTHONPATH=src is enough where torch, safetensors, Pillow, PyYAML and
 # tqdm are installed).
 #
-#   default: edsr-thermal-refined trained on at GPU batch 64 (configs/default-thermal-refine.yaml:
-#            Adam from 2e-4, cosine decay to 1e-6), the clean images.
-#   photo:   edsr-thermal-photo trained on at GPU batch 64 (configs/photo-thermal-jpeg.yaml:
-#            the same degradations, Adam from 1.5e-4, cosine decay).
+#   default: edsr-thermal-refined with a context branch, trained on at GPU batch 64
+#            (configs/default-thermal-context.yaml: Adam from 2e-4, cosine decay to 1e-6), the
+#            clean images.
+#   photo:   edsr-thermal-photo with a context branch, trained on at GPU batch 64
+#            (configs/photo-thermal-context.yaml: the JPEG-weighted degradations, Adam from
+#            2e-4, cosine decay).
 # An epoch is 481 images x repeat 12 / batch 64 = 90 iterations. Both runs resume from their
 # last epoch, so after a stop the same command carries on. Then both runs' last models and
 # today's default (edsr-liif-relu-skip-shared): held-out validation (the runs' own logs), Set5 x4
@@ -35,10 +37,10 @@ mkdir -p "$out"
 train_dirs=("$data/train/bsds200" "$data/train/bsds500-test" "$data/train/t91")
 common=(--device "$device" --workers "$workers" --resume --set "data.train_dirs=[$(IFS=,; echo "${train_dirs[*]}")]"
         --set batch_size=64 --set data.repeat=12 --set val_every=10 ${TRAIN_OPTIONS:-})
-"$python" -m liifsr train configs/default-thermal-refine.yaml --out "$out/default" "${common[@]}" \
+"$python" -m liifsr train configs/default-thermal-context.yaml --out "$out/default" "${common[@]}" \
     --set init_from=edsr-thermal-refined --set "epochs=${EPOCHS_DEFAULT:-80}" > "$out/default.log" 2>&1 &
 default_pid=$!
-"$python" -m liifsr train configs/photo-thermal-jpeg.yaml --out "$out/photo" "${common[@]}" \
+"$python" -m liifsr train configs/photo-thermal-context.yaml --out "$out/photo" "${common[@]}" \
     --set init_from=edsr-thermal-photo --set "epochs=${EPOCHS_PHOTO:-60}" > "$out/photo.log" 2>&1 &
 photo_pid=$!
 wait "$default_pid" || { tail -5 "$out/default.log"; exit 1; }
