@@ -38,10 +38,10 @@ train_dirs=("$data/train/bsds200" "$data/train/bsds500-test" "$data/train/t91")
 common=(--device "$device" --workers "$workers" --resume --set "data.train_dirs=[$(IFS=,; echo "${train_dirs[*]}")]"
         --set batch_size=64 --set data.repeat=12 --set val_every=10 ${TRAIN_OPTIONS:-})
 "$python" -m liifsr train configs/default-thermal-context.yaml --out "$out/default" "${common[@]}" \
-    --set init_from=edsr-thermal-refined --set "epochs=${EPOCHS_DEFAULT:-80}" > "$out/default.log" 2>&1 &
+    --set "epochs=${EPOCHS_DEFAULT:-80}" > "$out/default.log" 2>&1 &
 default_pid=$!
 "$python" -m liifsr train configs/photo-thermal-context.yaml --out "$out/photo" "${common[@]}" \
-    --set init_from=edsr-thermal-photo --set "epochs=${EPOCHS_PHOTO:-60}" > "$out/photo.log" 2>&1 &
+    --set "epochs=${EPOCHS_PHOTO:-60}" > "$out/photo.log" 2>&1 &
 photo_pid=$!
 wait "$default_pid" || { tail -5 "$out/default.log"; exit 1; }
 wait "$photo_pid" || { tail -5 "$out/photo.log"; exit 1; }

@@ -20,10 +20,16 @@ def tiny_thermal(field: bool = True, context: int = 0) -> torch.nn.Module:
     model = build_model(ModelConfig(EDSRConfig(n_resblocks=1, n_feats=8), ThermalConfig(components=6, context=context))).eval()
     if field:
         with torch.no_grad():
-            for layer in (model.hyper, model.context_out) if context else (model.hyper,):
+            for layer in table_layers(model):
                 layer.weight.normal_(0, 0.3)
                 layer.bias.normal_(0, 0.3)
     return model
+
+
+def table_layers(model) -> list[torch.nn.Conv2d]:
+    """The layers whose outputs make the per-pixel table: the 1x1 hyper-network and, with a
+    context branch, its output layer."""
+    return [layer for layer in (model.hyper, model.context_out) if layer is not None]
 
 
 def test_preset_has_thera_air_s_decoder_size():
@@ -129,7 +135,7 @@ def test_tiled_upscale_equals_one_forward_and_a_constant_stays_constant(context)
         whole = upscale_tensor(model, lr, (40, 47))
         tiled = upscale_tensor(model, lr, (40, 47), tile_size=4, chunk_size=97)
         assert (whole - tiled).abs().max() < 1e-6
-        for layer in (model.hyper, model.context_out) if context else (model.hyper,):
+        for layer in table_layers(model):
             layer.weight.zero_()
             layer.bias.zero_()
         flat = upscale_tensor(model, torch.full((1, 3, 7, 9), 0.3), (20, 31))
